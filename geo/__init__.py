@@ -1,0 +1,1 @@
+"""Pure geometry and analysis: no Flask, no database sessions, no settings."""
