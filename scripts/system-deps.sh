@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Make sure the Debian packages the project needs are present.
+#   scripts/system-deps.sh demo   PostgreSQL + PostGIS (via pgcluster.py), Node.js/npm
+#   scripts/system-deps.sh test   the above plus GDAL (ogrinfo) and Chromium for the browser tests
+# Installs what is missing with apt-get when allowed (root, or password-less sudo);
+# otherwise prints the exact command and fails.
+set -euo pipefail
+mode=${1:-demo}
+need=()
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
+  command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
+if [ "$mode" = bench ]; then
+  command -v ogr2ogr >/dev/null 2>&1 || need+=(gdal-bin)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo=(sudo -n)
+else
+  echo "Missing system packages. Please run (as root):" >&2
+  echo "    apt-get update && apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+echo "[system-deps] installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q >/dev/null
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null

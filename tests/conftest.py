@@ -1,0 +1,115 @@
+"""Fixtures: a real PostGIS test database (never the demo's), the app, a client.
+
+``TEST_DATABASE_URL`` names the test database (``make test`` sets it to the
+private cluster's ``minsheng_test``). The session migrates it and loads the
+demo city once (idempotent). A second database, ``<name>_scratch``, holds only
+the districts, for tests that load files and must start from empty layers.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from db import libpq_url, make_engine, migrate, sa_url
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MINSHENG_SHARED", ROOT.parent / "shared"))
+SAMPLES = SHARED / "samples"
+
+
+def _test_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.exit("TEST_DATABASE_URL is not set: run the tests with `make test`", returncode=2)
+    return url
+
+
+def _ensure_database(url: str) -> None:
+    base, name = url.rsplit("/", 1)
+    admin = create_engine(sa_url(base + "/postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    migrate(url)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = _test_url()
+    _ensure_database(url)
+    from etl.demo import load_demo
+
+    engine = make_engine(url)
+    load_demo(engine, echo=lambda *_: None)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(database_url):
+    from web import create_app
+
+    return create_app({"DATABASE_URL": database_url, "TESTING": True})
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture(scope="session")
+def scratch_url() -> str:
+    url = _test_url() + "_scratch"
+    _ensure_database(url)
+    from etl.boundaries import read_districts
+    from etl.demo import write_districts
+
+    engine = make_engine(url)
+    write_districts(engine, read_districts())
+    engine.dispose()
+    return url
+
+
+@pytest.fixture()
+def scratch_engine(scratch_url):
+    """An engine on a database with districts and no facilities (emptied per test)."""
+    eng = make_engine(scratch_url)
+    with eng.begin() as conn:
+        conn.execute(text("TRUNCATE facility, load_run, load_reject, change_log RESTART IDENTITY CASCADE"))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture()
+def scratch_app(scratch_url, scratch_engine):
+    from web import create_app
+
+    return create_app({"DATABASE_URL": scratch_url, "TESTING": True})
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    if not SAMPLES.exists():
+        pytest.fail(f"sample files not found at {SAMPLES}; set MINSHENG_SHARED to the shared folder")
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def pg_url_libpq(database_url) -> str:
+    return libpq_url(database_url)

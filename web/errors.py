@@ -1,0 +1,129 @@
+"""Web errors: each knows its HTTP status; one handler renders them all as JSON."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from geo.errors import GeoError
+from layers.errors import UnknownLayerError
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    status = 500
+    default = "internal error"
+
+    def __init__(self, message: str | None = None, *, parameter: str | None = None, allowed=None, headers=None):
+        self.message = message or self.default
+        self.parameter = parameter
+        self.allowed = allowed
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def as_dict(self) -> dict:
+        body = {"status": self.status, "message": self.message}
+        if self.parameter is not None:
+            body["parameter"] = self.parameter
+        if self.allowed is not None:
+            body["allowed"] = self.allowed
+        return {"error": body}
+
+
+class BadParameter(APIError):
+    status = 400
+    default = "bad parameter"
+
+
+class Unauthorized(APIError):
+    status = 401
+    default = "a bearer token is required"
+
+
+class Forbidden(APIError):
+    status = 403
+    default = "this token's role may not do that"
+
+
+class NotFound(APIError):
+    status = 404
+    default = "not found"
+
+
+class Conflict(APIError):
+    status = 409
+    default = "conflict"
+
+
+class PreconditionFailed(APIError):
+    status = 412
+    default = "the resource changed since you read it (If-Match did not match the current ETag)"
+
+
+class PreconditionRequired(APIError):
+    status = 428
+    default = "If-Match with the resource's ETag is required for this change"
+
+
+class ServiceUnavailable(APIError):
+    status = 503
+    default = "the database is unavailable; please try again shortly"
+
+
+def _json(err: APIError):
+    response = jsonify(err.as_dict())
+    response.status_code = err.status
+    for key, value in err.headers.items():
+        response.headers[key] = value
+    if err.status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+def _wants_html() -> bool:
+    if request.path.startswith(("/api", "/ogc", "/export", "/tiles", "/healthz", "/openapi")):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(APIError)
+    def _api_error(err: APIError):
+        if err.status == 503 and _wants_html():
+            from flask import render_template
+            return render_template("unavailable.html", message=err.message), 503
+        return _json(err)
+
+    @app.errorhandler(UnknownLayerError)
+    def _unknown_layer(err: UnknownLayerError):
+        return _json(BadParameter(str(err), parameter="layer", allowed=list(err.allowed)))
+
+    @app.errorhandler(GeoError)
+    def _geo_error(err: GeoError):
+        return _json(BadParameter(str(err)))
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    def _db_down(err):
+        if isinstance(err, DBAPIError) and not isinstance(err, OperationalError) and not err.connection_invalidated:
+            log.exception("database error")
+            return _json(APIError("internal database error"))
+        log.warning("database unavailable: %s", str(err).splitlines()[0])
+        return _api_error(ServiceUnavailable())
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):
+        if _wants_html():
+            return err
+        body = APIError(err.description)
+        body.status = err.code or 500
+        return _json(body)
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        log.exception("unexpected error")
+        return _json(APIError("internal error"))
