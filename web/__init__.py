@@ -7,7 +7,7 @@ import os
 from flask import Flask
 
 #: Blueprint modules, each exposing ``bp``. Add new areas here.
-BLUEPRINTS = ["web.api"]
+BLUEPRINTS = ["web.api", "web.assets"]
 
 
 def _config_from_env() -> dict:
@@ -35,10 +35,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from web import database
+    from web import database, security
     from web.errors import register_error_handlers
 
     database.init_app(app)
+    security.init_app(app)
     register_error_handlers(app)
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp)
