@@ -113,3 +113,21 @@ def samples() -> Path:
 @pytest.fixture(scope="session")
 def pg_url_libpq(database_url) -> str:
     return libpq_url(database_url)
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The app served over real HTTP on 127.0.0.1 (for the browser, GDAL and load tests).
+
+    Yields the base URL, e.g. ``http://127.0.0.1:41234``.
+    """
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
