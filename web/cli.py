@@ -105,3 +105,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(etl_cli)
     app.cli.add_command(layers_cli)
     app.cli.add_command(db_cli)
+    from web.admin_cli import admin_cli
+
+    app.cli.add_command(admin_cli)
