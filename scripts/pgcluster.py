@@ -269,7 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["ensure", "stop", "status", "url"])
     parser.add_argument("--db", action="append", default=[], help="database name(s) to create")
+    parser.add_argument("--state", default=os.environ.get("PGCLUSTER_STATE"),
+                        help="state file (default var/pgcluster.json); with PGCLUSTER_DIR it makes a separate "
+                             "throw-away cluster, e.g. for the outage test")
     args = parser.parse_args(argv)
+    if args.state:
+        global STATE, VAR
+        STATE = Path(args.state).resolve()
+        VAR = STATE.parent
     dbs = [d for d in args.db if d] or ["minsheng"]
     for d in dbs:
         if not d.replace("_", "").isalnum():
