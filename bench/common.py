@@ -1,0 +1,75 @@
+"""Shared helpers for the benchmarks: timing, databases, subprocess memory."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PY = sys.executable
+
+
+def bench_url(name: str = "minsheng_bench") -> str:
+    """A benchmark database next to the test database (never the demo's)."""
+    base = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if not base:
+        out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pgcluster.py"), "ensure", "--db", name],
+                             capture_output=True, text=True, check=True)
+        from db import migrate
+
+        migrate(out.stdout.strip())
+        return out.stdout.strip()
+    url = base.rsplit("/", 1)[0] + "/" + name
+    from sqlalchemy import create_engine, text
+
+    from db import migrate, sa_url
+
+    admin = create_engine(sa_url(base.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    migrate(url)
+    return url
+
+
+def timed(func: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def median_of(func: Callable[[], object], runs: int, warmup: bool = True) -> tuple[float, list[float]]:
+    if warmup:
+        func()
+    times = [timed(func) for _ in range(runs)]
+    return statistics.median(times), times
+
+
+def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Run a command; return (seconds, peak RSS of the process tree in MiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        err = proc.stderr.read() if proc.stderr else ""
+        raise RuntimeError(f"{' '.join(argv[:4])}… failed ({status}): {err[-2000:]}")
+    return elapsed, usage.ru_maxrss / 1024.0
+
+
+def write_json(result: dict, path: str | None) -> None:
+    text_out = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text_out)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text_out, encoding="utf-8")
