@@ -19,6 +19,7 @@ help:
 	@echo "make test   set up and run the test suite against a real PostGIS"
 	@echo "make bench  run the benchmarks (writes bench/RESULTS.md)"
 	@echo "make stop   stop the private PostGIS cluster"
+	@echo "make backup / make restore FILE=...   pg_dump / pg_restore the demo database"
 
 $(VENV)/.installed: requirements.txt
 	@echo "[setup] Python packages into $(VENV)"
@@ -54,3 +55,14 @@ bench: setup
 
 stop:
 	@if [ -f var/pgcluster.json ]; then $(SYSPY) scripts/pgcluster.py stop; else echo "no private cluster"; fi
+
+# Backups: `make backup` writes var/backups/minsheng-<UTC timestamp>.dump (pg_dump -Fc);
+# `make restore FILE=...` puts one back (pg_restore --clean --if-exists, one transaction).
+# Both use DATABASE_URL when set, else the private cluster's demo database.
+BACKUP_DIR ?= var/backups
+
+backup:
+	@url="$(DEMO_DB)" && scripts/backup.sh backup "$$url" "$(BACKUP_DIR)"
+
+restore:
+	@url="$(DEMO_DB)" && scripts/backup.sh restore "$$url" "$(FILE)"
