@@ -1,0 +1,216 @@
+"""Nearest-facility maths: geodesic distance, walking time, navigation links.
+
+Pure functions (no Flask, no database). Positions are WGS-84 longitude and
+latitude in degrees unless a name says otherwise; distances are metres on the
+WGS-84 ellipsoid (pyproj's ``Geod``, Karney's algorithm, accurate to
+nanometres), never degrees.
+
+The database finds candidates with the PostGIS KNN operator ``<->``, which
+orders by *planar* distance in degrees. A degree of longitude is shorter than
+a degree of latitude away from the equator (about 0.82 of it at Zaozhuang), so
+the planar order is not the ground order. :func:`knn_is_exact` says whether a
+candidate set fetched in planar order is guaranteed to hold the true ``k``
+nearest (the "filter and refine" rule); :func:`rank_by_distance` does the
+refine step.
+"""
+from __future__ import annotations
+
+import math
+from typing import Union
+from urllib.parse import quote, urlencode
+
+import numpy as np
+from pyproj import Geod
+
+from geo.crs import wgs84_to_bd09, wgs84_to_gcj02
+from geo.errors import GeoError
+
+ArrayLike = Union[float, np.ndarray]
+
+#: The WGS-84 ellipsoid (EPSG:7030), as GPS, PostGIS geography and the database use.
+GEOD = Geod(ellps="WGS84")
+
+#: Default walking speed in metres per minute (4.8 km/h), the common planning
+#: figure behind "15-minute walk ≈ 1,000–1,200 m". A setting in the app.
+DEFAULT_WALK_SPEED_M_PER_MIN = 80.0
+
+#: Shortest ground length of one degree of latitude (at the equator), metres.
+_MIN_M_PER_DEG_LAT = 110_574.0
+#: Length of one degree of longitude at the equator, metres.
+_M_PER_DEG_LON_EQUATOR = 111_320.0
+#: Beyond this planar radius (degrees) the bound of :func:`knn_is_exact` is not
+#: trusted (geodesics bulge towards the pole), so the caller ranks the whole layer.
+_MAX_BOUND_RADIUS_DEG = 5.0
+#: Safety margin on the lower bound (covers ellipsoid and linearisation error).
+_BOUND_SAFETY = 0.99
+
+#: Who opens AMap / Baidu links (both ask for the calling app's name).
+APP_SOURCE = "minsheng-map"
+
+
+def geodesic_distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike) -> np.ndarray | float:
+    """Ellipsoidal (WGS-84) distance between two positions, in metres.
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : float or array
+        WGS-84 longitudes and latitudes in degrees; arrays broadcast.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Geodesic distance in metres (a float for scalar input).
+    """
+    a = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (lon1, lat1, lon2, lat2)))
+    if not all(np.all(np.isfinite(v)) for v in a):
+        raise GeoError("positions must be finite longitudes and latitudes in degrees")
+    if np.any(np.abs(a[1]) > 90) or np.any(np.abs(a[3]) > 90):
+        raise GeoError("latitudes must be from -90 to 90 degrees")
+    _, _, dist = GEOD.inv(a[0], a[1], a[2], a[3])
+    dist = np.asarray(dist, dtype=float)
+    return float(dist) if dist.ndim == 0 else dist
+
+
+def walking_minutes(distance_m: ArrayLike, speed_m_per_min: float = DEFAULT_WALK_SPEED_M_PER_MIN):
+    """Whole minutes to walk ``distance_m`` metres at ``speed_m_per_min``, rounded up.
+
+    Straight-line distance understates a real route; the minutes are a floor,
+    and at least 1 for any distance above zero.
+
+    Parameters
+    ----------
+    distance_m : float or array
+        Distance in metres (>= 0).
+    speed_m_per_min : float
+        Walking speed in metres per minute (> 0).
+
+    Returns
+    -------
+    int or numpy.ndarray of int
+    """
+    if not (math.isfinite(speed_m_per_min) and speed_m_per_min > 0):
+        raise GeoError(f"walking speed was {speed_m_per_min!r} but must be a positive number of metres per minute")
+    d = np.asarray(distance_m, dtype=float)
+    if np.any(~np.isfinite(d)) or np.any(d < 0):
+        raise GeoError("distances must be finite and not negative (metres)")
+    minutes = np.ceil(d / speed_m_per_min).astype(int)
+    return int(minutes) if minutes.ndim == 0 else minutes
+
+
+def planar_bound_m(radius_deg: float, lat: float) -> float:
+    """Smallest ground distance (metres) of any point at planar distance >= ``radius_deg``.
+
+    ``radius_deg`` is the Euclidean distance in the longitude/latitude plane
+    (degrees), the quantity PostGIS ``<->`` orders by for SRID 4326 points.
+    A path between two positions covers at least ``radius_deg`` degrees of
+    that plane, and every degree of it is at least ``min(110,574 m, 111,320 m
+    × cos φ)`` on the ground, where φ is the highest latitude the path reaches
+    (at most ``|lat| + radius_deg`` for short paths).
+
+    Returns ``0.0`` when the bound is not trusted (``radius_deg`` above 5° or
+    too near a pole), so a caller falls back to ranking everything.
+    """
+    if radius_deg <= 0 or radius_deg > _MAX_BOUND_RADIUS_DEG:
+        return 0.0
+    phi = abs(lat) + radius_deg + 0.1
+    if phi >= 89.0:
+        return 0.0
+    per_deg = min(_MIN_M_PER_DEG_LAT, _M_PER_DEG_LON_EQUATOR * math.cos(math.radians(phi)))
+    return _BOUND_SAFETY * radius_deg * per_deg
+
+
+def knn_is_exact(kth_distance_m: float, farthest_candidate_deg: float, lat: float) -> bool:
+    """Whether candidates fetched in planar order surely contain the true k nearest.
+
+    Parameters
+    ----------
+    kth_distance_m : float
+        Ground distance (metres) of the k-th nearest candidate after re-ranking.
+    farthest_candidate_deg : float
+        Planar distance (degrees) of the last candidate fetched; every point not
+        fetched is at least this far in the plane.
+    lat : float
+        Latitude of the query position, degrees.
+    """
+    return kth_distance_m <= planar_bound_m(farthest_candidate_deg, lat)
+
+
+def rank_by_distance(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and distances (metres) of the ``k`` candidates nearest (lon, lat).
+
+    Ties are broken by input order, so the result is deterministic.
+    """
+    lons = np.asarray(lons, dtype=float)
+    lats = np.asarray(lats, dtype=float)
+    if len(lons) == 0:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    dist = np.atleast_1d(geodesic_distance_m(lon, lat, lons, lats))
+    order = np.argsort(dist, kind="stable")[:k]
+    return order, dist[order]
+
+
+def coordinates_for_apps(lon: float, lat: float) -> dict[str, list[float]]:
+    """A WGS-84 position in the three systems phones use: WGS-84, GCJ-02 (AMap), BD-09 (Baidu).
+
+    Each value is ``[lon, lat]`` in degrees, rounded to 7 decimals (about 1 cm).
+    """
+    glon, glat = wgs84_to_gcj02(float(lon), float(lat))
+    blon, blat = wgs84_to_bd09(float(lon), float(lat))
+    return {"wgs84": [round(float(lon), 7), round(float(lat), 7)],
+            "gcj02": [round(glon, 7), round(glat, 7)],
+            "bd09": [round(blon, 7), round(blat, 7)]}
+
+
+def _clean_label(name: str) -> str:
+    """A place name safe inside the comma/pipe-separated fields of map URIs."""
+    return " ".join(str(name).replace(",", " ").replace("|", " ").replace(":", " ").split())[:80]
+
+
+def amap_link(lon: float, lat: float, name: str, origin: tuple[float, float] | None = None) -> str:
+    """AMap (高德) walking-navigation URI to a WGS-84 position, sent as GCJ-02.
+
+    AMap's URI API (``uri.amap.com/navigation``) reads ``lon,lat,name`` in
+    GCJ-02 when ``coordinate=gaode``; on a phone with AMap installed
+    ``callnative=1`` opens the app.
+    """
+    glon, glat = wgs84_to_gcj02(float(lon), float(lat))
+    params = {"to": f"{glon:.6f},{glat:.6f},{_clean_label(name)}", "mode": "walk", "policy": "1",
+              "src": APP_SOURCE, "coordinate": "gaode", "callnative": "1"}
+    if origin is not None:
+        olon, olat = wgs84_to_gcj02(float(origin[0]), float(origin[1]))
+        params = {"from": f"{olon:.6f},{olat:.6f},我的位置", **params}
+    return "https://uri.amap.com/navigation?" + urlencode(params, quote_via=quote, safe=",")
+
+
+def baidu_link(lon: float, lat: float, name: str, origin: tuple[float, float] | None = None) -> str:
+    """Baidu Maps walking-directions URI to a WGS-84 position, sent as BD-09.
+
+    Baidu's URI API (``api.map.baidu.com/direction``) takes ``latlng:lat,lon``
+    (latitude first) in BD-09 when ``coord_type=bd09ll``. Without an origin it
+    shows the place as a marker instead.
+    """
+    blon, blat = wgs84_to_bd09(float(lon), float(lat))
+    label = _clean_label(name)
+    if origin is None:
+        params = {"location": f"{blat:.6f},{blon:.6f}", "title": label, "content": label,
+                  "coord_type": "bd09ll", "output": "html", "src": APP_SOURCE}
+        return "https://api.map.baidu.com/marker?" + urlencode(params, quote_via=quote, safe=",")
+    olon, olat = wgs84_to_bd09(float(origin[0]), float(origin[1]))
+    params = {"origin": f"latlng:{olat:.6f},{olon:.6f}|name:我的位置",
+              "destination": f"latlng:{blat:.6f},{blon:.6f}|name:{label}",
+              "mode": "walking", "region": "枣庄", "coord_type": "bd09ll", "output": "html", "src": APP_SOURCE}
+    return "https://api.map.baidu.com/direction?" + urlencode(params, quote_via=quote, safe=",:|")
+
+
+def geo_uri(lon: float, lat: float, name: str | None = None) -> str:
+    """RFC 5870 ``geo:`` URI (WGS-84, latitude first) that any map app on a phone can open."""
+    uri = f"geo:{float(lat):.6f},{float(lon):.6f}"
+    if name:
+        uri += f"?q={float(lat):.6f},{float(lon):.6f}(" + quote(_clean_label(name), safe="") + ")"
+    return uri
+
+
+def navigation_links(lon: float, lat: float, name: str, origin: tuple[float, float] | None = None) -> dict[str, str]:
+    """AMap, Baidu and ``geo:`` links to a WGS-84 position (see the three builders)."""
+    return {"amap": amap_link(lon, lat, name, origin), "baidu": baidu_link(lon, lat, name, origin),
+            "geo": geo_uri(lon, lat, name)}
