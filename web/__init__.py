@@ -7,7 +7,7 @@ import os
 from flask import Flask
 
 #: Blueprint modules, each exposing ``bp``. Add new areas here.
-BLUEPRINTS = ["web.api", "web.assets", "web.admin", "web.planner_api", "web.planner"]
+BLUEPRINTS = ["web.api", "web.assets", "web.admin", "web.planner_api", "web.planner", "web.nearest_api", "web.pages"]
 
 
 def _config_from_env() -> dict:
