@@ -166,20 +166,35 @@ def _clean_label(name: str) -> str:
     return " ".join(str(name).replace(",", " ").replace("|", " ").replace(":", " ").split())[:80]
 
 
+def _amap(glon: float, glat: float, name: str, ogcj: tuple[float, float] | None) -> str:
+    params = {"to": f"{glon:.6f},{glat:.6f},{_clean_label(name)}", "mode": "walk", "policy": "1",
+              "src": APP_SOURCE, "coordinate": "gaode", "callnative": "1"}
+    if ogcj is not None:
+        params = {"from": f"{ogcj[0]:.6f},{ogcj[1]:.6f},我的位置", **params}
+    return "https://uri.amap.com/navigation?" + urlencode(params, quote_via=quote, safe=",")
+
+
+def _baidu(blon: float, blat: float, name: str, obd: tuple[float, float] | None) -> str:
+    label = _clean_label(name)
+    if obd is None:
+        params = {"location": f"{blat:.6f},{blon:.6f}", "title": label, "content": label,
+                  "coord_type": "bd09ll", "output": "html", "src": APP_SOURCE}
+        return "https://api.map.baidu.com/marker?" + urlencode(params, quote_via=quote, safe=",")
+    params = {"origin": f"latlng:{obd[1]:.6f},{obd[0]:.6f}|name:我的位置",
+              "destination": f"latlng:{blat:.6f},{blon:.6f}|name:{label}",
+              "mode": "walking", "region": "枣庄", "coord_type": "bd09ll", "output": "html", "src": APP_SOURCE}
+    return "https://api.map.baidu.com/direction?" + urlencode(params, quote_via=quote, safe=",:|")
+
+
 def amap_link(lon: float, lat: float, name: str, origin: tuple[float, float] | None = None) -> str:
     """AMap (高德) walking-navigation URI to a WGS-84 position, sent as GCJ-02.
 
     AMap's URI API (``uri.amap.com/navigation``) reads ``lon,lat,name`` in
     GCJ-02 when ``coordinate=gaode``; on a phone with AMap installed
-    ``callnative=1`` opens the app.
+    ``callnative=1`` opens the app. ``origin`` (WGS-84) is where the walk starts.
     """
-    glon, glat = wgs84_to_gcj02(float(lon), float(lat))
-    params = {"to": f"{glon:.6f},{glat:.6f},{_clean_label(name)}", "mode": "walk", "policy": "1",
-              "src": APP_SOURCE, "coordinate": "gaode", "callnative": "1"}
-    if origin is not None:
-        olon, olat = wgs84_to_gcj02(float(origin[0]), float(origin[1]))
-        params = {"from": f"{olon:.6f},{olat:.6f},我的位置", **params}
-    return "https://uri.amap.com/navigation?" + urlencode(params, quote_via=quote, safe=",")
+    ogcj = wgs84_to_gcj02(float(origin[0]), float(origin[1])) if origin is not None else None
+    return _amap(*wgs84_to_gcj02(float(lon), float(lat)), name, ogcj)
 
 
 def baidu_link(lon: float, lat: float, name: str, origin: tuple[float, float] | None = None) -> str:
@@ -189,17 +204,8 @@ def baidu_link(lon: float, lat: float, name: str, origin: tuple[float, float] | 
     (latitude first) in BD-09 when ``coord_type=bd09ll``. Without an origin it
     shows the place as a marker instead.
     """
-    blon, blat = wgs84_to_bd09(float(lon), float(lat))
-    label = _clean_label(name)
-    if origin is None:
-        params = {"location": f"{blat:.6f},{blon:.6f}", "title": label, "content": label,
-                  "coord_type": "bd09ll", "output": "html", "src": APP_SOURCE}
-        return "https://api.map.baidu.com/marker?" + urlencode(params, quote_via=quote, safe=",")
-    olon, olat = wgs84_to_bd09(float(origin[0]), float(origin[1]))
-    params = {"origin": f"latlng:{olat:.6f},{olon:.6f}|name:我的位置",
-              "destination": f"latlng:{blat:.6f},{blon:.6f}|name:{label}",
-              "mode": "walking", "region": "枣庄", "coord_type": "bd09ll", "output": "html", "src": APP_SOURCE}
-    return "https://api.map.baidu.com/direction?" + urlencode(params, quote_via=quote, safe=",:|")
+    obd = wgs84_to_bd09(float(origin[0]), float(origin[1])) if origin is not None else None
+    return _baidu(*wgs84_to_bd09(float(lon), float(lat)), name, obd)
 
 
 def geo_uri(lon: float, lat: float, name: str | None = None) -> str:
@@ -214,3 +220,31 @@ def navigation_links(lon: float, lat: float, name: str, origin: tuple[float, flo
     """AMap, Baidu and ``geo:`` links to a WGS-84 position (see the three builders)."""
     return {"amap": amap_link(lon, lat, name, origin), "baidu": baidu_link(lon, lat, name, origin),
             "geo": geo_uri(lon, lat, name)}
+
+
+def links_and_coordinates(lons, lats, names, origin: tuple[float, float] | None = None) -> list[tuple[dict, dict]]:
+    """For many WGS-84 positions at once: ``(coordinates_for_apps, navigation_links)`` of each.
+
+    The same results as calling the two functions per position, with the
+    GCJ-02/BD-09 conversions done in one vectorised pass (this is the hot path
+    of ``/api/nearest``).
+    """
+    lons = np.asarray(lons, dtype=float)
+    lats = np.asarray(lats, dtype=float)
+    if len(lons) == 0:
+        return []
+    glon, glat = wgs84_to_gcj02(lons, lats)
+    blon, blat = wgs84_to_bd09(lons, lats)
+    ogcj = obd = None
+    if origin is not None:
+        ogcj = wgs84_to_gcj02(float(origin[0]), float(origin[1]))
+        obd = wgs84_to_bd09(float(origin[0]), float(origin[1]))
+    out = []
+    for i, name in enumerate(names):
+        x, y = float(lons[i]), float(lats[i])
+        gx, gy, bx, by = float(glon[i]), float(glat[i]), float(blon[i]), float(blat[i])
+        coords = {"wgs84": [round(x, 7), round(y, 7)], "gcj02": [round(gx, 7), round(gy, 7)],
+                  "bd09": [round(bx, 7), round(by, 7)]}
+        links = {"amap": _amap(gx, gy, name, ogcj), "baidu": _baidu(bx, by, name, obd), "geo": geo_uri(x, y, name)}
+        out.append((coords, links))
+    return out

@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify
 
 from db import nearest as nearest_db
 from geo.crs import to_wgs84
-from geo.nearest import coordinates_for_apps, navigation_links, walking_minutes
+from geo.nearest import coordinates_for_apps, links_and_coordinates, walking_minutes
 from layers import LAYER_KEYS, LAYERS
 from web import params
 from web.database import get_engine
@@ -67,7 +67,7 @@ def nearest_collection(lon: float, lat: float, crs: str, layer: str, k: int) -> 
     layers = list(LAYER_KEYS) if layer == "all" else [layer]
     result = nearest_db.nearest(get_engine(), wlon, wlat, layers, k)
     speed = float(current_app.config.get("WALK_SPEED_M_PER_MIN", 80.0))
-    features = [_feature(row, speed=speed, origin=(wlon, wlat)) for row in result.ordered()]
+    features = _features(result.ordered(), speed=speed, origin=(wlon, wlat))
     district = result.district
     query = {
         "lon": lon, "lat": lat, "crs": crs, "layer": layer, "k": k,
@@ -86,7 +86,7 @@ def nearest_collection(lon: float, lat: float, crs: str, layer: str, k: int) -> 
 def search_collection(q: str, layer: str | None, limit: int) -> dict:
     """GeoJSON FeatureCollection of facilities whose name or address contains ``q``, best first."""
     rows = nearest_db.search(get_engine(), q, layer=layer, limit=limit)
-    features = [_feature(row) for row in rows]
+    features = _features(rows)
     for f, row in zip(features, rows):
         f["properties"]["matched"] = "name" if row["name_pos"] > 0 else "address"
     return {"type": "FeatureCollection", "query": {"q": q, "layer": layer, "limit": limit},
@@ -94,7 +94,14 @@ def search_collection(q: str, layer: str | None, limit: int) -> dict:
             "synthetic_note": SYNTHETIC_NOTE, "numberReturned": len(features), "features": features}
 
 
-def _feature(row: dict, *, speed: float | None = None, origin: tuple[float, float] | None = None) -> dict:
+def _features(rows: list[dict], *, speed: float | None = None,
+              origin: tuple[float, float] | None = None) -> list[dict]:
+    extras = links_and_coordinates([r["lon"] for r in rows], [r["lat"] for r in rows], [r["name"] for r in rows],
+                                   origin)
+    return [_feature(row, coords, links, speed) for row, (coords, links) in zip(rows, extras)]
+
+
+def _feature(row: dict, coords: dict, links: dict, speed: float | None) -> dict:
     layer = LAYERS[row["layer"]]
     kind = layer.kinds.get(row["kind"] or "")
     props = {
@@ -111,8 +118,8 @@ def _feature(row: dict, *, speed: float | None = None, origin: tuple[float, floa
     if "distance_m" in row:
         props["distance_m"] = round(row["distance_m"], 1)
         props["walk_minutes"] = walking_minutes(row["distance_m"], speed or 80.0)
-    props["coordinates"] = coordinates_for_apps(row["lon"], row["lat"])
-    props["navigation"] = navigation_links(row["lon"], row["lat"], row["name"], origin)
+    props["coordinates"] = coords
+    props["navigation"] = links
     return {"type": "Feature", "id": row["id"],
-            "geometry": {"type": "Point", "coordinates": [round(row["lon"], 7), round(row["lat"], 7)]},
+            "geometry": {"type": "Point", "coordinates": coords["wgs84"]},
             "properties": props}

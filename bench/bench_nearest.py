@@ -1,0 +1,226 @@
+"""Benchmark: ``/api/nearest`` under gunicorn against the same KNN SQL straight to PostGIS.
+
+A script, not a test. In one run it:
+
+1. starts gunicorn (gthread workers, keep-alive) on a free loopback port,
+   serving ``web:create_app()`` on the database given;
+2. draws seeded random positions inside the city's districts;
+3. for each scenario, alternately runs (a) the HTTP load: ``--concurrency``
+   threads, each with one keep-alive ``http.client`` connection, sending
+   ``GET /api/nearest`` for the positions; and (b) the reference: the same
+   threads, each with its own psycopg2 connection, sending the same KNN
+   statement (``db.nearest.KNN_SQL``) with the same positions;
+4. after one warm-up of each, repeats ``--runs`` times and reports the
+   median over runs of p50, p99 (milliseconds) and requests per second, and
+   the number of errors (any non-200 or exception).
+
+The goal (issue 3): HTTP p50 within 2x the raw query's, at least 500
+requests/s on 2 cores, zero errors. The load generator runs on the same
+machine and takes CPU from gunicorn; the figures are a floor.
+
+Run from the repository root::
+
+    TEST_DATABASE_URL=... .venv/bin/python bench/bench_nearest.py --json bench/nearest.json
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg2  # noqa: E402
+
+from db import libpq_url, make_engine  # noqa: E402
+from db.nearest import KNN_SQL, _EXTRA, _MARGIN  # noqa: E402
+from layers import LAYER_KEYS  # noqa: E402
+
+#: (name, layer, k)
+SCENARIOS = [("all layers, k=1 (the page's click)", "all", 1),
+             ("service_office, k=5", "service_office", 5)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _positions(url: str, n: int, seed: int) -> list[tuple[float, float]]:
+    from sqlalchemy import text
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT ST_X(g), ST_Y(g) FROM (SELECT (ST_Dump(ST_GeneratePoints(ST_Union(geom), :n, :seed))).geom AS g"
+            " FROM district) s"), {"n": n, "seed": seed}).all()
+        count = conn.execute(text("SELECT count(*) FROM facility WHERE status = 'active'")).scalar()
+    engine.dispose()
+    if not count:
+        sys.exit("the database has no facilities: load the demo city first (flask etl demo)")
+    return [(float(x), float(y)) for x, y in rows]
+
+
+def _start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    env = dict(os.environ, DATABASE_URL=url)
+    proc = subprocess.Popen(
+        [str(gunicorn), "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+         "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--log-level", "warning", "web:create_app()"],
+        cwd=ROOT, env=env, start_new_session=True)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/healthz")
+            if c.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit("gunicorn did not start")
+
+
+def _drive(concurrency: int, positions: list[tuple[float, float]], make_worker: Callable) -> dict[str, Any]:
+    """Run ``positions`` split over ``concurrency`` threads; latencies in ms."""
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+    barrier = threading.Barrier(concurrency + 1)
+
+    def run(i: int) -> None:
+        call, close = make_worker()
+        mine = positions[i::concurrency]
+        barrier.wait()
+        for lon, lat in mine:
+            t0 = time.perf_counter()
+            try:
+                ok = call(lon, lat)
+            except Exception:  # noqa: BLE001 - every failure counts as an error
+                ok = False
+            latencies[i].append((time.perf_counter() - t0) * 1000)
+            errors[i] += 0 if ok else 1
+        close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    flat = sorted(x for lat in latencies for x in lat)
+    return {"p50_ms": _pct(flat, 50), "p99_ms": _pct(flat, 99), "rps": len(flat) / wall,
+            "errors": sum(errors), "requests": len(flat)}
+
+
+def _pct(values: list[float], q: float) -> float:
+    idx = min(len(values) - 1, max(0, int(round(q / 100 * len(values) + 0.5)) - 1))
+    return values[idx]
+
+
+def _http_worker(port: int, layer: str, k: int):
+    def make():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def call(lon: float, lat: float) -> bool:
+            conn.request("GET", f"/api/nearest?lon={lon:.7f}&lat={lat:.7f}&layer={layer}&k={k}")
+            r = conn.getresponse()
+            body = r.read()
+            return r.status == 200 and body.startswith(b'{"type":"FeatureCollection"')
+
+        return call, conn.close
+    return make
+
+
+def _raw_worker(dsn: str, layer: str, k: int):
+    sql = re.sub(r":(\w+)", r"%(\1)s", KNN_SQL.text)
+    layers = list(LAYER_KEYS) if layer == "all" else [layer]
+    m = max(k * _MARGIN, k + _EXTRA)
+
+    def make():
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        cur = conn.cursor()
+
+        def call(lon: float, lat: float) -> bool:
+            cur.execute(sql, {"layers": layers, "lon": lon, "lat": lat, "m": m})
+            return len(cur.fetchall()) > 0
+
+        return call, conn.close
+    return make
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL"))
+    ap.add_argument("--requests", type=int, default=3000, help="requests per run")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    ap.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    ap.add_argument("--seed", type=int, default=20221130)
+    ap.add_argument("--json", dest="json_path")
+    args = ap.parse_args(argv)
+    if not args.database_url:
+        from db import default_url
+
+        args.database_url = default_url()
+    dsn = libpq_url(args.database_url)
+    positions = _positions(args.database_url, args.requests, args.seed)
+    port = _free_port()
+    proc = _start_gunicorn(args.database_url, port, args.workers, args.threads)
+    out: dict[str, Any] = {
+        "benchmark": "nearest", "cpus": os.cpu_count(), "python": platform.python_version(),
+        "gunicorn": {"workers": args.workers, "threads": args.threads, "worker_class": "gthread"},
+        "concurrency": args.concurrency, "requests_per_run": len(positions), "runs": args.runs,
+        "statistic": "median over runs after one warm-up", "scenarios": []}
+    try:
+        for name, layer, k in SCENARIOS:
+            api_make = _http_worker(port, layer, k)
+            raw_make = _raw_worker(dsn, layer, k)
+            _drive(args.concurrency, positions[:400], api_make)   # warm-up
+            _drive(args.concurrency, positions[:400], raw_make)
+            api_runs, raw_runs = [], []
+            for _ in range(args.runs):   # take turns, so background load falls on both
+                api_runs.append(_drive(args.concurrency, positions, api_make))
+                raw_runs.append(_drive(args.concurrency, positions, raw_make))
+            api, raw = _median(api_runs), _median(raw_runs)
+            out["scenarios"].append({
+                "name": name, "layer": layer, "k": k, "api": api, "raw_sql": raw,
+                "p50_ratio": api["p50_ms"] / raw["p50_ms"],
+                "goal": {"p50_within_2x": api["p50_ms"] <= 2 * raw["p50_ms"], "rps_at_least_500": api["rps"] >= 500,
+                         "zero_errors": api["errors"] == 0 and raw["errors"] == 0}})
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    text_ = json.dumps(out, indent=2, ensure_ascii=False)
+    print(text_)
+    if args.json_path:
+        Path(args.json_path).write_text(text_ + "\n", encoding="utf-8")
+    return out
+
+
+def _median(runs: list[dict]) -> dict:
+    return {"p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 3),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 3),
+            "rps": round(statistics.median(r["rps"] for r in runs), 1),
+            "errors": sum(r["errors"] for r in runs), "requests": sum(r["requests"] for r in runs)}
+
+
+if __name__ == "__main__":
+    main()
