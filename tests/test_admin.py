@@ -325,6 +325,39 @@ class TestRetire:
         assert res.status_code == 409
 
 
+    def test_retired_disappears_from_every_public_answer(self, app, client, tokens):
+        """Nearest, search, export, OGC items and the map page all stop showing it; history keeps it."""
+        spot = (117.5701, 34.8702)
+        made = client.post("/api/admin/facilities", headers=auth(tokens["editor"]),
+                           json={"layer": "service_office", "name": "退役测试点", "lon": spot[0], "lat": spot[1]})
+        fid, tag = made.get_json()["id"], made.headers["ETag"]
+        rules = {r.rule for r in app.url_map.iter_rules()}
+
+        def visible() -> dict[str, bool]:
+            seen = {}
+            near = client.get("/api/nearest", query_string={"lon": spot[0], "lat": spot[1], "layer": "service_office",
+                                                            "k": 1}).get_json()
+            seen["nearest"] = near["features"][0]["properties"]["id"] == fid
+            found = client.get("/api/search", query_string={"q": "退役测试点"}).get_json()
+            seen["search"] = any(f["properties"]["id"] == fid for f in found["features"])
+            if "/export/<layer>.<fmt>" in rules:
+                seen["export"] = "退役测试点" in client.get("/export/service_office.csv").get_data(as_text=True)
+            if "/ogc/collections/<layer>/items/<fid>" in rules:
+                seen["ogc"] = client.get(f"/ogc/collections/service_office/items/{fid}",
+                                         query_string={"f": "json"}).status_code == 200
+            if "/" in rules:
+                seen["map"] = "退役测试点" in client.get("/").get_data(as_text=True)
+            return seen
+
+        before = visible()
+        assert all(before.values()), before
+        assert client.post(f"/api/admin/facilities/{fid}/retire",
+                           headers=auth(tokens["editor"], **{"If-Match": tag})).status_code == 200
+        after = visible()
+        assert not any(after.values()), after
+        assert client.get(f"/api/facilities/{fid}/history").get_json()["facility"]["name"] == "退役测试点"
+
+
 class TestHistory:
     def test_a_loaded_facility_shows_the_load_run_that_created_it(self, client, engine):
         with engine.connect() as conn:
