@@ -105,6 +105,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(etl_cli)
     app.cli.add_command(layers_cli)
     app.cli.add_command(db_cli)
+    app.cli.add_command(__import__("web.export_cli", fromlist=["export_command"]).export_command)
     from web.admin_cli import admin_cli
 
     app.cli.add_command(admin_cli)
