@@ -108,6 +108,7 @@ def export_response(key: str, fmt: str, query: Query, crs: str) -> Response:
         write_export(engine, key, fmt, path, query)
         response = send_file(path, mimetype=FORMATS[fmt], as_attachment=True, download_name=filename,
                              max_age=0)
+        response.headers.update(headers)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import click
+from flask.cli import with_appcontext
 
 from db.export import COLLECTION_KEYS, Query
 from etl.export import FORMATS
@@ -12,6 +13,7 @@ from layers.districts import DISTRICT_CODES
 
 
 @click.command("export")
+@with_appcontext
 @click.argument("layer", type=click.Choice(COLLECTION_KEYS))
 @click.option("--format", "fmt", required=True, type=click.Choice(list(FORMATS)), help="File format.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
