@@ -119,16 +119,30 @@ def to_gcj02_batches(feature_batches: Iterable[str]) -> Iterator[str]:
 
 
 # ------------------------------------------------------------------ CSV
+#: First characters that make Excel or LibreOffice read a text cell as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula, prefixed with ``'`` (OWASP CSV injection);
+    numbers and other text unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, (bytes, memoryview)):
         return None
-    return value
+    return defuse(value)
 
 
 def csv_stream(row_batches: Iterable[list[dict[str, Any]]], columns: list[str] | None = None) -> Iterator[str]:
     """CSV text chunks, UTF-8 with a BOM (so Excel shows Chinese), header first.
+
+    Text cells that a spreadsheet would run as formulas are prefixed with ``'``.
 
     ``columns`` fixes the column order; by default the first row's keys (minus
     ``wkb``). With no rows and no columns, only the BOM is written.
@@ -196,7 +210,7 @@ def _xlsx_cell(value: Any) -> Any:
         return value.isoformat()  # Excel cannot hold time zones
     if isinstance(value, (bytes, memoryview)):
         return None
-    return value
+    return defuse(value)  # openpyxl would store "=..." as a formula
 
 
 # ------------------------------------------------------------------ GeoPackage / Shapefile

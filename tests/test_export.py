@@ -275,3 +275,15 @@ def test_helpers_for_analysis_results(app):
     assert 'filename="gaps_parking_2022-06-30.geojson"' in g.headers["Content-Disposition"]
     assert doc["radius_m"] == 500 and doc["features"][0]["properties"]["name"] == "缺口 gap"
     assert body.startswith("\ufeffname,longitude,latitude\r\n缺口,117.55,34.86")
+
+
+def test_spreadsheet_formulas_in_names_are_defused():
+    from etl.export import csv_stream
+
+    rows = [{"name": '=HYPERLINK("http://evil.example","点我")', "address": "@SUM(A1)", "capacity": -3,
+             "phone": "0632-1234567"}]
+    import csv
+
+    header, row = list(csv.reader(io.StringIO("".join(csv_stream([rows])).lstrip("\ufeff"))))
+    assert row[0] == "'" + rows[0]["name"] and row[1] == "'@SUM(A1)"
+    assert row[2:] == ["-3", "0632-1234567"]  # numbers and ordinary text untouched
