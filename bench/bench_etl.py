@@ -64,7 +64,7 @@ def run(rows: int, runs: int) -> dict:
     from etl.boundaries import read_districts
     from etl.demo import write_districts
 
-    url = bench_url()
+    url = bench_url("minsheng_bench_etl")  # its own database: the runs delete a whole layer
     engine = make_engine(url)
     write_districts(engine, read_districts())
     env = dict(os.environ, DATABASE_URL=url)
