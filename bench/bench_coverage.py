@@ -73,6 +73,35 @@ def make_city(seed: int) -> dict[str, Any]:
             "facilities": facilities, "radius": radius}
 
 
+_DEMO_KEYS = {"service_offices": "service_office", "police_stations": "police_station",
+              "parks": "pocket_park", "parking": "parking", "village_clinics": "village_clinic"}
+
+
+def demo_city(resolution_m: float = 100.0, scale: float = 1.0) -> dict[str, Any]:
+    """The demo city's own grid and facilities (``etl.synth``), in the same shape as :func:`make_city`.
+
+    ``scale`` multiplies the facilities and the grid density, as ``flask etl demo --scale`` does.
+    """
+    from etl.boundaries import read_districts
+    from etl.synth import build_demo_city
+    from geo.crs import to_metric
+    from layers import get_layer
+
+    city = build_demo_city(read_districts(), resolution_m=resolution_m, scale=scale)
+    cells = city.cells
+    xy = np.column_stack([cells["x_m"].to_numpy(), cells["y_m"].to_numpy()])
+    urban = cells["urban"].to_numpy()
+    facilities, radius = {}, {}
+    for name, key in _DEMO_KEYS.items():
+        part = city.facilities[city.facilities["layer"] == key].geometry.representative_point()
+        fx, fy = to_metric(part.x.to_numpy(), part.y.to_numpy())
+        facilities[name] = np.column_stack([fx, fy])
+        t = get_layer(key).threshold
+        radius[name] = np.where(urban, t.urban_m, t.rural_m)
+    return {"xy": xy, "population": cells["population"].to_numpy().astype(float), "urban": urban,
+            "facilities": facilities, "radius": radius}
+
+
 def _population(xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Rural background plus a few dense district centres, scaled to the city total."""
     rural = rng.gamma(1.5, 2.0, len(xy))
@@ -171,16 +200,17 @@ def interleaved_medians(funcs: dict[str, Callable[[], Any]], runs: int) -> dict[
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def run(seed: int, runs: int, buffer_runs: int, max_candidates: int) -> dict[str, Any]:
+def run(seed: int, runs: int, buffer_runs: int, max_candidates: int, grid: str = "demo") -> dict[str, Any]:
     import geopandas as gpd
 
-    city = make_city(seed)
+    city = demo_city() if grid == "demo" else make_city(seed)
     xy = city["xy"]
     cells = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs="EPSG:4548")
     masks = ours(city)
     buffered = buffer_union(city, cells) if buffer_runs else None
 
     result: dict[str, Any] = {
+        "grid": "demo city, 100 m (etl.synth)" if grid == "demo" else "synthetic 100 m lattice over a box",
         "cells": int(len(xy)), "population": float(city["population"].sum()),
         "urban_cells": int(city["urban"].sum()),
         "facilities": {k: int(len(v)) for k, v in city["facilities"].items()},
@@ -232,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--buffer-runs", type=int, default=2,
                         help="runs of the slow buffer + union way (0 skips it)")
     parser.add_argument("--max-candidates", type=int, default=30_000)
+    parser.add_argument("--grid", choices=["demo", "box"], default="demo",
+                        help="the demo city's 100 m grid, or a random lattice over a 67 x 68 km box")
     args = parser.parse_args(argv)
-    result = run(args.seed, args.runs, args.buffer_runs, args.max_candidates)
+    result = run(args.seed, args.runs, args.buffer_runs, args.max_candidates, args.grid)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
