@@ -1,0 +1,213 @@
+"""``make bench``: every benchmark pair in one go, then ``bench/RESULTS.md`` and ``bench/results.json``.
+
+Each benchmark measures our figure and its reference in the same run (median
+of several runs after a warm-up, see each module's docstring). This script
+runs them one after another as subprocesses, collects their JSON and writes
+one table: task, ours, reference, ratio, goal, met, and the exact command
+that reproduces the row.
+
+    python -m bench.run [--only etl,nearest,...] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import ROOT
+
+OUT = ROOT / "bench" / "out"
+
+
+def _cmd(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+#: name -> (command, quick command)
+BENCHES: dict[str, tuple[list[str], list[str]]] = {
+    "etl": (_cmd("bench.bench_etl", "--rows", "1000000", "--runs", "3"),
+            _cmd("bench.bench_etl", "--rows", "100000", "--runs", "1")),
+    "nearest": (_cmd("bench.bench_nearest", "--runs", "5"),
+                _cmd("bench.bench_nearest", "--runs", "1", "--requests", "600")),
+    "coverage": (_cmd("bench.bench_coverage", "--runs", "5", "--buffer-runs", "2"),
+                 _cmd("bench.bench_coverage", "--runs", "1", "--buffer-runs", "1")),
+    "suggest": (_cmd("bench.bench_suggest", "--runs", "3"),
+                _cmd("bench.bench_suggest", "--runs", "1", "--sizes", "5000,20000", "--time-limit", "60")),
+    "page": (_cmd("bench.bench_page", "--runs", "5"), _cmd("bench.bench_page", "--runs", "1")),
+    "export": (_cmd("bench.bench_export"), _cmd("bench.bench_export", "--quick")),
+    "scaling": (_cmd("bench.bench_scaling", "--scales", "1,10,100"),
+                _cmd("bench.bench_scaling", "--scales", "1,10", "--points", "100")),
+    "load": (_cmd("bench.bench_load"), _cmd("bench.bench_load", "--seconds", "15", "--ref-seconds", "5")),
+}
+
+
+def _shown(argv: list[str], json_path: Path) -> str:
+    return " ".join(["python", *argv[1:], "--json", str(json_path.relative_to(ROOT))])
+
+
+def bench_env() -> dict:
+    """All benchmarks read the demo from one benchmark database (never the demo's or the tests')."""
+    from bench.common import bench_url
+    from db import make_engine
+    from etl.demo import load_demo
+
+    url = bench_url("minsheng_bench")
+    engine = make_engine(url)
+    load_demo(engine, echo=lambda *_: None)
+    engine.dispose()
+    return dict(os.environ, DATABASE_URL=url, TEST_DATABASE_URL=url)
+
+
+def run_one(name: str, argv: list[str], env: dict | None = None) -> dict:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.json"
+    path.unlink(missing_ok=True)
+    print(f"[bench] {name}: {' '.join(argv[1:])}", file=sys.stderr, flush=True)
+    proc = subprocess.run([*argv, "--json", str(path)], cwd=ROOT, capture_output=True, text=True, env=env)
+    if proc.returncode != 0 or not path.exists():
+        return {"error": (proc.stderr or proc.stdout)[-1500:], "command": _shown(argv, path)}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["command"] = _shown(argv, path)
+    return data
+
+
+# --- one adapter per benchmark: its JSON -> table rows ---------------------------
+
+def _row(task, ours, reference, ratio, goal, met, command):
+    return {"task": task, "ours": ours, "reference": reference,
+            "ratio": None if ratio is None else round(float(ratio), 3), "goal": goal, "met": met,
+            "command": command}
+
+
+def rows_etl(d):
+    return [_row(d["task"], f"{d['ours_s']} s, peak {d['peak_rss_mib']} MiB", f"ogr2ogr {d['reference_s']} s",
+                 d["ratio"], d["goal"], d["met"], d["command"])]
+
+
+def rows_nearest(d):
+    out = []
+    for s in d["scenarios"]:
+        goal = s["goal"]
+        out.append(_row(
+            f"Nearest: /api/nearest {s['name']} under gunicorn",
+            f"p50 {s['api']['p50_ms']} ms, p99 {s['api']['p99_ms']} ms, {s['api']['rps']} req/s, "
+            f"{s['api']['errors']} errors",
+            f"raw KNN SQL p50 {s['raw_sql']['p50_ms']} ms, {s['raw_sql']['rps']} req/s",
+            s["p50_ratio"], "p50 ≤ 2× raw SQL; ≥ 500 req/s; zero errors", all(goal.values()), d["command"]))
+    return out
+
+
+def rows_coverage(d):
+    sec, ratio = d["seconds"], d["ratios"]
+    out = [_row(f"Coverage: 5 layers on {d['cells']:,} cells ({d.get('grid', '100 m')})",
+                f"{sec['ours_covered_mask_5_layers']:.3f} s", f"cKDTree query {sec['ckdtree_query_5_layers']:.3f} s",
+                ratio["ours_over_ckdtree"], "≤ 1.5× cKDTree", ratio["ours_over_ckdtree"] <= 1.5, d["command"])]
+    if "buffer_over_ours" in ratio:
+        out.append(_row("Coverage: same, against buffer + union + sjoin (geopandas)",
+                        f"{sec['ours_covered_mask_5_layers']:.3f} s",
+                        f"buffer+union+sjoin {sec['buffer_union_sjoin_5_layers']:.2f} s",
+                        1.0 / ratio["buffer_over_ours"], "≥ 20× faster (ratio ≤ 0.05)",
+                        ratio["buffer_over_ours"] >= 20, d["command"]))
+    return out
+
+
+def rows_suggest(d):
+    ex = d.get("largest_exact") or {}
+    return [_row(d["task"], f"{d['ours_s']} s for 10 sites over {d['cells']:,} cells, {d['candidates']:,} candidates",
+                 f"exact CBC on {ex.get('cells', 0):,} cells × {ex.get('candidates', 0):,} candidates: "
+                 f"{ex.get('exact_s')} s, optimum {ex.get('exact_covered')}",
+                 d["ratio"], "< 10 s; greedy ≥ 99% of the exact optimum (ratio = greedy/exact)", d["met"],
+                 d["command"])]
+
+
+def rows_page(d):
+    return [_row(d["task"], f"{d['ours']['bytes'] / 1e6:.2f} MB, markers drawn at {d['ours']['drawn_ms']} ms",
+                 f"plain Folium MarkerCluster {d['reference']['bytes'] / 1e6:.2f} MB, "
+                 f"drawn at {d['reference']['drawn_ms']} ms",
+                 d["ours"]["bytes"] / d["reference"]["bytes"], "≥ 3× fewer bytes (ratio ≤ 0.33); drawn ≤ 1.5 s",
+                 d["met"], d["command"])]
+
+
+def rows_export(d):
+    return [_row(d.get("task", "Export: 1M-feature GeoJSON"), d.get("ours_text") or f"{d.get('ours_s')} s",
+                 d.get("reference_text") or f"ogr2ogr {d.get('reference_s')} s", d.get("ratio"),
+                 d.get("goal", "≤ 1.5× ogr2ogr; flat memory"), d.get("met"), d["command"])]
+
+
+def rows_scaling(d):
+    out = []
+    for r in d["rows"]:
+        out.append(_row(
+            f"Scaling ×{r['scale']:g}: {r['cells']:,} cells, {r['facilities']:,} facilities",
+            f"coverage {r['coverage_s']} s; nearest p50 {r['nearest_p50_ms']} ms",
+            "×1 figures", f"{r['coverage_growth']}",
+            "record growth (coverage ≈ linear in cells; nearest ≈ flat)", None, d["command"]))
+    return out
+
+
+def rows_load(d):
+    load, ref = d["load"], d["reference_healthz"]
+    return [_row(f"Load test: {d['connections']} connections on loopback, {d['mix']}",
+                 f"{load['requests']:,} requests, {load['throughput_rps']} req/s, p50 {load['p50_ms']} ms, "
+                 f"p99 {load['p99_ms']} ms, {load['status_5xx']} 5xx",
+                 f"/healthz p99 {ref['p99_ms']} ms, {ref['throughput_rps']} req/s", d.get("p99_over_reference_p99"),
+                 "zero 5xx; p99 recorded (ratio = p99 / /healthz p99)", load["status_5xx"] == 0, d["command"])]
+
+
+ADAPTERS = {"etl": rows_etl, "nearest": rows_nearest, "coverage": rows_coverage, "suggest": rows_suggest,
+            "page": rows_page, "export": rows_export, "scaling": rows_scaling, "load": rows_load}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| task | ours | reference | ratio | goal | met | command |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        met = {True: "yes", False: "**no**", None: "—"}[r["met"]]
+        cells = [r["task"], r["ours"], r["reference"], "" if r["ratio"] is None else f"{r['ratio']:g}", r["goal"],
+                 met, f"`{r['command']}`"]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="comma-separated subset of " + ",".join(BENCHES))
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; expected some of {list(BENCHES)}")
+    results, rows, errors = {}, [], {}
+    env = bench_env()
+    for name in names:
+        data = run_one(name, BENCHES[name][1 if args.quick else 0], env)
+        results[name] = data
+        if "error" in data:
+            errors[name] = data["error"]
+            rows.append(_row(name, "failed", "", None, "", False, data["command"]))
+            continue
+        rows.extend(ADAPTERS[name](data))
+    meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "machine": platform.machine(), "quick": args.quick}
+    (ROOT / "bench" / "results.json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "raw": results}, indent=2, ensure_ascii=False), encoding="utf-8")
+    md = ["# Benchmark results", "",
+          f"Measured {meta['date']} on {meta['cpus']} CPUs, Python {meta['python']}"
+          + (" (quick run: smaller sizes)" if args.quick else "") + ". Each row's reference ran in the same run; "
+          "figures are medians after a warm-up. Reproduce a row with its command (from the repository root, "
+          "with `TEST_DATABASE_URL` set as `make bench` sets it).", "", table(rows), ""]
+    if errors:
+        md += ["## Failures", ""] + [f"- **{k}**: `{v.strip().splitlines()[-1] if v.strip() else v}`"
+                                     for k, v in errors.items()] + [""]
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(md), encoding="utf-8")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
