@@ -20,7 +20,7 @@ stay flat because rows come through a server-side cursor.
 
 Run from the repository root::
 
-    python bench/bench_export.py [--rows 1000000] [--runs 3] [--json bench/bench_export.json]
+    python bench/bench_export.py [--rows 1000000] [--runs 3] [--json bench/bench_export.json] [--quick]
 """
 from __future__ import annotations
 
@@ -169,12 +169,15 @@ def main() -> None:
     ap.add_argument("--small-rows", type=int, default=100_000, help="features in the small layer (memory check)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", default=None, help="also write the result here")
+    ap.add_argument("--quick", action="store_true", help="100,000 and 10,000 features, one run (a smoke test)")
     ap.add_argument("--child", nargs=3, metavar=("URL", "LAYER", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
 
+    if args.quick:
+        args.rows, args.small_rows, args.runs = 100_000, 10_000, 1
     url = bench_url()
     load_s = {BIG: round(fill(url, BIG, args.rows), 1), SMALL: round(fill(url, SMALL, args.small_rows), 1)}
     with tempfile.TemporaryDirectory(prefix="minsheng-bench-export-") as tmp:
@@ -197,7 +200,20 @@ def main() -> None:
         small_n = count_features(tmpd / "small.geojson")
 
     med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = med["ours"] / med["ogr2ogr_table"]
+    peak_small, peak_big = small_rss, statistics.median(rss["ours"])
+    flat = peak_big <= 1.5 * peak_small + 20
     result = {
+        # the keys `make bench` (bench/run.py) puts in its table
+        "task": f"Export: {args.rows:,}-feature layer as GeoJSON (streamed)",
+        "ours_s": round(med["ours"], 2),
+        "reference_s": round(med["ogr2ogr_table"], 2),
+        "ours_text": f"{med['ours']:.2f} s, {args.rows / med['ours']:,.0f} features/s; peak "
+                     f"{peak_small:.0f} MiB at {args.small_rows:,} → {peak_big:.0f} MiB at {args.rows:,}",
+        "reference_text": f"ogr2ogr {med['ogr2ogr_table']:.2f} s (same table); "
+                          f"{med['ogr2ogr_same_columns']:.2f} s (same columns via -sql)",
+        "ratio": round(ratio, 3),
+        "met": ratio <= 1.5 and flat,
         "benchmark": "GeoJSON export of one layer: ours (server-side cursor, features built by PostGIS, "
                      "streamed) vs ogr2ogr in the same run",
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
@@ -209,15 +225,14 @@ def main() -> None:
         "features_per_second_ours": round(args.rows / med["ours"]),
         "ratio_vs_ogr2ogr_table": round(med["ours"] / med["ogr2ogr_table"], 2),
         "ratio_vs_ogr2ogr_same_columns": round(med["ours"] / med["ogr2ogr_same_columns"], 2),
-        "goal": "ours <= 1.5 x ogr2ogr",
-        "goal_met": med["ours"] <= 1.5 * med["ogr2ogr_table"],
+        "goal": "≤ 1.5× ogr2ogr's time; peak memory flat as the layer grows",
         "output_mib": {k: round(v / 2**20, 1) for k, v in sizes.items()},
         "peak_rss_mib": {
-            f"ours_{args.small_rows}": round(small_rss, 1),
-            f"ours_{args.rows}": round(statistics.median(rss["ours"]), 1),
+            f"ours_{args.small_rows}": round(peak_small, 1),
+            f"ours_{args.rows}": round(peak_big, 1),
             f"ogr2ogr_table_{args.rows}": round(statistics.median(rss["ogr2ogr_table"]), 1),
         },
-        "memory_flat": statistics.median(rss["ours"]) <= 1.5 * small_rss + 20,
+        "memory_flat": flat,
     }
     text_out = json.dumps(result, indent=2, ensure_ascii=False)
     print(text_out)
