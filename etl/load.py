@@ -4,7 +4,8 @@
 with any rejected row writes nothing unless ``accept_partial`` is set; either
 way the load run and every reject (row number, id, reason) are stored.
 Re-loading the same file changes nothing: the upsert only touches rows whose
-content differs.
+source record differs from what the source said last time (``source_hash``),
+so an editor's correction or retirement stands until the source changes.
 """
 from __future__ import annotations
 
@@ -198,23 +199,28 @@ def _copy(conn, frame: pd.DataFrame, table: str, columns: list[str]) -> None:
 
 
 _UPSERT = """
-WITH up AS (
-    INSERT INTO facility AS f (layer, source_id, kind, name, address, phone, opening_hours, capacity, opened_on,
-                               attrs, district_adcode, geom, point, synthetic, load_run_id)
-    SELECT :layer, s.source_id, s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity, s.opened_on,
-           s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326), ST_SetSRID(s.point, 4326), s.synthetic, :run
+WITH src AS (
+    SELECT s.*, md5(concat_ws('|', s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity::text,
+                              s.opened_on::text, s.attrs::text, s.district_adcode, encode(ST_AsBinary(s.geom), 'hex')))
+                AS source_hash
     FROM staging s
+), up AS (
+    INSERT INTO facility AS f (layer, source_id, kind, name, address, phone, opening_hours, capacity, opened_on,
+                               attrs, district_adcode, geom, point, synthetic, load_run_id, source_hash)
+    SELECT :layer, s.source_id, s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity, s.opened_on,
+           s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326), ST_SetSRID(s.point, 4326), s.synthetic, :run,
+           s.source_hash
+    FROM src s
     ON CONFLICT (layer, source_id) DO UPDATE SET
         kind = EXCLUDED.kind, name = EXCLUDED.name, address = EXCLUDED.address, phone = EXCLUDED.phone,
         opening_hours = EXCLUDED.opening_hours, capacity = EXCLUDED.capacity, opened_on = EXCLUDED.opened_on,
         attrs = EXCLUDED.attrs, district_adcode = EXCLUDED.district_adcode, geom = EXCLUDED.geom,
         point = EXCLUDED.point, synthetic = EXCLUDED.synthetic, load_run_id = EXCLUDED.load_run_id,
-        status = 'active', version = f.version + 1, updated_at = now()
-    WHERE (f.kind, f.name, f.address, f.phone, f.opening_hours, f.capacity, f.opened_on, f.attrs,
-           f.district_adcode, f.status) IS DISTINCT FROM
-          (EXCLUDED.kind, EXCLUDED.name, EXCLUDED.address, EXCLUDED.phone, EXCLUDED.opening_hours,
-           EXCLUDED.capacity, EXCLUDED.opened_on, EXCLUDED.attrs, EXCLUDED.district_adcode, 'active')
-       OR NOT ST_Equals(f.geom, EXCLUDED.geom)
+        source_hash = EXCLUDED.source_hash, version = f.version + 1, updated_at = now()
+    -- Only when the source's record changed since it was last loaded: re-running a file changes
+    -- nothing, and an editor's correction or retirement stands until the source itself changes.
+    -- A retired facility stays retired.
+    WHERE f.source_hash IS DISTINCT FROM EXCLUDED.source_hash
     RETURNING f.id, (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up

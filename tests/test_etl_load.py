@@ -167,3 +167,28 @@ class TestCommandLine:
         bad.write_bytes(b"not a table")
         with pytest.raises(ETLError, match="docx"):
             load_file(scratch_engine, bad, "service_office", crs="wgs84")
+
+
+class TestReloadsRespectEdits:
+    def test_a_reload_keeps_an_editors_correction_and_retirement(self, scratch_engine, samples, tmp_path):
+        path = samples / "village_clinics_bd09.csv"
+        load_file(scratch_engine, path, "village_clinic", crs="bd09")
+        with scratch_engine.begin() as conn:
+            conn.execute(text("UPDATE facility SET name = '更正后的名称', status = 'retired' "
+                              "WHERE source_id = '示例村1卫生室'"))
+        again = load_file(scratch_engine, path, "village_clinic", crs="bd09")
+        assert (again.inserted, again.updated) == (0, 0)
+        with scratch_engine.connect() as conn:
+            row = conn.execute(text("SELECT name, status FROM facility WHERE source_id = '示例村1卫生室'")).one()
+        assert tuple(row) == ("更正后的名称", "retired")
+
+        # When the source itself changes the row, the new data is taken, but a retirement stands.
+        changed = tmp_path / "clinics.csv"
+        changed.write_text(path.read_text(encoding="utf-8-sig").replace("示例村1,", "示例村1（新址）,"),
+                           encoding="utf-8-sig")
+        result = load_file(scratch_engine, changed, "village_clinic", crs="bd09")
+        assert (result.inserted, result.updated) == (0, 1)
+        with scratch_engine.connect() as conn:
+            row = conn.execute(text("SELECT name, status, attrs::text FROM facility "
+                                    "WHERE source_id = '示例村1卫生室'")).one()
+        assert row[0] == "示例村1卫生室" and row[1] == "retired" and "示例村1（新址）" in row[2]

@@ -139,12 +139,13 @@ def test_two_loads_of_one_layer_at_once_are_serialised(scratch_engine, tmp_path,
     second.start()
     waited_on_advisory = False
     deadline = time.monotonic() + 5
-    with scratch_engine.connect() as conn:
-        while time.monotonic() < deadline and not waited_on_advisory:
+    while time.monotonic() < deadline and not waited_on_advisory:
+        # A fresh transaction per look: pg_stat_activity is a snapshot for the whole transaction.
+        with scratch_engine.connect() as conn:
             waited_on_advisory = bool(conn.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock' AND wait_event = 'advisory'")).scalar())
-            time.sleep(0.05)
+        time.sleep(0.05)
     first.join(60)
     second.join(60)
     assert waited_on_advisory, "the second load must wait for the first"

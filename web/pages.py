@@ -20,7 +20,7 @@ from db import nearest as nearest_db
 from db import queries
 from geo.crs import transform_geometry, wgs84_to_gcj02
 from layers import LAYERS
-from web import params
+from web import cache, params
 from web.database import get_engine
 from web.security import add_nonce
 
@@ -77,7 +77,9 @@ TEXT = {
 @bp.get("/")
 def resident():
     lang = params.lang()
-    return render_template("resident.html", **resident_context(lang))
+    engine = get_engine()
+    return cache.cached_html(engine, "resident", (lang, current_app.config.get("BASEMAP")),
+                             lambda: render_template("resident.html", **resident_context(lang)))
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from db import analysis
 from geo.planning import COMPOSITE_APPLIES
 from layers import LAYER_KEYS, LAYERS
 from layers.districts import CITY_CODE
-from web import params
+from web import cache, params
 from web.database import get_engine
 from web.planner_api import (MAX_SITES, Query, coverage_report, gaps_report, parse_query,
                              suggest_report)
@@ -156,4 +156,6 @@ def _bounds(geojson: dict) -> list[list[float]]:
 def planner():
     q = parse_query(allow_all=False, default_layer="service_office")
     n = params.integer("n", lo=1, hi=MAX_SITES, default=5)
-    return render_template("planner.html", **planner_page(get_engine(), q, n))
+    engine = get_engine()
+    return cache.cached_html(engine, "planner", (q, n),
+                             lambda: render_template("planner.html", **planner_page(engine, q, n)))

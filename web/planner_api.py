@@ -26,6 +26,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from db import analysis
+from etl.export import defuse
 from geo.accessibility import district_2sfca, two_step_fca
 from geo.allocate import default_candidates, greedy_max_cover
 from geo.coverage import coverage_summary, covered_mask
@@ -34,7 +35,7 @@ from geo.gaps import cluster_polygon, gap_clusters
 from geo.planning import COMPOSITE_APPLIES, COMPOSITE_RULE_EN, COMPOSITE_RULE_ZH, applies_mask, cell_radius, life_circle
 from layers import LAYER_KEYS, LAYERS
 from layers.districts import CITY_CODE, CITY_NAME
-from web import params
+from web import cache, params
 from web.database import get_engine
 
 bp = Blueprint("planner_api", __name__)
@@ -339,7 +340,7 @@ def csv_response(table: list[list[Any]], filename: str) -> Response:
     """UTF-8 CSV with a byte-order mark, so Excel shows the Chinese."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerows([["" if v is None else v for v in row] for row in table])
+    writer.writerows([["" if v is None else defuse(v) for v in row] for row in table])
     body = buf.getvalue().encode("utf-8-sig")
     return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -352,7 +353,7 @@ def xlsx_response(table: list[list[Any]], filename: str, note: str) -> Response:
     ws = wb.active
     ws.title = "coverage"
     for row in table:
-        ws.append(row)
+        ws.append([defuse(v) for v in row])
     ws.freeze_panes = "A2"
     about = wb.create_sheet("about")
     about.append([note])
@@ -380,7 +381,8 @@ def parse_query(*, allow_all: bool, default_layer: str | None = None) -> Query:
 def api_coverage():
     q = parse_query(allow_all=True)
     fmt = params.choice("format", ("json", "csv", "xlsx"), default="json")
-    report = coverage_report(get_engine(), q)
+    engine = get_engine()
+    report = cache.memo(engine, "coverage", q, lambda: coverage_report(engine, q))
     if fmt == "csv":
         return csv_response(coverage_table(report), f"coverage_{q.layer}.csv")
     if fmt == "xlsx":
@@ -394,7 +396,8 @@ def api_gaps():
     limit = params.integer("limit", lo=1, hi=MAX_GAPS, default=200)
     cells = params.choice("cells", ("applicable", "all"), default="applicable")
     fmt = params.choice("format", ("geojson", "json", "csv"), default="geojson")
-    report = gaps_report(get_engine(), q, limit, cells)
+    engine = get_engine()
+    report = cache.memo(engine, "gaps", (q, limit, cells), lambda: gaps_report(engine, q, limit, cells))
     if fmt == "csv":
         return csv_response(gaps_table(report), f"gaps_{q.layer}.csv")
     response = jsonify(report)
@@ -407,7 +410,8 @@ def api_suggest():
     q = parse_query(allow_all=False)
     n = params.integer("n", lo=1, hi=MAX_SITES, default=10)
     fmt = params.choice("format", ("json", "csv"), default="json")
-    report = suggest_report(get_engine(), q, n)
+    engine = get_engine()
+    report = cache.memo(engine, "suggest", (q, n), lambda: suggest_report(engine, q, n))
     if fmt == "csv":
         return csv_response(suggest_table(report), f"suggest_{q.layer}.csv")
     return jsonify(report)
