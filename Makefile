@@ -41,7 +41,7 @@ demo: setup
 	@url="$(DEMO_DB)" && export DATABASE_URL="$$url" && \
 	  $(FLASK) db upgrade && $(FLASK) etl demo && \
 	  echo "Serving Minsheng Map on http://127.0.0.1:$(PORT)  (Ctrl-C to stop; \`make stop\` stops the database)" && \
-	  exec $(VENV)/bin/gunicorn --workers 3 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - \
+	  exec $(VENV)/bin/gunicorn --workers 4 --threads 2 --bind 127.0.0.1:$(PORT) --access-logfile - \
 	    --graceful-timeout 5 "web:create_app()"
 
 test: setup

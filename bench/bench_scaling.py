@@ -41,7 +41,8 @@ def nearest_ms(scale: float, points: int) -> dict:
     url = bench_url(f"minsheng_bench_x{int(scale)}")
     engine = make_engine(url)
     started = time.perf_counter()
-    load_demo(engine, scale=scale, resolution_m=250.0, echo=lambda *_: None)
+    # Facilities scale; the stored grid stays at the demo's 250 m (nearest does not read it).
+    load_demo(engine, scale=scale, resolution_m=250.0 * scale ** 0.5, echo=lambda *_: None)
     load_s = time.perf_counter() - started
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM facility WHERE status = 'active'")).scalar_one()

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer", default="pocket_park")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--time-limit", type=float, default=300.0)
-    parser.add_argument("--sizes", default="5000,20000,40000,80000,160000")
+    parser.add_argument("--sizes", default="5000,20000,40000,80000")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
