@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import math
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +104,42 @@ def read_source(path: str | Path) -> RawTable:
     return _read_gis(path, fmt)
 
 
+def iter_source(path: str | Path, chunk_rows: int = 100_000) -> Iterator[RawTable]:
+    """Read a file in pieces of at most ``chunk_rows`` rows (CSV), or whole (other formats).
+
+    Row numbers keep counting across pieces, so a reject names the line a
+    person sees in the file. Memory stays bounded for very large CSV files.
+    """
+    path = Path(path)
+    if FORMATS.get(path.suffix.lower()) != "csv" or not path.is_file():
+        yield read_source(path)
+        return
+    text, encoding = decode_text(path.read_bytes(), path.name)  # checks the whole file decodes
+    if not text.strip():
+        raise ETLError(f"{path.name} is empty; expected a header line and data rows")
+    sep = _sniff_delimiter(text)
+    del text  # then stream it, so the whole text is never held beside the rows
+    first_row = 2
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = pd.read_csv(handle, sep=sep, dtype=object, na_filter=False, skip_blank_lines=False,
+                             chunksize=chunk_rows)
+        try:
+            for frame in reader:
+                rows = np.arange(len(frame)) + first_row
+                first_row += len(frame)
+                yield _csv_table(frame, rows, encoding)
+        except pd.errors.ParserError as exc:
+            raise ETLError(f"{path.name} is not a well-formed CSV table: {exc}") from None
+
+
+def _csv_table(frame: pd.DataFrame, rows: np.ndarray, encoding: str) -> RawTable:
+    frame = _drop_unnamed_empty(frame)
+    keep = ~_all_blank(frame)
+    frame = frame.loc[keep].reset_index(drop=True)
+    return RawTable(frame=frame, geometry=None, crs=None, encoding=encoding, format="csv",
+                    row_numbers=[int(r) for r in rows[keep]])
+
+
 # --- CSV -------------------------------------------------------------------
 
 def decode_text(data: bytes, what: str = "the file") -> tuple[str, str]:
@@ -153,12 +190,7 @@ def _read_csv(path: Path) -> RawTable:
                             na_filter=False, skip_blank_lines=False)
     except pd.errors.ParserError as exc:
         raise ETLError(f"{path.name} is not a well-formed CSV table: {exc}") from None
-    frame = _drop_unnamed_empty(frame)
-    rows = np.arange(len(frame)) + 2
-    keep = ~_all_blank(frame)
-    frame = frame.loc[keep].reset_index(drop=True)
-    return RawTable(frame=frame, geometry=None, crs=None, encoding=encoding, format="csv",
-                    row_numbers=rows[keep].tolist())
+    return _csv_table(frame, np.arange(len(frame)) + 2, encoding)
 
 
 def _all_blank(frame: pd.DataFrame) -> np.ndarray:

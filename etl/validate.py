@@ -50,7 +50,7 @@ class Validated:
 
 
 def validate(records: list[dict], layer: str, city: BaseGeometry, *,
-             city_name: str = "Zaozhuang") -> Validated:
+             city_name: str = "Zaozhuang", seen: dict | None = None) -> Validated:
     """Validate normalised records for ``layer`` against ``city``.
 
     Parameters
@@ -63,6 +63,10 @@ def validate(records: list[dict], layer: str, city: BaseGeometry, *,
         The whole city in WGS-84 lon/lat degrees.
     city_name : str
         Used in the "outside ..." reason.
+    seen : dict, optional
+        Source ids accepted by earlier calls for the same file (a file read in
+        chunks): pass the same dict to every call so a repeat in a later chunk
+        is collapsed or rejected like one in the same chunk. Updated in place.
 
     Raises
     ------
@@ -72,10 +76,11 @@ def validate(records: list[dict], layer: str, city: BaseGeometry, *,
     layer_rec = get_layer(layer)
     _check_city(city)
     with without_gc():
-        return _validate(records, layer_rec, city, city_name)
+        return _validate(records, layer_rec, city, city_name, {} if seen is None else seen)
 
 
-def _validate(records: list[dict], layer_rec: Layer, city: BaseGeometry, city_name: str) -> Validated:
+def _validate(records: list[dict], layer_rec: Layer, city: BaseGeometry, city_name: str,
+              seen: dict) -> Validated:
     notes: list[str] = []
     rejects: list[Reject] = []
     candidates: list[dict] = []
@@ -94,7 +99,7 @@ def _validate(records: list[dict], layer_rec: Layer, city: BaseGeometry, city_na
             rejects.append(Reject(rec.get("row"), rec.get("source_id"), "; ".join(problems)))
         else:
             candidates.append({**rec, "geom": geom, "point": point, "capacity": capacity})
-    accepted = _collapse_duplicates(candidates, rejects, notes)
+    accepted = _collapse_duplicates(candidates, rejects, notes, seen)
     rejects.sort(key=lambda r: (r.row is None, r.row))
     return Validated(accepted=accepted, rejects=rejects, notes=notes)
 
@@ -242,38 +247,40 @@ def check_capacity(value: object) -> tuple[int | None, str | None]:
 
 # --- duplicates ------------------------------------------------------------
 
-def _collapse_duplicates(candidates: list[dict], rejects: list[Reject], notes: list[str]) -> list[dict]:
+def _collapse_duplicates(candidates: list[dict], rejects: list[Reject], notes: list[str],
+                         first: dict[str, tuple]) -> list[dict]:
     """One record per source_id: repeats collapse, conflicts are rejected.
 
     A later record with the same source_id, the same name and a position
     within :data:`DUPLICATE_DISTANCE_M` of the first is the same facility
     typed twice (a note); otherwise it is rejected, naming the earlier row.
+    ``first`` maps each source_id seen so far to ``(row, name, lon, lat)``.
     """
-    first: dict[str, dict] = {}
     accepted: list[dict] = []
     for rec in candidates:
         sid = rec.get("source_id")
         earlier = first.get(sid) if sid is not None else None
         if earlier is None:
             if sid is not None:
-                first[sid] = rec
+                first[sid] = (rec.get("row"), rec.get("name"), rec["point"].x, rec["point"].y)
             accepted.append(rec)
             continue
         conflict = _conflict(earlier, rec)
         if conflict:
             rejects.append(Reject(rec.get("row"), sid, conflict))
         else:
-            notes.append(f"{_label(rec)} repeats row {earlier.get('row')}; loaded once")
+            notes.append(f"{_label(rec)} repeats row {earlier[0]}; loaded once")
     return accepted
 
 
-def _conflict(earlier: dict, later: dict) -> str | None:
-    sid, row = later.get("source_id"), earlier.get("row")
-    if earlier.get("name") != later.get("name"):
+def _conflict(earlier: tuple, later: dict) -> str | None:
+    sid = later.get("source_id")
+    row, name, lon, lat = earlier
+    if name != later.get("name"):
         return (f"source_id {sid} is already used by row {row} with another name "
-                f"({earlier.get('name')!r}, here {later.get('name')!r})")
-    a, b = earlier["point"], later["point"]
-    distance = _GEOD.inv(a.x, a.y, b.x, b.y)[2]
+                f"({name!r}, here {later.get('name')!r})")
+    b = later["point"]
+    distance = _GEOD.inv(lon, lat, b.x, b.y)[2]
     if distance > DUPLICATE_DISTANCE_M:
         return (f"source_id {sid} is already used by row {row}, {distance:.0f} m away "
                 f"(more than {DUPLICATE_DISTANCE_M:.0f} m: a different place)")

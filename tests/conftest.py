@@ -131,3 +131,16 @@ def live_server(app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def demo_restored(engine):
+    """Facilities a test module adds to the demo database (not by a load) are deleted afterwards,
+    so every other module still sees the demo city's counts."""
+    with engine.connect() as conn:
+        start = conn.execute(text("SELECT coalesce(max(id), 0) FROM facility")).scalar()
+    yield
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM change_log WHERE facility_id IN (SELECT id FROM facility WHERE id > :s "
+                          "AND load_run_id IS NULL)"), {"s": start})
+        conn.execute(text("DELETE FROM facility WHERE id > :s AND load_run_id IS NULL"), {"s": start})

@@ -39,16 +39,7 @@ def _schema_app():
 schema = schemathesis.openapi.from_wsgi("/openapi.json", _schema_app())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _leave_the_demo_city_as_it_was(database_url, engine):
-    """Facilities the fuzzer creates through the admin API are deleted afterwards."""
-    with engine.connect() as conn:
-        start = conn.execute(text("SELECT coalesce(max(id), 0) FROM facility")).scalar()
-    yield
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM change_log WHERE facility_id IN (SELECT id FROM facility WHERE id > :s "
-                          "AND load_run_id IS NULL)"), {"s": start})
-        conn.execute(text("DELETE FROM facility WHERE id > :s AND load_run_id IS NULL"), {"s": start})
+pytestmark = pytest.mark.usefixtures("demo_restored")
 
 
 def test_openapi_document_lists_the_public_and_admin_routes(client):

@@ -322,3 +322,25 @@ def test_hand_worked_as_of(scratch_app, grid3):
     before = _row(client.get("/api/coverage?layer=pocket_park&as_of=2022-02-28").get_json())
     after = _row(client.get("/api/coverage?layer=pocket_park&as_of=2022-03-01").get_json())
     assert (before["covered_population"], after["covered_population"]) == (0, 450)  # 500 m reaches all 9
+
+
+class TestCandidateLayer:
+    def test_sites_can_come_from_another_layer(self, client, engine):
+        """Which existing service offices would best host new police posts?"""
+        body = client.get("/api/suggest?layer=police_station&n=3&candidates=service_office").get_json()
+        assert body["candidate_source"] == "service_office" and len(body["sites"]) == 3
+        ids = [s["candidate_facility_id"] for s in body["sites"]]
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, layer, ST_X(point), ST_Y(point) FROM facility WHERE id = ANY(:ids)"),
+                                {"ids": ids}).all()
+        assert {r[1] for r in rows} == {"service_office"} and len(rows) == 3
+        where = {r[0]: (r[2], r[3]) for r in rows}
+        for site in body["sites"]:
+            lon, lat = where[site["candidate_facility_id"]]
+            assert site["lon"] == pytest.approx(lon, abs=1e-5) and site["lat"] == pytest.approx(lat, abs=1e-5)
+        gains = [s["marginal_gain"] for s in body["sites"]]
+        assert gains == sorted(gains, reverse=True) and gains[0] > 0
+
+    def test_unknown_candidate_source_is_a_400(self, client):
+        res = client.get("/api/suggest?layer=police_station&candidates=schools")
+        assert res.status_code == 400 and res.get_json()["error"]["parameter"] == "candidates"

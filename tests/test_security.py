@@ -29,16 +29,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 INJECTED = "img[src='x'], svg[onload], script:not([src]):not([nonce]):not([type='application/json'])"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _leave_the_demo_city_as_it_was(engine):
-    """Facilities this module adds are deleted afterwards, so other tests see the demo counts."""
-    with engine.connect() as conn:
-        start = conn.execute(text("SELECT coalesce(max(id), 0) FROM facility")).scalar()
-    yield
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM change_log WHERE facility_id IN (SELECT id FROM facility WHERE id > :s "
-                          "AND load_run_id IS NULL)"), {"s": start})
-        conn.execute(text("DELETE FROM facility WHERE id > :s AND load_run_id IS NULL"), {"s": start})
+pytestmark = pytest.mark.usefixtures("demo_restored")
 
 
 @pytest.fixture(scope="module")

@@ -167,6 +167,8 @@ def _core_paths() -> dict:
             _ref("layer"), *planner,
             _q("n", {"type": "integer", "minimum": 1, "maximum": _const("web.planner_api", "MAX_SITES", 50),
                      "default": 10}, "How many sites."),
+            _q("candidates", {"type": "string", "enum": ["cells", *LAYER_KEYS], "default": "cells"},
+               "Candidate sites: centres of uncovered cells, or the sites of a layer (e.g. service_office)."),
             _q("format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "Output format."),
         ], {"200": {"description": "Suggested sites", "content": {
             "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}},

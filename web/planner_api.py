@@ -262,39 +262,51 @@ def _gap_feature(grid, cluster: dict[str, Any], rank: int, names: dict[str, str]
 # suggestions
 # --------------------------------------------------------------------------
 
-def suggest_report(engine, q: Query, n: int) -> dict[str, Any]:
+def suggest_report(engine, q: Query, n: int, candidates: str = "cells") -> dict[str, Any]:
     """``n`` new sites that bring the most uncovered residents within reach.
 
-    Greedy maximal covering (:func:`geo.allocate.greedy_max_cover`) over
-    candidate sites at the centres of uncovered cells (at most
-    :data:`MAX_CANDIDATES`, drawn with a fixed seed). With ``district``, only
-    that district's cells and candidates take part and the percentages are of
-    its residents.
+    Greedy maximal covering (:func:`geo.allocate.greedy_max_cover`). Candidate
+    sites are the centres of uncovered cells (``candidates="cells"``; at most
+    :data:`MAX_CANDIDATES`, drawn with a fixed seed), or the sites of another
+    layer (``candidates=<layer key>``, e.g. government service offices that
+    could host a police post). With ``district``, only that district's cells
+    and candidates take part and the percentages are of its residents.
     """
     grid = _grid(engine)
     covered, radius, fac = _layer_cover(engine, grid, q.layer, q)
     names = _names(engine, q.lang)
     keep = np.ones(len(grid), dtype=bool) if not q.district else grid.district == q.district
     xy, pop, rad, done, cell_rows = grid.xy[keep], grid.population[keep], radius[keep], covered[keep], np.flatnonzero(keep)
-    candidates, cand_rows = default_candidates(xy, ~done & (pop > 0), MAX_CANDIDATES)
-    picks = greedy_max_cover(xy, pop, candidates, rad, n, already_covered=done)
+    if candidates == "cells":
+        cand_xy, cand_rows = default_candidates(xy, ~done & (pop > 0), MAX_CANDIDATES)
+        describe = lambda p: _cell_site(grid, cell_rows[cand_rows[p["candidate"]]], names)  # noqa: E731
+    else:
+        sites_of = analysis.facility_points(engine, candidates, q.as_of)
+        mine = np.ones(len(sites_of), dtype=bool) if not q.district else sites_of.district == q.district
+        cand_xy, cand_ids, cand_district = sites_of.xy[mine], sites_of.id[mine], sites_of.district[mine]
+        describe = lambda p: {"candidate_layer": candidates,  # noqa: E731
+                              "candidate_facility_id": int(cand_ids[p["candidate"]]),
+                              "district": str(cand_district[p["candidate"]]),
+                              "district_name": names.get(str(cand_district[p["candidate"]]))}
+    picks = greedy_max_cover(xy, pop, cand_xy, rad, n, already_covered=done) if len(cand_xy) else []
     total = float(pop.sum())
-    sites = [_site(grid, cell_rows[cand_rows[p["candidate"]]], p, rank, names)
-             for rank, p in enumerate(picks, start=1)]
+    sites = [{**_site(p, rank), **describe(p)} for rank, p in enumerate(picks, start=1)]
     return {"layer": q.layer, **_meta(q, grid.synthetic or fac.synthetic), "threshold": _threshold(q.layer, q),
             "n_requested": n, "population": int(round(total)),
             "baseline_covered": int(round(float(pop[done].sum()))),
             "baseline_percent": round(100.0 * float(pop[done].sum()) / total, 2) if total else None,
-            "candidates": int(len(candidates)), "method": "greedy maximal covering (MCLP)",
-            "sites": sites}
+            "candidates": int(len(cand_xy)), "candidate_source": candidates,
+            "method": "greedy maximal covering (MCLP)", "sites": sites}
 
 
-def _site(grid, row: int, pick: dict[str, Any], rank: int, names: dict[str, str]) -> dict[str, Any]:
-    lon, lat = from_metric(pick["x"], pick["y"])
+def _cell_site(grid, row: int, names: dict[str, str]) -> dict[str, Any]:
     code = str(grid.district[row])
-    return {"rank": rank, "cell_id": str(grid.cell_id[row]), "district": code,
-            "district_name": names.get(code, code),
-            "lon": round(float(lon), 6), "lat": round(float(lat), 6),
+    return {"cell_id": str(grid.cell_id[row]), "district": code, "district_name": names.get(code, code)}
+
+
+def _site(pick: dict[str, Any], rank: int) -> dict[str, Any]:
+    lon, lat = from_metric(pick["x"], pick["y"])
+    return {"rank": rank, "lon": round(float(lon), 6), "lat": round(float(lat), 6),
             "x_m": round(pick["x"], 1), "y_m": round(pick["y"], 1),
             "marginal_gain": int(round(pick["marginal_gain"])),
             "cumulative_covered": int(round(pick["cumulative_covered"])),
@@ -330,9 +342,9 @@ def gaps_table(report: dict[str, Any]) -> list[list[Any]]:
 
 
 def suggest_table(report: dict[str, Any]) -> list[list[Any]]:
-    cols = ["rank", "cell_id", "district", "district_name", "lon", "lat", "x_m", "y_m", "marginal_gain",
-            "cumulative_covered", "cumulative_percent"]
-    return [cols + ["layer", "synthetic"]] + [[s[c] for c in cols] + [report["layer"], report["synthetic"]]
+    cols = ["rank", "cell_id", "candidate_facility_id", "district", "district_name", "lon", "lat", "x_m", "y_m",
+            "marginal_gain", "cumulative_covered", "cumulative_percent"]
+    return [cols + ["layer", "synthetic"]] + [[s.get(c) for c in cols] + [report["layer"], report["synthetic"]]
                                               for s in report["sites"]]
 
 
@@ -409,9 +421,10 @@ def api_gaps():
 def api_suggest():
     q = parse_query(allow_all=False)
     n = params.integer("n", lo=1, hi=MAX_SITES, default=10)
+    candidates = params.choice("candidates", ("cells", *LAYER_KEYS), default="cells")
     fmt = params.choice("format", ("json", "csv"), default="json")
     engine = get_engine()
-    report = cache.memo(engine, "suggest", (q, n), lambda: suggest_report(engine, q, n))
+    report = cache.memo(engine, "suggest", (q, n, candidates), lambda: suggest_report(engine, q, n, candidates))
     if fmt == "csv":
         return csv_response(suggest_table(report), f"suggest_{q.layer}.csv")
     return jsonify(report)
