@@ -175,6 +175,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _previous() -> dict:
+    path = ROOT / "bench" / "results.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get("raw", {})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated subset of " + ",".join(BENCHES))
@@ -184,11 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; expected some of {list(BENCHES)}")
-    results, rows, errors = {}, [], {}
+    results = _previous() if args.only else {}
     env = bench_env()
     for name in names:
-        data = run_one(name, BENCHES[name][1 if args.quick else 0], env)
-        results[name] = data
+        results[name] = run_one(name, BENCHES[name][1 if args.quick else 0], env)
+    rows, errors = [], {}
+    for name in BENCHES:  # a partial run keeps the other rows from the last full one
+        data = results.get(name)
+        if data is None:
+            continue
         if "error" in data:
             errors[name] = data["error"]
             rows.append(_row(name, "failed", "", None, "", False, data["command"]))
