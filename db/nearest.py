@@ -6,9 +6,10 @@ pasted into it.
 Nearest: the PostGIS KNN operator ``point <-> :q`` walks the GiST index on
 ``facility.point`` in planar (degree) order. That order is close to, but not,
 the ground order, so each layer is fetched with a margin of candidates,
-re-ranked by geodesic metres (``geo.nearest``), and fetched again with a wider
-margin in the rare case the margin could have missed one
-(:func:`geo.nearest.knn_is_exact`). Distances are to the facility's
+re-ranked by geodesic metres (``geo.nearest``); in the rare case the margin
+could have missed one (:func:`geo.nearest.knn_is_exact`), every facility within
+a planar radius that surely holds all points as near on the ground as the k-th
+found is fetched through the index and ranked (two rounds at most). Distances are to the facility's
 representative point (a park's ``point``, not its edge).
 
 Search: ``ILIKE '%q%'`` (pg_trgm GIN indexes ``facility_name_trgm`` and
@@ -23,7 +24,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from geo.nearest import knn_is_exact, rank_by_distance
+from geo.nearest import knn_is_exact, planar_radius_deg, rank_by_distance
 from layers import LAYER_KEYS
 
 _COLUMNS = ("f.id, f.layer, f.kind, f.name, f.address, f.phone, f.opening_hours, f.capacity, f.synthetic,"
@@ -39,6 +40,16 @@ KNN_SQL = text(
     " WHERE f.layer = l.layer AND f.status = 'active'"
     " ORDER BY f.point <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
     " LIMIT :m) c"
+)
+
+#: The second round, when planar order could have missed one: every facility of the layer within a
+#: planar radius that surely holds all points as near on the ground as the k-th found (index-assisted).
+KNN_WITHIN_SQL = text(
+    "SELECT c.* FROM unnest(:layers) AS l(layer) CROSS JOIN LATERAL ("
+    f" SELECT {_COLUMNS}, f.point <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS deg"
+    " FROM facility f LEFT JOIN district d ON d.adcode = f.district_adcode"
+    " WHERE f.layer = l.layer AND f.status = 'active'"
+    " AND ST_DWithin(f.point, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :r)) c"
 )
 
 #: The district containing a position (boundary counts as inside).
@@ -111,29 +122,30 @@ def nearest(engine: Engine, lon: float, lat: float, layers: list[str], k: int) -
         (geodesic metres on WGS-84) and the facility's fields.
     """
     result = NearestResult(lon=lon, lat=lat, district=None)
-    pending = {key: max(k * _MARGIN, k + _EXTRA) for key in layers}
+    m = max(k * _MARGIN, k + _EXTRA)
     with engine.connect() as conn:
         district = conn.execute(DISTRICT_AT_SQL, {"lon": lon, "lat": lat}).mappings().first()
         result.district = dict(district) if district else None
-        while pending:
-            result.rounds += 1
-            # group layers by margin so each round is one statement
-            by_m: dict[int | None, list[str]] = {}
-            for key, m in pending.items():
-                by_m.setdefault(m, []).append(key)
-            next_pending: dict[str, int | None] = {}
-            for m, keys in by_m.items():
-                fetched = _fetch(conn, keys, lon, lat, m)
-                for key in keys:
-                    rows = fetched[key]
-                    best = _refine(rows, lon, lat, k)
-                    exhausted = m is None or len(rows) < m
-                    if exhausted or not best or knn_is_exact(best[-1]["distance_m"], float(rows[-1]["deg"]), lat):
-                        result.by_layer[key] = best
-                    else:
-                        # widen the margin; past 4,096 rank the whole layer (LIMIT NULL)
-                        next_pending[key] = m * 8 if m * 8 <= 4096 else None
-            pending = next_pending
+        result.rounds = 1
+        fetched = _fetch(conn, layers, lon, lat, m)
+        unsure: dict[str, float | None] = {}
+        for key in layers:
+            rows = fetched[key]
+            best = _refine(rows, lon, lat, k)
+            if len(rows) < m or not best or knn_is_exact(best[-1]["distance_m"], float(rows[-1]["deg"]), lat):
+                result.by_layer[key] = best
+            else:
+                unsure[key] = planar_radius_deg(best[-1]["distance_m"], lat)
+        for key, radius in unsure.items():
+            # Planar order could have missed one: take every facility that could be as near
+            # on the ground as the k-th found (or, with no trusted bound, the whole layer).
+            result.rounds = 2
+            if radius is None:
+                rows = _fetch(conn, [key], lon, lat, None)[key]
+            else:
+                rows = [dict(r) for r in conn.execute(KNN_WITHIN_SQL, {"layers": [key], "lon": lon, "lat": lat,
+                                                                      "r": radius}).mappings().all()]
+            result.by_layer[key] = _refine(rows, lon, lat, k)
     result.by_layer = {key: result.by_layer[key] for key in layers}
     return result
 

@@ -119,6 +119,24 @@ def planar_bound_m(radius_deg: float, lat: float) -> float:
     return _BOUND_SAFETY * radius_deg * per_deg
 
 
+def planar_radius_deg(distance_m: float, lat: float) -> float | None:
+    """A planar radius (degrees) that surely holds every point within ``distance_m`` on the ground.
+
+    The inverse of :func:`planar_bound_m`: any point whose ground distance is
+    at most ``distance_m`` lies within the returned planar distance. ``None``
+    when no bound can be trusted (then rank everything).
+    """
+    radius = distance_m / (_BOUND_SAFETY * _M_PER_DEG_LON_EQUATOR * math.cos(math.radians(min(abs(lat), 80.0))))
+    for _ in range(3):  # the bound depends on the latitudes the path reaches: settle it
+        bound = planar_bound_m(radius, lat)
+        if bound <= 0:
+            return None
+        if bound >= distance_m:
+            return radius
+        radius *= distance_m / bound * 1.0001
+    return radius if planar_bound_m(radius, lat) >= distance_m else None
+
+
 def knn_is_exact(kth_distance_m: float, farthest_candidate_deg: float, lat: float) -> bool:
     """Whether candidates fetched in planar order surely contain the true k nearest.
 

@@ -324,3 +324,22 @@ class TestSearch:
         assert r.status_code == 200 and r.get_json()["features"] == []
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM facility")).scalar() > 4000
+
+
+class TestPlanarRadius:
+    def test_every_point_within_the_ground_distance_is_inside_the_planar_radius(self):
+        """Hand check with the ellipsoid: points exactly d metres away in 72 directions."""
+        from pyproj import Geod
+
+        from geo.nearest import planar_radius_deg
+
+        geod = Geod(ellps="WGS84")
+        for lat in (34.5, 35.3):
+            for d in (50.0, 800.0, 12_000.0):
+                radius = planar_radius_deg(d, lat)
+                for az in range(0, 360, 5):
+                    lon2, lat2, _ = geod.fwd(117.3, lat, az, d)
+                    assert ((lon2 - 117.3) ** 2 + (lat2 - lat) ** 2) ** 0.5 <= radius
+                # and it is not wastefully large: within 25% of the east-west extent
+                lon_e, _, _ = geod.fwd(117.3, lat, 90, d)
+                assert radius <= 1.25 * (lon_e - 117.3)
