@@ -75,7 +75,7 @@ def _components() -> dict:
             "district": _q("district", {"type": "string", "enum": list(DISTRICT_CODES)},
                            "District adcode: " + ", ".join(f"{c} {n[0]} {n[1]}" for c, n in DISTRICTS.items())),
             "radius_m": _q("radius_m", {"type": "number", "minimum": 50,
-                                        "maximum": _const("web.planner_api", "MAX_RADIUS_M", 20000)},
+                                        "maximum": _const("db.planning", "MAX_RADIUS_M", 20000)},
                            "Service radius in metres (EPSG:4548); default: the layer's standard."),
             "as_of": _q("as_of", {"type": "string", "format": "date"},
                         "Count facilities opened on or before this date (YYYY-MM-DD)."),
@@ -156,7 +156,7 @@ def _core_paths() -> dict:
             FORMATS["xlsx"]: {"schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 503)})},
         "/api/gaps": {"get": _op("Populated cells out of reach", "planners", [
             _ref("layer"), *planner,
-            _q("limit", {"type": "integer", "minimum": 1, "maximum": _const("web.planner_api", "MAX_GAPS", 5000),
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": _const("db.planning", "MAX_GAPS", 5000),
                          "default": 200}, "Most gap cells."),
             _q("format", {"type": "string", "enum": ["geojson", "json", "csv"], "default": "geojson"},
                "Output format."),
@@ -165,7 +165,7 @@ def _core_paths() -> dict:
             "text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 503)})},
         "/api/suggest": {"get": _op("Suggested sites for new facilities", "planners", [
             _ref("layer"), *planner,
-            _q("n", {"type": "integer", "minimum": 1, "maximum": _const("web.planner_api", "MAX_SITES", 50),
+            _q("n", {"type": "integer", "minimum": 1, "maximum": _const("db.planning", "MAX_SITES", 50),
                      "default": 10}, "How many sites."),
             _q("candidates", {"type": "string", "enum": ["cells", *LAYER_KEYS], "default": "cells"},
                "Candidate sites: centres of uncovered cells, or the sites of a layer (e.g. service_office)."),

@@ -17,13 +17,13 @@ from flask import Blueprint, render_template
 from markupsafe import Markup
 
 from db import analysis
+from db.planning import MAX_SITES, Query, coverage_report, gaps_report, suggest_report
 from geo.planning import COMPOSITE_APPLIES
 from layers import LAYER_KEYS, LAYERS
 from layers.districts import CITY_CODE
 from web import cache, params
 from web.database import get_engine
-from web.planner_api import (MAX_SITES, Query, coverage_report, gaps_report, parse_query,
-                             suggest_report)
+from web.planner_api import parse_query
 from web.security import add_nonce
 
 bp = Blueprint("planner", __name__)
