@@ -236,8 +236,8 @@ class TestNearestFeatures:
         with engine.connect() as conn:
             plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + KNN_SQL.text),
                                                          {"layers": ["service_office"], "lon": 117.3, "lat": 34.8, "m": 15}))
-        # the (layer, point) GiST index of migration 0003, or the plain point index
-        assert ("facility_layer_point_gist" in plan or "facility_point_gist" in plan), plan
+        # the (layer, point) GiST index of migration 0003
+        assert "facility_layer_point_gist" in plan, plan
         assert "Order By: (point <->" in plan
 
 
