@@ -344,3 +344,21 @@ class TestCandidateLayer:
     def test_unknown_candidate_source_is_a_400(self, client):
         res = client.get("/api/suggest?layer=police_station&candidates=schools")
         assert res.status_code == 400 and res.get_json()["error"]["parameter"] == "candidates"
+
+
+class TestPlannerBasemap:
+    def test_amap_basemap_puts_every_overlay_in_gcj02(self, database_url, client):
+        from geo.crs import wgs84_to_gcj02
+        from web import create_app
+
+        amap = create_app({"DATABASE_URL": database_url, "TESTING": True, "BASEMAP": "amap"}).test_client()
+        page = amap.get("/planner?layer=pocket_park&n=1")
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200 and "autonavi.com" in html
+        assert "autonavi.com" in page.headers["Content-Security-Policy"]
+        site = client.get("/api/suggest?layer=pocket_park&n=1").get_json()["sites"][0]
+        glon, glat = wgs84_to_gcj02(site["lon"], site["lat"])
+        assert f"{glat:.6f}"[:8] in html and f"{glon:.6f}"[:9] in html  # the marker sits at the GCJ-02 position
+
+        offline = client.get("/planner?layer=pocket_park&n=1").get_data(as_text=True)
+        assert "autonavi.com" not in offline and "tile.openstreetmap" not in offline

@@ -88,15 +88,10 @@ def resident():
 
 def resident_context(lang: str) -> dict:
     """Everything ``resident.html`` needs: the Folium parts and the JSON for resident.js."""
+    basemap, key, display_crs = basemap_setting()
     basemap_key = current_app.config.get("BASEMAP", "none")
-    basemap = BASEMAPS.get(basemap_key)
-    key = current_app.config.get("TIANDITU_KEY", "")
-    if basemap_key == "tianditu" and not key:
-        basemap = None  # no key: fall back to outlines only rather than broken tiles
-    display_crs = basemap["crs"] if basemap else "wgs84"
     engine = get_engine()
-    fmap, clusters = build_map(lang, queries.district_geojson(engine, simplify_m=20.0), basemap,
-                               key if basemap_key == "tianditu" else "", display_crs)
+    fmap, clusters = build_map(lang, queries.district_geojson(engine, simplify_m=20.0), basemap, key, display_crs)
     root = fmap.get_root()
     root.render()
     data = {
@@ -117,23 +112,41 @@ def resident_context(lang: str) -> dict:
     }
 
 
+def basemap_setting() -> tuple[dict | None, str, str]:
+    """The configured basemap (or ``None``: outlines only), its key, and the CRS overlays are drawn in.
+
+    AMap tiles are GCJ-02, so with that basemap every overlay is shifted to GCJ-02.
+    """
+    name = current_app.config.get("BASEMAP", "none")
+    basemap = BASEMAPS.get(name)
+    key = current_app.config.get("TIANDITU_KEY", "") if name == "tianditu" else ""
+    if name == "tianditu" and not key:
+        basemap = None  # no key: fall back to outlines only rather than broken tiles
+    return basemap, key, basemap["crs"] if basemap else "wgs84"
+
+
+def add_basemap(fmap: folium.Map, basemap: dict | None, key: str = "") -> None:
+    """Tile layers of ``basemap`` (nothing for ``None``, the offline default)."""
+    if not basemap:
+        return
+    folium.TileLayer(tiles=basemap["url"] + key, attr=basemap["attr"], subdomains=basemap["subdomains"],
+                     name="basemap", control=False, max_zoom=18).add_to(fmap)
+    if basemap.get("labels"):
+        folium.TileLayer(tiles=basemap["labels"] + key, attr=basemap["attr"], subdomains=basemap["subdomains"],
+                         name="labels", control=False, overlay=True, max_zoom=18).add_to(fmap)
+
+
 def build_map(lang: str, districts: dict, basemap: dict | None, tianditu_key: str,
               display_crs: str) -> tuple[folium.Map, dict[str, str]]:
     """The Folium map with local assets; returns it and each layer's cluster variable name."""
     if display_crs == "gcj02":
-        districts = _districts_to_gcj02(districts)
+        districts = districts_to_gcj02(districts)
     fmap = folium.Map(location=[34.86, 117.45], zoom_start=9, tiles=None, control_scale=True,
                       prefer_canvas=False)
     fmap.options["maxZoom"] = 18  # Folium gives max_zoom to tiles only; the clusters need it on the map
     fmap.default_js = LEAFLET_JS
     fmap.default_css = LEAFLET_CSS
-    if basemap:
-        folium.TileLayer(tiles=basemap["url"] + tianditu_key, attr=basemap["attr"], subdomains=basemap["subdomains"],
-                         name="basemap", control=False, max_zoom=18).add_to(fmap)
-        if basemap.get("labels"):
-            folium.TileLayer(tiles=basemap["labels"] + tianditu_key, attr=basemap["attr"],
-                             subdomains=basemap["subdomains"], name="labels", control=False, overlay=True,
-                             max_zoom=18).add_to(fmap)
+    add_basemap(fmap, basemap, tianditu_key)
     name_field = "name_en" if lang == "en" else "name_zh"
     outline = folium.GeoJson(
         districts, name=TEXT[lang]["districts"],
@@ -155,8 +168,8 @@ def build_map(lang: str, districts: dict, basemap: dict | None, tianditu_key: st
     return fmap, clusters
 
 
-def _districts_to_gcj02(fc: dict) -> dict:
-    """District outlines shifted to GCJ-02 to sit on AMap tiles."""
+def districts_to_gcj02(fc: dict) -> dict:
+    """Features (district outlines, gap clusters) shifted to GCJ-02 to sit on AMap tiles."""
     out = {"type": "FeatureCollection", "features": []}
     for f in fc["features"]:
         geom = transform_geometry(shapely.geometry.shape(f["geometry"]), wgs84_to_gcj02)

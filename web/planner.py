@@ -13,16 +13,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 import folium
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
 from markupsafe import Markup
 
 from db import analysis
 from db.planning import MAX_SITES, Query, coverage_report, gaps_report, suggest_report
+from geo.crs import wgs84_to_gcj02
 from geo.planning import COMPOSITE_APPLIES
 from layers import LAYER_KEYS, LAYERS
 from layers.districts import CITY_CODE
 from web import cache, params
 from web.database import get_engine
+from web.pages import add_basemap, basemap_setting, districts_to_gcj02
 from web.planner_api import parse_query
 from web.security import add_nonce
 
@@ -111,7 +113,13 @@ def _map_parts(engine, rows, gaps, suggest, lang: str) -> tuple[str, str, str]:
         pct = None if r is None else r["percent"]
         f["properties"].update(name=f["properties"]["name_en" if lang == "en" else "name_zh"],
                                percent=("–" if pct is None else f"{pct:.1f}%"), fill=colour(pct))
+    basemap, key, display_crs = basemap_setting()
+    if display_crs == "gcj02":  # AMap tiles: draw every overlay in GCJ-02 to sit on them
+        outlines = districts_to_gcj02(outlines)
+        gaps = {**gaps, "features": districts_to_gcj02({"features": gaps["features"]})["features"]}
+        suggest = {**suggest, "sites": [_site_to_gcj02(s) for s in suggest["sites"]]}
     fmap = _offline_map()
+    add_basemap(fmap, basemap, key)
     t = TEXT[lang]
     folium.GeoJson(outlines, name="choropleth",
                    style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#333333",
@@ -137,6 +145,11 @@ def _map_parts(engine, rows, gaps, suggest, lang: str) -> tuple[str, str, str]:
     return add_nonce(fig.header.render()), fig.html.render(), fig.script.render()
 
 
+def _site_to_gcj02(site: dict) -> dict:
+    lon, lat = wgs84_to_gcj02(site["lon"], site["lat"])
+    return {**site, "lon": lon, "lat": lat}
+
+
 def _offline_map() -> folium.Map:
     fmap = folium.Map(location=[34.85, 117.45], zoom_start=9, tiles=None, control_scale=True,
                       prefer_canvas=False)
@@ -157,5 +170,5 @@ def planner():
     q = parse_query(allow_all=False, default_layer="service_office")
     n = params.integer("n", lo=1, hi=MAX_SITES, default=5)
     engine = get_engine()
-    return cache.cached_html(engine, "planner", (q, n),
+    return cache.cached_html(engine, "planner", (q, n, current_app.config.get("BASEMAP")),
                              lambda: render_template("planner.html", **planner_page(engine, q, n)))
