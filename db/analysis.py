@@ -195,6 +195,26 @@ def facility_points(engine: Engine, layer: str, as_of: dt.date | None = None) ->
         synthetic=bool(any(synthetic)))
 
 
+def candidate_sets(engine: Engine) -> list[str]:
+    """Names of the candidate-site sets planners have loaded."""
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT DISTINCT set_name FROM candidate_site ORDER BY set_name")).scalars())
+
+
+def candidate_points(engine: Engine, set_name: str) -> FacilityPoints:
+    """The sites of one candidate set, in EPSG:4548 metres (``capacity`` is 0)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT id, ST_X(p) AS x, ST_Y(p) AS y, district_adcode FROM "
+            "(SELECT id, district_adcode, ST_Transform(point, 4548) AS p FROM candidate_site "
+            " WHERE set_name = :s) c ORDER BY id"), {"s": set_name}).all()
+    return FacilityPoints(
+        id=np.array([r.id for r in rows], dtype=np.int64),
+        xy=np.array([[r.x, r.y] for r in rows], dtype=float).reshape(-1, 2),
+        capacity=np.zeros(len(rows)), district=np.array([r.district_adcode for r in rows], dtype=object),
+        synthetic=False)
+
+
 # --------------------------------------------------------------------------
 # villages
 # --------------------------------------------------------------------------

@@ -264,7 +264,10 @@ def suggest_report(engine, q: Query, n: int, candidates: str = "cells") -> dict[
         cand_xy, cand_rows = default_candidates(xy, ~done & (pop > 0), MAX_CANDIDATES)
         describe = lambda p: _cell_site(grid, cell_rows[cand_rows[p["candidate"]]], names)  # noqa: E731
     else:
-        sites_of = analysis.facility_points(engine, candidates, q.as_of)
+        if candidates.startswith("set:"):
+            sites_of = analysis.candidate_points(engine, candidates[4:])
+        else:
+            sites_of = analysis.facility_points(engine, candidates, q.as_of)
         mine = np.ones(len(sites_of), dtype=bool) if not q.district else sites_of.district == q.district
         cand_xy, cand_ids, cand_district = sites_of.xy[mine], sites_of.id[mine], sites_of.district[mine]
         describe = lambda p: {"candidate_layer": candidates,  # noqa: E731

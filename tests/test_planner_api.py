@@ -362,3 +362,40 @@ class TestPlannerBasemap:
 
         offline = client.get("/planner?layer=pocket_park&n=1").get_data(as_text=True)
         assert "autonavi.com" not in offline and "tile.openstreetmap" not in offline
+
+
+class TestCandidateSets:
+    def test_a_planner_loads_candidate_sites_and_suggestions_pick_among_them(self, runner, client, engine,
+                                                                              tmp_path):
+        path = tmp_path / "sites.csv"
+        path.write_text("编号,名称,经度,纬度\n"
+                        "C1,市中区空地,117.5560,34.8640\n"     # central Shizhong: many residents
+                        "C2,滕州闲置楼,117.1650,35.0880\n"     # central Tengzhou: many residents
+                        "C3,山区空地,117.3500,35.2200\n",      # hills of Shanting in the north: few
+                        encoding="utf-8")
+        try:
+            result = runner.invoke(args=["etl", "candidates", str(path), "--set", "owned_land", "--crs", "wgs84"])
+            assert result.exit_code == 0, result.output
+            assert "3 sites" in result.output
+            body = client.get("/api/suggest?layer=pocket_park&n=2&candidates=set:owned_land").get_json()
+            assert body["candidates"] == 3 and len(body["sites"]) == 2
+            with engine.connect() as conn:
+                ids = dict(conn.execute(text("SELECT id, source_id FROM candidate_site "
+                                             "WHERE set_name = 'owned_land'")).all())
+            picked = {ids[s["candidate_facility_id"]] for s in body["sites"]}
+            assert picked <= {"C1", "C2", "C3"} and "C3" not in picked  # the hills help fewest people
+        finally:
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM candidate_site WHERE set_name = 'owned_land'"))
+
+    def test_a_bad_candidate_file_writes_nothing(self, runner, engine, tmp_path):
+        path = tmp_path / "sites.csv"
+        path.write_text("编号,名称,经度,纬度\nC1,空地,117.5560,34.8640\nC9,上海的点,121.47,31.23\n", encoding="utf-8")
+        result = runner.invoke(args=["etl", "candidates", str(path), "--set", "bad_set", "--crs", "wgs84"])
+        assert result.exit_code == 1 and "rejected row 3" in result.output
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM candidate_site WHERE set_name = 'bad_set'")).scalar() == 0
+
+    def test_an_unknown_set_is_a_400_naming_the_parameter(self, client):
+        res = client.get("/api/suggest?layer=pocket_park&candidates=set:nope")
+        assert res.status_code == 400 and res.get_json()["error"]["parameter"] == "candidates"

@@ -82,6 +82,29 @@ def etl_load(file: Path, layer: str, crs: str | None, dry_run: bool, report_json
     sys.exit(1 if result.status == "rejected" else 0)
 
 
+@etl_cli.command("candidates")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "set_name", required=True, help="Name of the candidate set (letters, digits, _ or -).")
+@click.option("--crs", default=None, help="Source CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>.")
+def etl_candidates(file: Path, set_name: str, crs: str | None):
+    """Load candidate sites for /api/suggest?candidates=set:NAME (replaces the set)."""
+    from etl.candidates import load_candidates
+    from etl.errors import ETLError
+    from geo.errors import CRSError
+
+    try:
+        loaded, rejects = load_candidates(_engine(), file, set_name, crs=crs)
+    except (ETLError, CRSError) as exc:
+        click.echo(f"error: {file.name}: {exc}", err=True)
+        sys.exit(2)
+    for r in rejects:
+        click.echo(f"rejected row {r.row} (id {r.source_id}): {r.reason}", err=True)
+    if rejects:
+        click.echo("nothing was written: fix the rows above", err=True)
+        sys.exit(1)
+    click.echo(f"candidate set {set_name!r}: {loaded} sites; use /api/suggest?candidates=set:{set_name}")
+
+
 @etl_cli.command("demo")
 @click.option("--seed", default=20221, show_default=True, type=int)
 @click.option("--resolution", "resolution_m", default=250.0, show_default=True, type=float,

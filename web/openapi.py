@@ -167,8 +167,10 @@ def _core_paths() -> dict:
             _ref("layer"), *planner,
             _q("n", {"type": "integer", "minimum": 1, "maximum": _const("db.planning", "MAX_SITES", 50),
                      "default": 10}, "How many sites."),
-            _q("candidates", {"type": "string", "enum": ["cells", *LAYER_KEYS], "default": "cells"},
-               "Candidate sites: centres of uncovered cells, or the sites of a layer (e.g. service_office)."),
+            _q("candidates", {"type": "string", "default": "cells",
+                              "pattern": "^(cells|" + "|".join(LAYER_KEYS) + "|set:[A-Za-z0-9_-]{1,40})$"},
+               "Candidate sites: centres of uncovered cells, the sites of a layer (e.g. service_office), "
+               "or a loaded candidate set (set:<name>, see `flask etl candidates`)."),
             _q("format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "Output format."),
         ], {"200": {"description": "Suggested sites", "content": {
             "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}},

@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from db import analysis
 from db.planning import (MAX_GAPS, MAX_RADIUS_M, MAX_SITES, Query, coverage_report, coverage_table,
                          gaps_report, gaps_table, suggest_report, suggest_table)
 from etl.export import defuse
@@ -104,7 +105,9 @@ def api_gaps():
 def api_suggest():
     q = parse_query(allow_all=False)
     n = params.integer("n", lo=1, hi=MAX_SITES, default=10)
-    candidates = params.choice("candidates", ("cells", *LAYER_KEYS), default="cells")
+    candidates = params.choice("candidates", ("cells", *LAYER_KEYS,
+                                              *(f"set:{n}" for n in analysis.candidate_sets(get_engine()))),
+                               default="cells")
     fmt = params.choice("format", ("json", "csv"), default="json")
     engine = get_engine()
     report = cache.memo(engine, "suggest", (q, n, candidates), lambda: suggest_report(engine, q, n, candidates))
