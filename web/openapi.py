@@ -167,7 +167,7 @@ def _core_paths() -> dict:
             _ref("layer"), *planner,
             _q("n", {"type": "integer", "minimum": 1, "maximum": _const("db.planning", "MAX_SITES", 50),
                      "default": 10}, "How many sites."),
-            _q("candidates", {"type": "string", "default": "cells",
+            _q("candidates", {"type": "string", "default": "cells", "maxLength": 44,
                               "pattern": "^(cells|" + "|".join(LAYER_KEYS) + "|set:[A-Za-z0-9_-]{1,40})$"},
                "Candidate sites: centres of uncovered cells, the sites of a layer (e.g. service_office), "
                "or a loaded candidate set (set:<name>, see `flask etl candidates`)."),
