@@ -23,8 +23,6 @@ import http.client
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.common import start_gunicorn, stop_gunicorn  # noqa: E402
 
 #: Zaozhuang's central area in WGS-84 degrees (nearest queries land here).
 CITY_BOX = (117.10, 34.60, 117.75, 35.25)
@@ -151,12 +151,6 @@ def summarise(rec: Recorder, start: float, end: float, window: float = 10.0) -> 
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def database_url() -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
@@ -175,28 +169,6 @@ def ensure_demo(url: str) -> None:
     engine.dispose()
 
 
-def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=url)
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen([str(gunicorn), "--workers", str(workers), "--threads", str(threads),
-                             "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--timeout", "120",
-                             "--log-level", "warning", "web:create_app()"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
-    proc.terminate()
-    raise RuntimeError("gunicorn did not answer /healthz within 60 s")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the measured mix (s)")
@@ -213,19 +185,14 @@ def main(argv: list[str] | None = None) -> int:
 
     url = database_url()
     ensure_demo(url)
-    port = free_port()
-    proc = start_gunicorn(url, port, args.workers, args.threads)
+    proc, port = start_gunicorn(url, args.workers, args.threads)
     try:
         run_phase(port, 5.0, args.connections, args.max_requests, args.seed + 1)  # warm-up
         ref = summarise(*run_phase(port, args.ref_seconds, args.connections, args.max_requests, args.seed + 2,
                                    fixed="/healthz"))
         mix = summarise(*run_phase(port, args.seconds, args.connections, args.max_requests, args.seed))
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_gunicorn(proc)
     result = {
         "benchmark": "load", "host": "127.0.0.1 (loopback only)",
         "server": f"gunicorn {args.workers} workers x {args.threads} threads",

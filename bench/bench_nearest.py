@@ -30,10 +30,7 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -45,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg2  # noqa: E402
 
+from bench.common import start_gunicorn, stop_gunicorn  # noqa: E402
 from db import libpq_url, make_engine  # noqa: E402
 from db.nearest import KNN_SQL, _EXTRA, _MARGIN  # noqa: E402
 from layers import LAYER_KEYS  # noqa: E402
@@ -52,12 +50,6 @@ from layers import LAYER_KEYS  # noqa: E402
 #: (name, layer, k)
 SCENARIOS = [("all layers, k=1 (the page's click)", "all", 1),
              ("service_office, k=5", "service_office", 5)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _positions(url: str, n: int, seed: int) -> list[tuple[float, float]]:
@@ -73,26 +65,6 @@ def _positions(url: str, n: int, seed: int) -> list[tuple[float, float]]:
     if not count:
         sys.exit("the database has no facilities: load the demo city first (flask etl demo)")
     return [(float(x), float(y)) for x, y in rows]
-
-
-def _start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    env = dict(os.environ, DATABASE_URL=url)
-    proc = subprocess.Popen(
-        [str(gunicorn), "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-         "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--log-level", "warning", "web:create_app()"],
-        cwd=ROOT, env=env, start_new_session=True)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/healthz")
-            if c.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    sys.exit("gunicorn did not start")
 
 
 def _drive(concurrency: int, positions: list[tuple[float, float]], make_worker: Callable) -> dict[str, Any]:
@@ -197,8 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.database_url = default_url()
     dsn = libpq_url(args.database_url)
     positions = _positions(args.database_url, args.requests, args.seed)
-    port = _free_port()
-    proc = _start_gunicorn(args.database_url, port, args.workers, args.threads)
+    proc, port = start_gunicorn(args.database_url, args.workers, args.threads)
     out: dict[str, Any] = {
         "benchmark": "nearest", "cpus": os.cpu_count(), "python": platform.python_version(),
         "gunicorn": {"workers": args.workers, "threads": args.threads, "worker_class": "gthread"},
@@ -226,8 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "goal": {"p50_within_2x": api["p50_ms"] <= 2 * raw["p50_ms"], "rps_at_least_500": api["rps"] >= 500,
                          "zero_errors": api["errors"] == 0 and raw["errors"] == 0}})
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+        stop_gunicorn(proc)
     text_ = json.dumps(out, indent=2, ensure_ascii=False)
     print(text_)
     if args.json_path:

@@ -73,3 +73,46 @@ def write_json(result: dict, path: str | None) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text_out, encoding="utf-8")
+
+
+def start_gunicorn(url: str, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+    """The app under gunicorn (gthread, keep-alive) on a free loopback port, once /healthz answers.
+
+    Returns the process (its own session, for :func:`stop_gunicorn`) and the port.
+    """
+    import http.client
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen(
+        [str(gunicorn), "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+         "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--graceful-timeout", "5", "--timeout", "120",
+         "--log-level", "warning", "web:create_app()"],
+        cwd=ROOT, env=dict(os.environ, DATABASE_URL=url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.3)
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+    stop_gunicorn(proc)
+    raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+
+
+def stop_gunicorn(proc: subprocess.Popen) -> None:
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)

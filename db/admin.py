@@ -158,6 +158,14 @@ def _as_dict(row) -> dict:
     return out
 
 
+def _row(conn, facility_id: int):
+    """The facility's row (active or retired); FacilityNotFound when there is none."""
+    row = conn.execute(text(_ROW), {"id": facility_id}).first()
+    if row is None:
+        raise FacilityNotFound(f"no facility has id {facility_id}")
+    return row
+
+
 def get_facility(engine: Engine, facility_id: int) -> dict:
     """One facility, active or retired, with its ETag.
 
@@ -166,10 +174,7 @@ def get_facility(engine: Engine, facility_id: int) -> dict:
     FacilityNotFound
     """
     with engine.connect() as conn:
-        row = conn.execute(text(_ROW), {"id": facility_id}).first()
-    if row is None:
-        raise FacilityNotFound(f"no facility has id {facility_id}")
-    return _as_dict(row)
+        return _as_dict(_row(conn, facility_id))
 
 
 def history(engine: Engine, facility_id: int) -> dict:
@@ -180,9 +185,7 @@ def history(engine: Engine, facility_id: int) -> dict:
     FacilityNotFound
     """
     with engine.connect() as conn:
-        row = conn.execute(text(_ROW), {"id": facility_id}).first()
-        if row is None:
-            raise FacilityNotFound(f"no facility has id {facility_id}")
+        row = _row(conn, facility_id)
         run = conn.execute(text(
             "SELECT id, layer, source_name, sha256, crs, status, started_at, finished_at, accepted, rejected, "
             "inserted, updated, unchanged FROM load_run WHERE id = :r"), {"r": row.load_run_id}).first()
