@@ -245,10 +245,3 @@ def district_names(engine: Engine) -> dict[str, tuple[str, str]]:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT adcode, name_zh, name_en FROM district ORDER BY adcode")).all()
     return {r[0]: (r[1], r[2]) for r in rows}
-
-
-def district_outlines(engine: Engine, simplify_m: float = 50.0) -> dict:
-    """District outlines as GeoJSON (WGS-84), simplified by about ``simplify_m`` metres."""
-    from db.queries import district_geojson
-
-    return district_geojson(engine, simplify_m=simplify_m)

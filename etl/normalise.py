@@ -26,7 +26,7 @@ from geo.crs import ALLOWED_CRS, normalise_crs, to_wgs84
 from geo.errors import CRSError
 from geo.parse import (DMS_EXAMPLES, geometries_to_wgs84, is_blank, parse_coordinates,
                        parse_integer, plausible_position, to_halfwidth)
-from layers.registry import Layer, get_layer
+from layers import Layer, get_layer
 
 #: Usual header names per field, most specific first. Matching ignores case,
 #: spaces, underscores, hyphens and full-width forms; a bracketed suffix such

@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from etl.errors import ETLError, Reject
 from etl.normalise import without_gc
 from geo.parse import parse_integer, polygonal_part, repair_polygon, swap_xy
-from layers.registry import Layer, get_layer
+from layers import Layer, get_layer
 
 #: Two records with one source_id further apart than this (metres, geodesic
 #: on WGS-84) are different facilities, not a repeated row.

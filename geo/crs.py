@@ -53,6 +53,17 @@ _ALIASES = {
 #: What :func:`normalise_crs` accepts, for error messages.
 ALLOWED_CRS = "wgs84, cgcs2000, gcj02, bd09, or EPSG:<code>"
 
+#: The systems a phone or a Chinese map app reports positions in (what APIs accept as ``crs=``).
+POSITION_CRS: tuple[str, ...] = ("wgs84", "gcj02", "bd09")
+
+#: Metres in one degree of latitude (mean); only for sizing tolerances, never for distances.
+METRES_PER_DEGREE = 111_000.0
+
+
+def metres_to_degrees(metres: float) -> float:
+    """A rough angular size for ``metres`` (for simplification tolerances only, not distances)."""
+    return metres / METRES_PER_DEGREE
+
 
 def _asarrays(lon: ArrayLike, lat: ArrayLike) -> tuple[np.ndarray, np.ndarray, bool]:
     scalar = np.isscalar(lon) and np.isscalar(lat)

@@ -9,7 +9,7 @@ from pyproj import Geod
 from sqlalchemy import text
 
 from layers import LAYER_KEYS, LAYERS, validate_registry
-from layers.registry import Layer, Style
+from layers.model import Layer, Style
 
 # Hand facts from the city's 2022 livelihood report and the 2020 census bulletin.
 REPORT = {"service_office": 2500, "police_station": 37, "pocket_park": 73, "village_clinic": 1496}

@@ -1,31 +1,36 @@
-"""JSON API: health, layers and districts (more areas register their own blueprints)."""
+"""Core JSON API: health, layers and districts (more areas register their own blueprints)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 
-from db import ping, queries
+from services import catalogue
 from web.database import get_engine
 from web.errors import ServiceUnavailable
+from web.params import operation
+from web.responses import json_ok_or_503
 
 bp = Blueprint("api", __name__)
 
 
 @bp.get("/healthz")
-def healthz():
+@operation("Health of the app and its database", "core", responses=json_ok_or_503("Healthy"))
+def healthz() -> ResponseReturnValue:
     try:
-        ping(get_engine())
+        return jsonify(catalogue.health(get_engine()))
     except Exception as exc:  # noqa: BLE001 - any failure to reach the database is an outage
         raise ServiceUnavailable(f"database unreachable: {type(exc).__name__}") from None
-    return jsonify({"status": "ok", "database": "ok"})
 
 
 @bp.get("/api/layers")
-def api_layers():
-    return jsonify({"layers": queries.layer_summaries(get_engine())})
+@operation("The facility layers: names, standards with sources, counts", "core",
+           responses=json_ok_or_503("Every layer with its record and counts"))
+def api_layers() -> ResponseReturnValue:
+    return jsonify({"layers": catalogue.layer_summaries(get_engine())})
 
 
 @bp.get("/api/districts")
-def api_districts():
-    rows = queries.districts(get_engine())
-    return jsonify({"districts": rows, "total_population": sum(r["population"] for r in rows),
-                    "crs": "EPSG:4326 (WGS-84; boundaries converted from GCJ-02)"})
+@operation("The six districts with 2020 census population", "core",
+           responses=json_ok_or_503("The districts and the city total"))
+def api_districts() -> ResponseReturnValue:
+    return jsonify(catalogue.districts(get_engine()))

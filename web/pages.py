@@ -17,9 +17,9 @@ from folium.plugins import MarkerCluster
 from markupsafe import Markup
 
 from db import nearest as nearest_db
-from db import queries
 from geo.crs import transform_geometry, wgs84_to_gcj02
 from layers import LAYERS
+from services import catalogue
 from web import cache, params
 from web.database import get_engine
 from web.security import add_nonce
@@ -91,7 +91,7 @@ def resident_context(lang: str) -> dict:
     basemap, key, display_crs = basemap_setting()
     basemap_key = current_app.config.get("BASEMAP", "none")
     engine = get_engine()
-    fmap, clusters = build_map(lang, queries.district_geojson(engine, simplify_m=20.0), basemap, key, display_crs)
+    fmap, clusters = build_map(lang, catalogue.district_outlines(engine, simplify_m=20.0), basemap, key, display_crs)
     root = fmap.get_root()
     root.render()
     data = {

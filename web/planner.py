@@ -22,6 +22,7 @@ from geo.crs import wgs84_to_gcj02
 from geo.planning import COMPOSITE_APPLIES
 from layers import LAYER_KEYS, LAYERS
 from layers.districts import CITY_CODE
+from services import catalogue
 from web import cache, params
 from web.database import get_engine
 from web.pages import add_basemap, basemap_setting, districts_to_gcj02
@@ -106,7 +107,7 @@ def planner_page(engine, q: Query, n: int) -> dict[str, Any]:
 
 def _map_parts(engine, rows, gaps, suggest, lang: str) -> tuple[str, str, str]:
     """(head, body, script) of the Folium map, with local Leaflet and nonces."""
-    outlines = analysis.district_outlines(engine)
+    outlines = catalogue.district_outlines(engine, simplify_m=50.0)
     by_code = {r["district"]: r for r in rows}
     for f in outlines["features"]:
         r = by_code.get(f["properties"]["adcode"])
