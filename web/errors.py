@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from geo.errors import GeoError
 from layers.errors import UnknownLayerError
+from services import errors as service_errors
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,25 @@ def _wants_html() -> bool:
     return best == "text/html"
 
 
+#: HTTP status of each service error (the most specific class wins).
+SERVICE_STATUS: dict[type[service_errors.ServiceError], int] = {
+    service_errors.InvalidRequest: 400, service_errors.NotFound: 404, service_errors.Conflict: 409,
+    service_errors.VersionMismatch: 412, service_errors.TooMuchWork: 400,
+}
+
+
+def service_error_response(err: service_errors.ServiceError):
+    status = next((SERVICE_STATUS[c] for c in type(err).__mro__ if c in SERVICE_STATUS), 400)
+    api = APIError(err.message, parameter=err.parameter, allowed=err.allowed)
+    api.status = status
+    if isinstance(err, service_errors.VersionMismatch):
+        api.headers = {"ETag": err.current_etag}
+    return _json(api)
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(service_errors.ServiceError, service_error_response)
+
     @app.errorhandler(APIError)
     def _api_error(err: APIError):
         if err.status == 503 and _wants_html():

@@ -1,0 +1,1 @@
+"""File formats the service writes: GeoJSON, GeoPackage, Shapefile, CSV and XLSX."""
