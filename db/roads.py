@@ -58,6 +58,13 @@ _EDGES = {
 }
 _VERTICES = text("SELECT id, ST_X(p) AS x, ST_Y(p) AS y"
                  " FROM (SELECT id, ST_Transform(geom, CAST(:srid AS integer)) AS p FROM road_vertex) v ORDER BY id")
+#: Per mode (the mode is also the column that admits an edge: ``walk``, ``drive``), pieces and largest share.
+_COMPONENTS = {mode: text(
+    "WITH c AS (SELECT node, component FROM pgr_connectedComponents(CAST(:edges AS text))),"
+    " piece AS (SELECT c.component, sum(r.length_m) AS len FROM road_edge r JOIN c ON c.node = r.source"
+    f" WHERE r.{mode} GROUP BY c.component)"
+    " SELECT count(*) AS pieces, coalesce(max(len) / nullif(sum(len), 0), 0) AS share FROM piece")
+    for mode in EDGES_SQL}
 _LATEST = text("SELECT id, source_name, source_sha256, source_bytes, format, synthetic, imported_at, edges, vertices,"
                " report FROM road_import ORDER BY id DESC LIMIT 1")
 _DIJKSTRA = text("SELECT agg_cost FROM pgr_dijkstra(CAST(:edges AS text), CAST(:source AS bigint),"
@@ -72,9 +79,9 @@ _NEAREST_VERTEX = text(
     "SELECT id FROM road_vertex ORDER BY geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 1")
 
 
-def replace_network(conn: Connection, vertices: pd.DataFrame, edges: pd.DataFrame, record: dict[str, Any],
-                    *, progress: Callable[[int], object] | None = None) -> int:
-    """Replace the whole network with ``vertices`` and ``edges`` and record the import.
+def replace_network(conn: Connection, vertices: pd.DataFrame, edges: pd.DataFrame,
+                    *, progress: Callable[[int], object] | None = None) -> None:
+    """Replace the whole network with ``vertices`` and ``edges``.
 
     The caller's transaction makes it all-or-nothing. Other writers wait
     (``SHARE ROW EXCLUSIVE``); readers keep seeing the old network until commit.
@@ -84,25 +91,34 @@ def replace_network(conn: Connection, vertices: pd.DataFrame, edges: pd.DataFram
     vertices, edges : pandas.DataFrame
         Columns :data:`VERTEX_COLUMNS` and :data:`EDGE_COLUMNS`; ``geom`` as hex
         EWKB with SRID 4326.
-    record : dict
-        ``source_name``, ``source_sha256``, ``source_bytes``, ``format``,
-        ``synthetic`` and ``report`` (a JSON-able dict).
     progress : callable, optional
         Called with the number of rows written after each chunk.
-
-    Returns
-    -------
-    int
-        The ``road_import`` id.
     """
     conn.execute(_LOCK)
     for statement in _CLEAR:
         conn.execute(statement)
     _copy(conn, vertices, "road_vertex", VERTEX_COLUMNS, progress)
     _copy(conn, edges, "road_edge", EDGE_COLUMNS, progress)
-    params = dict(record, edges=len(edges), vertices=len(vertices),
-                  report=json.dumps(record["report"], ensure_ascii=False))
+
+
+def record_import(conn: Connection, record: dict[str, Any]) -> int:
+    """Record an import: ``source_name``, ``source_sha256``, ``source_bytes``, ``format``, ``synthetic``,
+    ``edges``, ``vertices`` and ``report`` (a JSON-able dict). Returns the ``road_import`` id."""
+    params = dict(record, report=json.dumps(record["report"], ensure_ascii=False))
     return int(conn.execute(_RECORD, params).scalar_one())
+
+
+def components(conn: Connection, mode: str) -> tuple[int, float]:
+    """pgRouting's connected components of the ``mode`` network (directions ignored).
+
+    Returns
+    -------
+    tuple of (int, float)
+        The number of pieces that hold an edge, and the share (0-1) of the
+        mode's road length in the largest piece (0 when the mode has no edge).
+    """
+    row = conn.execute(_COMPONENTS[mode], {"edges": EDGES_SQL[mode]}).one()
+    return int(row.pieces), float(row.share)
 
 
 def _copy(conn: Connection, frame: pd.DataFrame, table: str, columns: tuple[str, ...],

@@ -1,41 +1,33 @@
 """Road networks from OpenStreetMap files: read → normalise → build topology.
 
-The importer: pyosmium (the ``osmium`` package, Python bindings of libosmium)
-reads the file and this module builds the routable network, which
-``services/roads.py`` writes with ``COPY`` in one transaction. Why this and
-not the field's other tools:
+The importer: pyosmium (the ``osmium`` package, Python bindings of libosmium) reads the file and this
+module builds the routable network, which ``services/roads.py`` writes with ``COPY`` in one transaction.
+Why this and not the field's other tools:
 
-* **osm2pgrouting** (pgRouting's own importer) reads only uncompressed OSM
-  XML, holds the whole file in memory, and writes with its own connections
-  and commits: a failure halfway leaves a half-replaced network, and a
-  ``.osm.pbf`` extract (the form Geofabrik serves) must first be converted.
-* **osm2pgsql with a flex style** reads PBF fast and in one transaction, but
-  splitting ways into edges at shared nodes then happens in SQL afterwards
-  (``pgr_nodeNetwork`` or hand-written SQL), and it is one more system
-  program to install and keep in step.
-* **pyrosm** reads only PBF and returns GeoDataFrames whose topology we
-  would still have to rebuild.
-* **pyosmium** reads PBF and XML (also ``.osm.gz``/``.bz2``) with the same
-  call, keeps node locations in C++ while streaming, and hands us each way's
-  nodes with ids, so ways are split exactly at nodes shared by two or more
-  ways (OSM's junction rule) and the rows go to PostGIS in our own
-  transaction: a bad file raises before anything is written.
+* **osm2pgrouting** (pgRouting's own importer) reads only uncompressed OSM XML, holds the whole file in
+  memory, and writes with its own connections and commits: a failure halfway leaves a half-replaced
+  network, and a ``.osm.pbf`` extract (the form Geofabrik serves) must first be converted.
+* **osm2pgsql with a flex style** reads PBF fast and in one transaction, but splitting ways into edges at
+  shared nodes then happens in SQL afterwards (``pgr_nodeNetwork`` or hand-written SQL), and it is one
+  more system program to install and keep in step.
+* **pyrosm** reads only PBF and returns GeoDataFrames whose topology we would still have to rebuild.
+* **pyosmium** reads PBF and XML (also ``.osm.gz``/``.bz2``) with the same call, keeps node locations in
+  C++ while streaming, and hands us each way's nodes with ids, so ways are split exactly at nodes shared
+  by two or more ways (OSM's junction rule) and the rows go to PostGIS in our own transaction: a bad file
+  raises before anything is written.
 
 The rules (one place each):
 
-* :data:`HIGHWAYS`: which ``highway`` values are roads, who may use them, and
-  the driving speed when there is no ``maxspeed``. Other values (platforms,
-  construction sites, proposed roads, …) are dropped and counted.
-* Access tags narrow or widen that: ``access=no|private`` closes a way to both
-  modes unless ``foot=`` or ``motor_vehicle=``/``motorcar=``/``vehicle=``
-  open it again; ``foot=yes|designated|permissive`` opens a cycleway to
-  walkers.
-* Driving obeys ``oneway=yes|true|1|-1|reverse``, roundabouts and the implied
-  one-way of motorways; walking ignores one-way rules.
-* Edge lengths are geodesic metres on WGS-84 (``geo.nearest``), summed over
-  the way's node-to-node segments.
-* A way whose nodes are partly outside the file (a clipped extract) keeps its
-  runs of two or more located nodes; the missing references are counted.
+* :data:`HIGHWAYS`: which ``highway`` values are roads, who may use them, and the driving speed when
+  there is no ``maxspeed``. Other values (platforms, construction sites, …) are dropped and counted.
+* Access tags narrow or widen that: ``access=no|private`` closes a way to both modes unless ``foot=`` or
+  ``motor_vehicle=``/``motorcar=``/``vehicle=`` open it again; ``foot=yes|designated|permissive`` opens
+  a cycleway to walkers.
+* Driving obeys ``oneway=yes|true|1|-1|reverse``, roundabouts and the implied one-way of motorways;
+  walking ignores one-way rules.
+* Edge lengths are geodesic metres on WGS-84 (``geo.nearest``), summed over node-to-node segments.
+* A way whose nodes are partly outside the file (a clipped extract) keeps its runs of two or more
+  located nodes; the missing references are counted.
 """
 from __future__ import annotations
 
@@ -51,8 +43,6 @@ import osmium
 import pandas as pd
 import shapely
 from osmium.filter import KeyFilter
-from scipy.sparse import coo_array
-from scipy.sparse.csgraph import connected_components
 
 from etl.errors import ETLError
 from geo.nearest import geodesic_distance_m
@@ -73,20 +63,16 @@ class HighwayClass:
 
 #: Routable ``highway`` values. Speeds are the class defaults when a way has no usable ``maxspeed``:
 #: China's limits for expressways (GB 5768) and common urban and rural road practice below that.
-HIGHWAYS: dict[str, HighwayClass] = {
-    "motorway": HighwayClass(False, True, 100.0), "motorway_link": HighwayClass(False, True, 60.0),
-    "trunk": HighwayClass(True, True, 80.0), "trunk_link": HighwayClass(True, True, 50.0),
-    "primary": HighwayClass(True, True, 60.0), "primary_link": HighwayClass(True, True, 40.0),
-    "secondary": HighwayClass(True, True, 50.0), "secondary_link": HighwayClass(True, True, 40.0),
-    "tertiary": HighwayClass(True, True, 40.0), "tertiary_link": HighwayClass(True, True, 30.0),
-    "unclassified": HighwayClass(True, True, 30.0), "residential": HighwayClass(True, True, 30.0),
-    "road": HighwayClass(True, True, 30.0), "living_street": HighwayClass(True, True, 10.0),
-    "service": HighwayClass(True, True, 20.0),
-    "track": HighwayClass(True, False, 15.0), "pedestrian": HighwayClass(True, False, 5.0),
-    "footway": HighwayClass(True, False, 5.0), "path": HighwayClass(True, False, 5.0),
-    "steps": HighwayClass(True, False, 5.0), "corridor": HighwayClass(True, False, 5.0),
-    "bridleway": HighwayClass(True, False, 5.0), "cycleway": HighwayClass(False, False, 15.0),
-}
+HIGHWAYS: dict[str, HighwayClass] = {key: HighwayClass(*value) for key, value in {
+    "motorway": (False, True, 100.0), "motorway_link": (False, True, 60.0), "trunk": (True, True, 80.0),
+    "trunk_link": (True, True, 50.0), "primary": (True, True, 60.0), "primary_link": (True, True, 40.0),
+    "secondary": (True, True, 50.0), "secondary_link": (True, True, 40.0), "tertiary": (True, True, 40.0),
+    "tertiary_link": (True, True, 30.0), "unclassified": (True, True, 30.0), "residential": (True, True, 30.0),
+    "road": (True, True, 30.0), "living_street": (True, True, 10.0), "service": (True, True, 20.0),
+    "track": (True, False, 15.0), "pedestrian": (True, False, 5.0), "footway": (True, False, 5.0),
+    "path": (True, False, 5.0), "steps": (True, False, 5.0), "corridor": (True, False, 5.0),
+    "bridleway": (True, False, 5.0), "cycleway": (False, False, 15.0),
+}.items()}
 
 _YES = frozenset({"yes", "designated", "permissive", "destination", "customers", "delivery"})
 _NO = frozenset({"no", "private", "agricultural", "forestry", "discouraged"})
@@ -157,27 +143,6 @@ class Network:
     def n_vertices(self) -> int:
         return int(len(self.vertex_osm_id))
 
-    def components(self, mode: str) -> tuple[int, float]:
-        """Connected components of the ``walk`` or ``drive`` network (directions ignored).
-
-        Returns
-        -------
-        tuple of (int, float)
-            The number of components that hold at least one edge, and the share
-            (0-1) of that mode's edge length in the largest of them.
-        """
-        used = self.walk if mode == "walk" else self.drive
-        if not used.any():
-            return 0, 0.0
-        n = self.n_vertices
-        src, tgt = self.source[used] - 1, self.target[used] - 1
-        graph = coo_array((np.ones(len(src)), (src, tgt)), shape=(n, n))
-        _, label = connected_components(graph, directed=False)
-        edge_label = label[src]
-        comps, inverse = np.unique(edge_label, return_inverse=True)
-        length = np.bincount(inverse, weights=self.length_m[used])
-        return int(len(comps)), float(length.max() / length.sum()) if length.sum() > 0 else 1.0
-
 
 def file_format(path: Path) -> str:
     """``"pbf"`` or ``"xml"`` from the file name; :class:`ETLError` naming the endings allowed otherwise."""
@@ -190,20 +155,11 @@ def file_format(path: Path) -> str:
 
 
 def read_ways(path: Path, *, tick: Callable[[int], object] | None = None) -> RawWays:
-    """Every way with a ``highway`` tag, with its nodes' positions.
+    """Every way with a ``highway`` tag in an ``.osm.pbf`` or ``.osm`` file, with its nodes' positions.
 
-    Parameters
-    ----------
-    path : Path
-        An ``.osm.pbf`` or ``.osm`` (XML, optionally gzip/bzip2) file.
-    tick : callable, optional
-        Called with the number of ways read since the last call (for a progress bar).
-
-    Raises
-    ------
-    ETLError
-        When the file is missing, has an unknown ending, or cannot be parsed as
-        OSM (the message says where the reader stopped).
+    ``tick`` is called with the number of ways read since its last call (a
+    progress bar). :class:`ETLError` when the file is missing, has an unknown
+    ending, or cannot be parsed as OSM (the message says where the reader stopped).
     """
     file_format(path)
     if not path.is_file():
@@ -231,13 +187,10 @@ def _add_way(raw: RawWays, way: osmium.osm.Way) -> None:
     raw.way_id.append(int(way.id))
     raw.tags.append({k: way.tags[k] for k in _TAGS if k in way.tags})
     for node in way.nodes:
+        located = node.location.valid()
         raw.node_id.append(int(node.ref))
-        if node.location.valid():
-            raw.lon.append(node.location.lon)
-            raw.lat.append(node.location.lat)
-        else:
-            raw.lon.append(math.nan)
-            raw.lat.append(math.nan)
+        raw.lon.append(node.location.lon if located else math.nan)
+        raw.lat.append(node.location.lat if located else math.nan)
     raw.start.append(len(raw.node_id))
 
 

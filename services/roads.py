@@ -35,8 +35,9 @@ class ImportReport:
     """What an import did: counts, connectivity per mode, and what was dropped and why.
 
     ``components`` counts the connected pieces of each mode's network (one-way
-    rules ignored) and ``largest_share`` the share of that mode's road length
-    in the largest piece; a low share means islands that a route cannot leave.
+    rules ignored; pgRouting's ``pgr_connectedComponents``) and ``largest_share``
+    the share of that mode's road length in the largest piece; a low share
+    means islands that a route cannot leave.
     """
 
     import_id: int
@@ -92,12 +93,16 @@ def import_roads(engine: Engine, path: Path, *, progress: bool = False) -> Impor
     vertices, edges = etl_roads.vertex_frame(built), etl_roads.edge_frame(built)
     report = _report(built, path, fmt)
     record = {"source_name": path.name, "source_sha256": _sha256(path), "source_bytes": path.stat().st_size,
-              "format": fmt, "synthetic": report.synthetic}
+              "format": fmt, "synthetic": report.synthetic, "edges": report.edges, "vertices": report.vertices}
     with tqdm(total=len(vertices) + len(edges), desc="writing network", unit=" rows", disable=not progress,
               leave=False) as bar, engine.begin() as conn:
-        record["report"] = {k: v for k, v in report.as_dict().items() if k not in ("import_id", "seconds")}
-        report.import_id = db_roads.replace_network(conn, vertices, edges, record, progress=bar.update)
-    report.seconds = round(time.perf_counter() - started, 2)
+        db_roads.replace_network(conn, vertices, edges, progress=bar.update)
+        for mode in db_roads.NETWORK_MODES:
+            pieces, share = db_roads.components(conn, mode)
+            report.components[mode], report.largest_share[mode] = pieces, round(share, 4)
+        report.seconds = round(time.perf_counter() - started, 2)
+        record["report"] = {k: v for k, v in report.as_dict().items() if k != "import_id"}
+        report.import_id = db_roads.record_import(conn, record)
     return report
 
 
@@ -106,11 +111,8 @@ def _report(built: etl_roads.Network, path: Path, fmt: str) -> ImportReport:
                           synthetic=bool(built.n_edges and built.synthetic.all()), ways_read=built.ways_read,
                           ways_used=built.ways_used, edges=built.n_edges, vertices=built.n_vertices,
                           missing_nodes=built.missing_nodes, dropped=dict(built.dropped))
-    for mode in db_roads.NETWORK_MODES:
-        used = built.walk if mode == "walk" else built.drive
-        report.length_km[mode] = round(float(built.length_m[used].sum()) / 1000.0, 3)
-        report.components[mode], share = built.components(mode)
-        report.largest_share[mode] = round(share, 4)
+    report.length_km = {"walk": round(float(built.length_m[built.walk].sum()) / 1000.0, 3),
+                        "drive": round(float(built.length_m[built.drive].sum()) / 1000.0, 3)}
     return report
 
 
