@@ -11,8 +11,9 @@ The rules, stated once:
   vertices the shortest counts. A zero-length edge costs :data:`MIN_COST_M`, so the sparse graph keeps it.
 * **Snapping.** A point joins the network at the nearest position *on* an edge (the foot of the
   perpendicular in EPSG:4548, not the nearest vertex). The edge's length is split in proportion to that
-  position along its drawn line. The straight walk from the point to that position, the *access leg*,
-  is part of every distance reported, so a network distance is never shorter than the straight line.
+  position along its drawn line; 0 m of an edge may be travelled either way, so a point at a vertex
+  leaves by that vertex even on a one-way road. The straight walk from the point to that position, the
+  *access leg*, is part of every distance reported, so a network distance is never below the straight line.
 * **Isochrones.** The area reachable within a budget is every part of every edge reachable within it
   (the start's access leg counted against the budget), widened by ``buffer_m``
   (:data:`ISOCHRONE_BUFFER_M`, the last steps from the road to a door) and dissolved. Roads across a
@@ -168,11 +169,8 @@ def snap(graph: Graph, xy: np.ndarray, *, max_access_m: float = np.inf) -> Snapp
 
 @dataclass(frozen=True)
 class Tree:
-    """Shortest metres from one snapped point to every vertex (access leg included; inf when unreached).
-
-    ``pred[v]`` is the vertex before ``v`` on its shortest path; a path
-    starts at an end of the start's edge, ``exit_along[end]`` metres along it.
-    """
+    """Shortest metres from one snapped point to every vertex (access leg included; inf when unreached);
+    ``pred[v]`` is the vertex before ``v``; paths leave the start's edge at an end ``exit_along[end]`` m along it."""
 
     origin: Snapped
     dist: np.ndarray
@@ -216,11 +214,8 @@ def shortest_paths(graph: Graph, origin: Snapped, *, limit_m: float = np.inf) ->
 
 @dataclass(frozen=True)
 class Route:
-    """A shortest route (EPSG:4548 metres): ``distance_m`` = ``access_m`` (both access legs) + ``network_m``.
-
-    ``xy`` runs from the start point through the joining positions to the
-    destination point; inf and an empty ``xy`` when it cannot be reached.
-    """
+    """A shortest route (EPSG:4548 metres): ``distance_m`` = ``access_m`` (both access legs) + ``network_m``;
+    ``xy`` runs from the start point via the joining positions to the destination (empty when unreachable)."""
 
     distance_m: float
     network_m: float
@@ -300,6 +295,7 @@ class SourceField:
     """
 
     towards_sources: bool
+    limit_m: float
     dist: np.ndarray
     nearest: np.ndarray
     cut_edge: np.ndarray
@@ -339,7 +335,7 @@ def source_field(graph: Graph, sources: Snapped, *, limit_m: float = np.inf,
                                 min_only=True, limit=limit_m, return_predecessors=True)
         nearest = np.where(src >= 0, order[np.maximum(src - n - k, 0)], -1)
     base = np.concatenate([[0.0], np.cumsum(graph.length_m + 1.0)])[:-1]
-    return SourceField(towards_sources, dist[:n + k], nearest[:n + k], np.append(ce, -1), np.append(ca, 0.0),
+    return SourceField(towards_sources, limit_m, dist[:n + k], nearest[:n + k], np.append(ce, -1), np.append(ca, 0.0),
                        np.append(base[ce] + ca, np.inf), np.append(cv, 0), base)
 
 
@@ -359,7 +355,8 @@ def distances_at(graph: Graph, field: SourceField, points: Snapped) -> tuple[np.
     to_left, to_right = to_left | (b - left_a <= MIN_COST_M), to_right | (right_a - b <= MIN_COST_M)
     via_left = np.where(to_left, field.dist[left] + (b - left_a), np.inf)
     via_right = np.where(to_right, field.dist[right] + (right_a - b), np.inf)
-    dist = np.where(ok, np.minimum(via_left, via_right) + points.access_m, np.inf)
+    dist = np.minimum(via_left, via_right) + points.access_m
+    dist = np.where(ok & (dist <= field.limit_m), dist, np.inf)
     nearest = np.where(via_right < via_left, field.nearest[right], field.nearest[left])
     return dist, np.where(np.isfinite(dist), nearest, -1)
 
