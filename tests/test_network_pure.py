@@ -151,8 +151,8 @@ class TestSnapping:
         lines = np.array([shapely.LineString([xy[a - 1], xy[b - 1]]) for a, b in ends])
         graph = network.build_graph([1, 2, 3, 4], xy, [1, 2, 3, 4], [a for a, _ in ends], [b for _, b in ends],
                                     [100.0] * 4, [True] * 4, [False, True, True, True], lines)
-        east = network.route(graph, network.snap(graph, np.array([[20.0, 0]])), network.snap(graph, np.array([[80.0, 0]])))
-        west = network.route(graph, network.snap(graph, np.array([[80.0, 0]])), network.snap(graph, np.array([[20.0, 0]])))
+        at_20, at_80 = network.snap(graph, np.array([[20.0, 0]])), network.snap(graph, np.array([[80.0, 0]]))
+        east, west = network.route(graph, at_20, at_80), network.route(graph, at_80, at_20)
         assert east.distance_m == pytest.approx(60.0)
         assert west.distance_m == pytest.approx(20 + 300 + 20)
 
