@@ -75,8 +75,6 @@ _DRIVING_DISTANCE = text(
     "SELECT node, min(agg_cost) AS agg_cost FROM pgr_drivingDistance(CAST(:edges AS text),"
     " CAST(:sources AS bigint[]), CAST(:distance AS double precision), directed => true, equicost => false)"
     " GROUP BY node")
-_NEAREST_VERTEX = text(
-    "SELECT id FROM road_vertex ORDER BY geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 1")
 
 
 def replace_network(conn: Connection, vertices: pd.DataFrame, edges: pd.DataFrame,
@@ -192,7 +190,3 @@ def pgr_reached(conn: Connection, mode: str, sources: list[int], distance_m: flo
                                             "distance": float(distance_m)}).all()
     return {int(r.node): float(r.agg_cost) for r in rows}
 
-
-def nearest_vertex(conn: Connection, lon: float, lat: float) -> int | None:
-    """The id of the vertex nearest a WGS-84 position (planar order in degrees; for picking test points)."""
-    return conn.execute(_NEAREST_VERTEX, {"lon": lon, "lat": lat}).scalar()
