@@ -27,7 +27,7 @@ _HERE = Path(__file__).resolve().parent
 
 def fingerprint(*, seed: int, resolution_m: float, scale: float) -> str:
     digest = hashlib.sha256()
-    for path in (BOUNDARIES, CENSUS, _HERE / "synth.py", _HERE / "demo.py", _HERE / "load.py",
+    for path in (BOUNDARIES, CENSUS, _HERE / "demo.py", _HERE / "load.py",
                  _HERE / "validate.py"):
         digest.update(path.read_bytes())
     digest.update(json.dumps([seed, resolution_m, scale]).encode())
@@ -125,7 +125,7 @@ def write_facilities(engine: Engine, facilities: gpd.GeoDataFrame, *, source: st
 def load_demo(engine: Engine, *, seed: int = 20221, resolution_m: float = 250.0, scale: float = 1.0,
               force: bool = False, progress: bool = False, echo=print) -> dict:
     """Build and load the demo city unless the same build is already loaded."""
-    from etl.synth import build_demo_city
+    from demo import build_demo_city
 
     fp = fingerprint(seed=seed, resolution_m=resolution_m, scale=scale)
     if not force and current_fingerprint(engine) == fp:

@@ -20,7 +20,7 @@ import shapely
 from geopandas.testing import assert_geodataframe_equal
 from shapely.geometry import shape
 
-from etl.synth import DemoCity, build_demo_city
+from demo import DemoCity, build_demo_city
 from geo.crs import gcj02_to_wgs84, to_metric, transform_geometry
 from geo.errors import CRSError
 
