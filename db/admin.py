@@ -285,7 +285,8 @@ def validate_record(engine: Engine, record: dict, edit: Edit, layer: str) -> tup
         raise InvalidEdit(str(exc), parameter=position) from None
     if norm.rejects:
         raise InvalidEdit(norm.rejects[0].reason, parameter=position)
-    city, codes, polys = city_and_districts(engine)
+    with engine.connect() as conn:
+        city, codes, polys = city_and_districts(conn)
     checked = validate(norm.records, layer, city)
     if checked.rejects or not checked.accepted:
         reason = checked.rejects[0].reason if checked.rejects else "the record was not accepted"
