@@ -7,6 +7,7 @@ the WGS-84 round trip cannot move it across a border.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np
@@ -110,15 +111,24 @@ def sites_in_cells(ctx: Context, stream: str, per_district: np.ndarray, weight: 
 
     Each district draws from its own stream ``(stream, adcode)``.
     """
+    def place(d: District, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return draw(ctx, ctx.rng(stream, d.adcode), d.index, *candidates(ctx, d.index, weight), n)
+
+    return _by_district(ctx, per_district, place)
+
+
+def _by_district(ctx: Context, per_district: np.ndarray,
+                 place: Callable[[District, int], tuple[np.ndarray, np.ndarray] | None]) -> Sites:
+    """Sites of each district with a positive count: ``place(district, n)`` gives their x, y (None: none)."""
     xs, ys, ds = [], [], []
     for d in ctx.dists:
         n = int(per_district[d.index])
-        if n == 0:
+        placed = place(d, n) if n > 0 else None
+        if placed is None:
             continue
-        x, y = draw(ctx, ctx.rng(stream, d.adcode), d.index, *candidates(ctx, d.index, weight), n)
-        xs.append(x)
-        ys.append(y)
-        ds.append(np.full(n, d.index))
+        xs.append(placed[0])
+        ys.append(placed[1])
+        ds.append(np.full(len(placed[0]), d.index))
     if not xs:
         return np.empty(0), np.empty(0), np.empty(0, dtype=np.intp)
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ds)
@@ -153,18 +163,14 @@ def choose_villages(gen: np.random.Generator, people: np.ndarray, n: int) -> np.
 def village_sites(ctx: Context, gen: np.random.Generator, per_district: np.ndarray, max_m: float) -> Sites:
     """Points within ``max_m`` of villages, the larger villages first (by people, at random)."""
     v = ctx.villages
-    xs, ys, ds = [], [], []
-    for d in ctx.dists:
-        idx = np.flatnonzero(v["district"].to_numpy() == d.index)
-        n = int(per_district[d.index])
-        if n == 0 or len(idx) == 0:
-            continue
-        chosen = choose_villages(gen, v["population"].to_numpy(dtype=float)[idx], n)
-        x, y = near(ctx, gen, v["x"].to_numpy()[idx][chosen], v["y"].to_numpy()[idx][chosen],
-                    np.full(n, d.index), max_m)
-        xs.append(x)
-        ys.append(y)
-        ds.append(np.full(n, d.index))
-    if not xs:
-        return np.empty(0), np.empty(0), np.empty(0, dtype=np.intp)
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ds)
+    vd, vx, vy = v["district"].to_numpy(), v["x"].to_numpy(), v["y"].to_numpy()
+    people = v["population"].to_numpy(dtype=float)
+
+    def place(d: District, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        idx = np.flatnonzero(vd == d.index)
+        if len(idx) == 0:
+            return None
+        chosen = idx[choose_villages(gen, people[idx], n)]
+        return near(ctx, gen, vx[chosen], vy[chosen], np.full(n, d.index), max_m)
+
+    return _by_district(ctx, per_district, place)

@@ -39,8 +39,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 #: What the demo city is made from: when any of these files changes, ``load_demo`` rebuilds it.
 DEMO_SOURCES: tuple[Path, ...] = (
     BOUNDARIES, CENSUS, *sorted((_ROOT / "demo").glob("*.py")), *sorted((_ROOT / "layers").glob("*.py")),
-    _ROOT / "etl" / "load.py", _ROOT / "etl" / "validate.py", _ROOT / "db" / "loading.py",
-    _ROOT / "db" / "demo_city.py", Path(__file__).resolve())
+    *(_ROOT / "etl" / name for name in ("boundaries.py", "load.py", "validate.py")),
+    *(_ROOT / "db" / name for name in ("loading.py", "demo_city.py")), Path(__file__).resolve())
 
 Echo = Callable[[str], Any]
 
