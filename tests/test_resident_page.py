@@ -10,11 +10,15 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from geo.nearest import geodesic_distance_m
+from layers import LAYER_KEYS
+from web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -93,8 +97,6 @@ class TestPageHTML:
         assert data["crs"] == "wgs84"
 
     def test_amap_basemap_shifts_overlays_to_gcj02(self, database_url, engine):
-        from web import create_app
-
         app = create_app({"DATABASE_URL": database_url, "TESTING": True, "BASEMAP": "amap"})
         r = app.test_client().get("/")
         data = _data(r.get_data(as_text=True))
@@ -105,9 +107,14 @@ class TestPageHTML:
         # GCJ-02 moves Shandong positions by roughly half a kilometre
         assert 300 < geodesic_distance_m(wlon, wlat, lon, lat) < 800
 
-    def test_tianditu_without_a_key_falls_back_to_outlines_only(self, database_url):
-        from web import create_app
+    def test_the_search_box_takes_no_more_than_the_api_accepts(self, client):
+        html = client.get("/").get_data(as_text=True)
+        (box,) = [a for tag, a in _tags(html) if tag == "input" and a.get("id") == "search-q"]
+        longest = int(box["maxlength"])
+        assert client.get("/api/search?q=" + quote("长" * longest)).status_code == 200
+        assert client.get("/api/search?q=" + quote("长" * (longest + 1))).status_code == 400
 
+    def test_tianditu_without_a_key_falls_back_to_outlines_only(self, database_url):
         app = create_app({"DATABASE_URL": database_url, "TESTING": True, "BASEMAP": "tianditu", "TIANDITU_KEY": ""})
         html = app.test_client().get("/").get_data(as_text=True)
         assert "tianditu.gov.cn" not in html
@@ -121,8 +128,6 @@ class TestPageHTML:
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is not installed: run `make test` (it installs it)")
-    from playwright.sync_api import sync_playwright
-
     pw = sync_playwright().start()
     b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     yield b
@@ -239,7 +244,7 @@ class TestInChromium:
         p.page.mouse.click(x, y)
         p.page.wait_for_selector("#results li")
         items = p.page.query_selector_all("#results li")
-        assert len(items) == 5
+        assert len(items) == len(LAYER_KEYS)
         shown = {li.get_attribute("data-layer"): li.query_selector(".name").inner_text() for li in items}
         expected = _brute_nearest(engine, lon, lat)
         # a click lands within a metre or two of (lon, lat) at zoom 16; the nearest cannot change that little
