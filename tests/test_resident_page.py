@@ -254,6 +254,11 @@ class TestInChromium:
         links = [a.get_attribute("href") for a in items[0].query_selector_all("a")]
         assert links[0].startswith("https://uri.amap.com/navigation?") and links[2].startswith("geo:")
         assert "薛城区" in p.page.inner_text("#panel-status")
+        parking = next(li for li in items if li.get_attribute("data-layer") == "parking")
+        with engine.connect() as conn:
+            spaces = conn.execute(text("SELECT capacity FROM facility WHERE id = :i"),
+                                  {"i": int(parking.get_attribute("data-id"))}).scalar_one()
+        assert f"{spaces} 个车位" in parking.inner_text(), "a car park shows its spaces"
 
     def test_use_my_location_in_english(self, open_page):
         p = open_page("/?lang=en", geolocation={"latitude": 34.8667, "longitude": 117.5557},
@@ -264,6 +269,7 @@ class TestInChromium:
         assert "Shizhong District" in p.page.inner_text("#panel-status")
         text_ = p.page.inner_text("#results")
         assert "min walk" in text_ and "synthetic" in text_ and "AMap" in text_
+        assert re.search(r"\d+ spaces", text_), "the car park shows its spaces in English"
 
     def test_search_box(self, open_page):
         p = open_page()
