@@ -92,7 +92,8 @@ class TestPageHTML:
     def test_every_facility_is_on_the_map(self, client, engine):
         data = _data(client.get("/").get_data(as_text=True))
         with engine.connect() as conn:
-            counts = dict(conn.execute(text("SELECT layer, count(*) FROM facility WHERE status = 'active' GROUP BY layer")).all())
+            counts = dict(conn.execute(text(
+                "SELECT layer, count(*) FROM facility WHERE status = 'active' GROUP BY layer")).all())
         assert {k: len(v) for k, v in data["points"].items()} == counts
         assert data["crs"] == "wgs84"
 
@@ -103,7 +104,8 @@ class TestPageHTML:
         assert data["crs"] == "gcj02" and "autonavi.com" in r.headers["Content-Security-Policy"]
         fid, lon, lat = data["points"]["police_station"][0][:3]
         with engine.connect() as conn:
-            wlon, wlat = conn.execute(text("SELECT ST_X(point), ST_Y(point) FROM facility WHERE id = :i"), {"i": fid}).one()
+            wlon, wlat = conn.execute(text("SELECT ST_X(point), ST_Y(point) FROM facility WHERE id = :i"),
+                                      {"i": fid}).one()
         # GCJ-02 moves Shandong positions by roughly half a kilometre
         assert 300 < geodesic_distance_m(wlon, wlat, lon, lat) < 800
 
@@ -144,7 +146,8 @@ def payload_facility(engine):
             " VALUES ('service_office', 'test-h3-payload', :name, :addr, '0632-0000000',"
             " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), true,"
             " (SELECT adcode FROM district WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))))"
-            " RETURNING id"), {"name": PAYLOAD, "addr": PAYLOAD_ADDRESS, "lon": PAYLOAD_AT[0], "lat": PAYLOAD_AT[1]}).scalar_one()
+            " RETURNING id"),
+            {"name": PAYLOAD, "addr": PAYLOAD_ADDRESS, "lon": PAYLOAD_AT[0], "lat": PAYLOAD_AT[1]}).scalar_one()
     yield fid
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM change_log WHERE facility_id = :i"), {"i": fid})
