@@ -66,7 +66,6 @@ def _op(summary: str, tag: str, parameters: list[dict], responses: dict, **extra
 
 
 def _components() -> dict:
-    search_max = _const("web.nearest_api", "MAX_QUERY_CHARS", 100)
     return {
         "parameters": {
             "layer": _q("layer", {"type": "string", "enum": list(LAYER_KEYS)}, "Facility layer key.", required=True),
@@ -87,8 +86,6 @@ def _components() -> dict:
             "f": _q("f", {"type": "string", "enum": ["json", "html"]}, "Response format (default: by Accept)."),
             "collection": _q("layer", {"type": "string", "enum": list(COLLECTION_KEYS)},
                              "Collection id: a facility layer or population.", where="path"),
-            "searchQ": _q("q", {"type": "string", "minLength": 1, "maxLength": search_max},
-                          "Text to find in names and addresses.", required=True),
         },
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -122,22 +119,6 @@ def _core_paths() -> dict:
                                    {"200": ok, **_errors(503)})},
         "/api/districts": {"get": _op("The six districts with 2020 census population", "core", [],
                                       {"200": ok, **_errors(503)})},
-        "/api/nearest": {"get": _op("Nearest facilities to a position (geodesic metres)", "residents", [
-            _q("lon", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude (degrees).", required=True),
-            _q("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude (degrees).", required=True),
-            _ref("layerOrAll"),
-            _q("k", {"type": "integer", "minimum": 1, "maximum": _const("web.nearest_api", "MAX_K", 50),
-                     "default": 5}, "How many facilities."),
-            _q("crs", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"},
-               "CRS of lon/lat (GCJ-02: AMap/Tencent; BD-09: Baidu)."),
-        ], {"200": _resp("Nearest facilities", "application/geo+json"), **_errors(400, 503)})},
-        "/api/search": {"get": _op("Find facilities by name or address", "residents", [
-            _ref("searchQ"),
-            _q("layer", {"type": "string", "enum": list(LAYER_KEYS)}, "Limit to one layer."),
-            _q("limit", {"type": "integer", "minimum": 1,
-                         "maximum": _const("web.nearest_api", "MAX_SEARCH_LIMIT", 50), "default": 10},
-               "Most results."),
-        ], {"200": ok, **_errors(400, 503)})},
         "/api/coverage": {"get": _op("Share of population within reach, by district", "planners", [
             _ref("layerOrAll"), *planner,
             _q("format", {"type": "string", "enum": ["json", "csv", "xlsx"], "default": "json"}, "Output format."),
