@@ -34,11 +34,11 @@ from db import make_engine
 from db import roads as db_roads
 from demo.roads import Place, write_demo_roads
 from etl.boundaries import read_districts
-from etl.demo import load_demo
 from geo import network
 from geo.crs import to_metric
 from layers import LAYERS
 from services import roads
+from services.loading import load_demo
 
 TOWNS_PER_DISTRICT = 3
 
