@@ -122,14 +122,19 @@ def components(conn: Connection, mode: str) -> tuple[int, float]:
 def _copy(conn: Connection, frame: pd.DataFrame, table: str, columns: tuple[str, ...],
           progress: Callable[[int], object] | None) -> None:
     raw = conn.connection.dbapi_connection
+    if raw is None:
+        raise RuntimeError("the connection has no DBAPI connection to COPY through")
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
     for start in range(0, len(frame), _CHUNK):
         chunk = frame.iloc[start:start + _CHUNK][list(columns)]
         buf = io.StringIO()
         chunk.to_csv(buf, index=False, header=False, na_rep="\\N")
         buf.seek(0)
-        with raw.cursor() as cur:
+        cur = raw.cursor()
+        try:
             cur.copy_expert(statement, buf)
+        finally:
+            cur.close()
         if progress is not None:
             progress(len(chunk))
 
