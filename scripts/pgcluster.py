@@ -92,18 +92,30 @@ def apt_install(packages: list[str]) -> None:
                    check=True, env=env, stdout=subprocess.DEVNULL)
 
 
+def _has_pgrouting(ver: str) -> bool:
+    return Path(f"/usr/share/postgresql/{ver}/extension/pgrouting.control").exists()
+
+
 def ensure_packages() -> str:
-    """Return the PostgreSQL major version to use, installing packages if needed."""
-    vers = _postgis_versions()
-    if vers:
-        return vers[0]
-    if not _server_versions():
-        apt_install(["postgresql", "postgresql-contrib"])
-    ver = _server_versions()[0]
-    apt_install([f"postgresql-{ver}-postgis-3"])
+    """Return the PostgreSQL major version to use, installing packages if needed.
+
+    The version needs PostGIS and pgRouting (road networks). A cluster made
+    before pgRouting was required gets the package on its next ``ensure``.
+    """
     vers = _postgis_versions()
     if not vers:
-        fail(f"PostGIS for PostgreSQL {ver} is still missing after installing postgresql-{ver}-postgis-3")
+        if not _server_versions():
+            apt_install(["postgresql", "postgresql-contrib"])
+        ver = _server_versions()[0]
+        apt_install([f"postgresql-{ver}-postgis-3"])
+        vers = _postgis_versions()
+        if not vers:
+            fail(f"PostGIS for PostgreSQL {ver} is still missing after installing postgresql-{ver}-postgis-3")
+    ver = _state().get("version") or vers[0]
+    if not _has_pgrouting(ver):
+        apt_install([f"postgresql-{ver}-pgrouting"])
+        if not _has_pgrouting(ver):
+            fail(f"pgRouting for PostgreSQL {ver} is still missing after installing postgresql-{ver}-pgrouting")
     return vers[0]
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages the project needs are present.
-#   scripts/system-deps.sh demo   PostgreSQL + PostGIS (via pgcluster.py), Node.js/npm
+#   scripts/system-deps.sh demo   PostgreSQL + PostGIS + pgRouting (via pgcluster.py), Node.js/npm
 #   scripts/system-deps.sh test   the above plus GDAL (ogrinfo) and Chromium for the browser tests
 # Installs what is missing with apt-get when allowed (root, or password-less sudo);
 # otherwise prints the exact command and fails.
@@ -8,6 +8,14 @@ set -euo pipefail
 mode=${1:-demo}
 need=()
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# pgRouting beside every local PostGIS (pgcluster.py does the same for the private cluster; this covers a
+# DATABASE_URL that points at this machine's own server).
+for control in /usr/share/postgresql/*/extension/postgis.control; do
+  [ -e "$control" ] || continue
+  ver=$(basename "$(dirname "$(dirname "$control")")")
+  [ -x "/usr/lib/postgresql/$ver/bin/postgres" ] || continue
+  [ -e "/usr/share/postgresql/$ver/extension/pgrouting.control" ] || need+=("postgresql-$ver-pgrouting")
+done
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
   command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
