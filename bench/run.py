@@ -42,6 +42,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "export": (_cmd("bench.bench_export"), _cmd("bench.bench_export", "--quick")),
     "scaling": (_cmd("bench.bench_scaling", "--scales", "1,10,100"),
                 _cmd("bench.bench_scaling", "--scales", "1,10", "--points", "100")),
+    "network": (_cmd("bench.bench_network", "--runs", "3"), _cmd("bench.bench_network", "--runs", "1")),
     "load": (_cmd("bench.bench_load"), _cmd("bench.bench_load", "--seconds", "15", "--ref-seconds", "5")),
 }
 

@@ -23,6 +23,7 @@ from services.errors import ServiceError
 from web.admin_cli import admin_cli
 from web.database import get_engine
 from web.export_cli import export_command
+from web.roads_cli import roads_command
 
 etl_cli = AppGroup("etl", help="Load facility files, candidate sites and the demo city.")
 layers_cli = AppGroup("layers", help="The layer registry.")
@@ -117,6 +118,9 @@ def etl_demo(seed: int, resolution_m: float, scale: float, force: bool) -> None:
     """Load the demo city: real districts and census, synthetic facilities and grid."""
     loading.load_demo(get_engine(), seed=seed, resolution_m=resolution_m, scale=scale, force=force, progress=True,
                       echo=click.echo)
+
+
+etl_cli.add_command(roads_command)
 
 
 def register_cli(app: Flask) -> None:
