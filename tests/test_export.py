@@ -262,7 +262,7 @@ def test_flask_export_command_rejects_an_unknown_layer(runner, tmp_path):
 
 
 def test_helpers_for_analysis_results(app):
-    from web.export import csv_response, geojson_response
+    from web.downloads import csv_response, geojson_response
 
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [117.55, 34.86]},
                  "properties": {"name": "缺口 gap", "population": 120}}]
@@ -278,7 +278,7 @@ def test_helpers_for_analysis_results(app):
 
 
 def test_spreadsheet_formulas_in_names_are_defused():
-    from etl.export import csv_stream
+    from formats.tabular import csv_stream
 
     rows = [{"name": '=HYPERLINK("http://evil.example","点我")', "address": "@SUM(A1)", "capacity": -3,
              "phone": "0632-1234567"}]
