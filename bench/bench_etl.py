@@ -22,17 +22,19 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import shapely
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from bench.common import PY, ROOT, bench_url, run_measured, write_json
+from bench.common import PY, bench_url, run_measured, write_json
+from db import make_engine
+from etl.boundaries import read_districts
+from geo.crs import wgs84_to_gcj02
+from services.loading import load_districts
 
 
 def make_csv(path: Path, rows: int, seed: int = 7) -> None:
     """Points inside the city, in GCJ-02, with Chinese names, as agencies send them."""
-    import shapely
-
-    from etl.boundaries import read_districts
-    from geo.crs import wgs84_to_gcj02
-
     city = shapely.union_all(read_districts().geometry.values)
     shapely.prepare(city)
     rng = np.random.default_rng(seed)
@@ -54,22 +56,14 @@ def make_csv(path: Path, rows: int, seed: int = 7) -> None:
 
 
 def _pg_dsn(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     u = make_url(url)
     return f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username}"
 
 
 def run(rows: int, runs: int) -> dict:
-    from sqlalchemy import text
-
-    from db import make_engine
-    from etl.boundaries import read_districts
-    from etl.demo import write_districts
-
     url = bench_url("minsheng_bench_etl")  # its own database: the runs delete a whole layer
     engine = make_engine(url)
-    write_districts(engine, read_districts())
+    load_districts(engine)
     env = dict(os.environ, DATABASE_URL=url)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "facilities_1m.csv"

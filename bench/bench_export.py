@@ -42,9 +42,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from db import libpq_url, make_engine, migrate, sa_url  # noqa: E402
 from db.features import source_for  # noqa: E402
-from etl.boundaries import read_districts  # noqa: E402
-from etl.demo import write_districts  # noqa: E402
 from services.exporting import write_file  # noqa: E402
+from services.loading import load_districts  # noqa: E402
 
 BENCH_DB = "minsheng_bench_export"
 BIG, SMALL = "service_office", "police_station"
@@ -73,7 +72,7 @@ def fill(url: str, layer: str, rows: int) -> float:
         have_districts = conn.execute(text("SELECT count(*) FROM district")).scalar_one()
         have = conn.execute(text("SELECT count(*) FROM facility WHERE layer = :l"), {"l": layer}).scalar_one()
     if have_districts < 6:
-        write_districts(engine, read_districts())
+        load_districts(engine)
     if have == rows:
         engine.dispose()
         return 0.0

@@ -36,6 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import start_gunicorn, stop_gunicorn  # noqa: E402
+from db import make_engine, migrate  # noqa: E402
+from services.loading import load_demo  # noqa: E402
 
 #: Zaozhuang's central area in WGS-84 degrees (nearest queries land here).
 CITY_BOX = (117.10, 34.60, 117.75, 35.25)
@@ -160,9 +162,6 @@ def database_url() -> str:
 
 
 def ensure_demo(url: str) -> None:
-    from db import make_engine, migrate
-    from etl.demo import load_demo
-
     migrate(url)
     engine = make_engine(url)
     load_demo(engine, echo=lambda *_: None)

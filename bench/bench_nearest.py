@@ -9,7 +9,8 @@ A script, not a test. In one run it:
    threads, each with one keep-alive ``http.client`` connection, sending
    ``GET /api/nearest`` for the positions; and (b) the reference: the same
    threads, each with its own psycopg2 connection, sending the same KNN
-   statement (``db.nearest.KNN_SQL``) with the same positions;
+   statement (``db.facilities.KNN_SQL``, with the first round's candidate
+   count, ``services.nearest.candidates_per_layer``) with the same positions;
 4. after one warm-up of each, repeats ``--runs`` times and reports the
    median over runs of p50, p99 (milliseconds) and requests per second, and
    the number of errors (any non-200 or exception).
@@ -34,18 +35,21 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg2  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from bench.common import start_gunicorn, stop_gunicorn  # noqa: E402
-from db import libpq_url, make_engine  # noqa: E402
-from db.nearest import KNN_SQL, _EXTRA, _MARGIN  # noqa: E402
+from db import default_url, libpq_url, make_engine  # noqa: E402
+from db.facilities import KNN_SQL  # noqa: E402
 from layers import LAYER_KEYS  # noqa: E402
+from services.nearest import ALL_LAYERS, candidates_per_layer  # noqa: E402
 
 #: (name, layer, k)
 SCENARIOS = [("all layers, k=1 (the page's click)", "all", 1),
@@ -53,8 +57,6 @@ SCENARIOS = [("all layers, k=1 (the page's click)", "all", 1),
 
 
 def _positions(url: str, n: int, seed: int) -> list[tuple[float, float]]:
-    from sqlalchemy import text
-
     engine = make_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(text(
@@ -136,8 +138,8 @@ def _floor_worker(port: int):
 
 def _raw_worker(dsn: str, layer: str, k: int):
     sql = re.sub(r":(\w+)", r"%(\1)s", KNN_SQL.text)
-    layers = list(LAYER_KEYS) if layer == "all" else [layer]
-    m = max(k * _MARGIN, k + _EXTRA)
+    layers = list(LAYER_KEYS) if layer == ALL_LAYERS else [layer]
+    m = candidates_per_layer(k)
 
     def make():
         conn = psycopg2.connect(dsn)
@@ -164,8 +166,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", dest="json_path")
     args = ap.parse_args(argv)
     if not args.database_url:
-        from db import default_url
-
         args.database_url = default_url()
     dsn = libpq_url(args.database_url)
     positions = _positions(args.database_url, args.requests, args.seed)

@@ -19,13 +19,23 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import logging
 import os
 import statistics
 import tempfile
 import threading
 from pathlib import Path
 
-from bench.common import ROOT, write_json
+import folium
+from folium.plugins import MarkerCluster
+from playwright.sync_api import sync_playwright
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from bench.common import ROOT, bench_url, write_json
+from db import make_engine
+from etl.demo import load_demo
+from web import create_app
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -34,10 +44,6 @@ DRAWN = "() => document.querySelectorAll('.leaflet-marker-icon').length > 0"
 
 def reference_html(engine) -> str:
     """The plain Folium page: every facility a Marker with a popup, in one MarkerCluster."""
-    import folium
-    from folium.plugins import MarkerCluster
-    from sqlalchemy import text
-
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT name, ST_Y(point), ST_X(point) FROM facility WHERE status = 'active'")).all()
     fmap = folium.Map(location=[34.86, 117.45], zoom_start=9, tiles=None)
@@ -68,12 +74,6 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def serve_app(url: str):
-    import logging
-
-    from werkzeug.serving import make_server
-
-    from web import create_app
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     app = create_app({"DATABASE_URL": url})
@@ -111,15 +111,8 @@ def measure(browser, url: str) -> dict:
 
 
 def run(runs: int, url: str | None = None) -> dict:
-    from playwright.sync_api import sync_playwright
-
-    from bench.common import bench_url
-    from db import make_engine
-
     url = url or bench_url()
     engine = make_engine(url)
-    from etl.demo import load_demo
-
     load_demo(engine, echo=lambda *_: None)
     html, n = reference_html(engine)
     engine.dispose()

@@ -6,7 +6,8 @@
 * Coverage: ``geo.coverage.covered_mask`` for all five layers on the scaled
   grid (pure arrays). Median of ``--runs``.
 * Nearest: the facilities of the scaled city loaded into their own PostGIS
-  database; the median latency of ``db.nearest`` for ``--points`` random
+  database; the median latency of ``services.nearest.nearest`` (both KNN
+  rounds and the geodesic ranking, one connection) for ``--points`` random
   positions (all layers, k=5), in process, after a warm-up.
 
     python -m bench.bench_scaling [--scales 1,10,100] [--json PATH]
@@ -18,13 +19,17 @@ import statistics
 import time
 
 import numpy as np
+from sqlalchemy import text
 
+from bench.bench_coverage import demo_city, ours
 from bench.common import bench_url, median_of, write_json
+from db import make_engine
+from etl.demo import load_demo
+from layers import LAYER_KEYS
+from services import nearest
 
 
 def coverage_seconds(scale: float, runs: int) -> dict:
-    from bench.bench_coverage import demo_city, ours
-
     city = demo_city(resolution_m=250.0, scale=scale)
     seconds, _ = median_of(lambda: ours(city), runs)
     return {"cells": int(len(city["xy"])), "facilities": int(sum(len(f) for f in city["facilities"].values())),
@@ -32,12 +37,6 @@ def coverage_seconds(scale: float, runs: int) -> dict:
 
 
 def nearest_ms(scale: float, points: int) -> dict:
-    from sqlalchemy import text
-
-    from db import make_engine
-    from db import nearest as nearest_db
-    from etl.demo import load_demo
-
     url = bench_url(f"minsheng_bench_x{int(scale)}")
     engine = make_engine(url)
     started = time.perf_counter()
@@ -49,15 +48,14 @@ def nearest_ms(scale: float, points: int) -> dict:
     rng = np.random.default_rng(5)
     lon = rng.uniform(117.0, 117.8, points)
     lat = rng.uniform(34.5, 35.25, points)
-    from layers import LAYER_KEYS
 
-    def call(x, y):
-        return nearest_db.nearest(engine, float(x), float(y), layers=list(LAYER_KEYS), k=5)
+    def call(x: float, y: float) -> nearest.NearestResult:
+        return nearest.nearest(engine, float(x), float(y), layers=list(LAYER_KEYS), k=5)
 
     for i in range(min(20, points)):
         call(lon[i], lat[i])
     times = []
-    for x, y in zip(lon, lat):
+    for x, y in zip(lon, lat, strict=True):
         t = time.perf_counter()
         call(x, y)
         times.append((time.perf_counter() - t) * 1000)

@@ -1,19 +1,23 @@
 """Shared helpers for the benchmarks: timing, databases, subprocess memory."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import resource
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+from sqlalchemy import create_engine, text
+
+from db import migrate, sa_url
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 PY = sys.executable
 
@@ -24,15 +28,9 @@ def bench_url(name: str = "minsheng_bench") -> str:
     if not base:
         out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pgcluster.py"), "ensure", "--db", name],
                              capture_output=True, text=True, check=True)
-        from db import migrate
-
         migrate(out.stdout.strip())
         return out.stdout.strip()
     url = base.rsplit("/", 1)[0] + "/" + name
-    from sqlalchemy import create_engine, text
-
-    from db import migrate, sa_url
-
     admin = create_engine(sa_url(base.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
@@ -80,9 +78,6 @@ def start_gunicorn(url: str, workers: int, threads: int) -> tuple[subprocess.Pop
 
     Returns the process (its own session, for :func:`stop_gunicorn`) and the port.
     """
-    import http.client
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -109,8 +104,6 @@ def start_gunicorn(url: str, workers: int, threads: int) -> tuple[subprocess.Pop
 
 
 def stop_gunicorn(proc: subprocess.Popen) -> None:
-    import signal
-
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=20)

@@ -54,7 +54,7 @@ def bench_env() -> dict:
     """All benchmarks read the demo from one benchmark database (never the demo's or the tests')."""
     from bench.common import bench_url
     from db import make_engine
-    from etl.demo import load_demo
+    from services.loading import load_demo
 
     url = bench_url("minsheng_bench")
     engine = make_engine(url)

@@ -11,7 +11,9 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import shapely
-from shapely.geometry import MultiPolygon, Point, shape
+from pyproj import Geod
+from shapely.geometry import MultiPolygon, shape
+from shapely.geometry.base import BaseGeometry
 
 from geo.crs import gcj02_to_wgs84, transform_geometry
 from layers.districts import DISTRICTS
@@ -19,6 +21,8 @@ from layers.districts import DISTRICTS
 DATA = Path(__file__).resolve().parents[1] / "data"
 BOUNDARIES = DATA / "boundaries" / "amap2020_zaozhuang_districts.geojson"
 CENSUS = DATA / "census" / "census2020_county_leiii_3704.csv"
+
+_GEOD = Geod(ellps="WGS84")
 
 NAMES_EN = {code: names[1] for code, names in DISTRICTS.items()}
 
@@ -71,12 +75,7 @@ def read_districts(boundaries: Path = BOUNDARIES, census: Path = CENSUS) -> gpd.
     return frame.sort_values("adcode").reset_index(drop=True)
 
 
-def _geodesic_area_km2(geom) -> float:
-    from pyproj import Geod
-
-    area, _ = Geod(ellps="WGS84").geometry_area_perimeter(geom)
+def _geodesic_area_km2(geom: BaseGeometry) -> float:
+    """Area on the WGS-84 ellipsoid, km²."""
+    area, _ = _GEOD.geometry_area_perimeter(geom)
     return abs(area) / 1e6
-
-
-def seat_point(row) -> Point:
-    return Point(row["seat_lon"], row["seat_lat"])

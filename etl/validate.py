@@ -24,6 +24,9 @@ from layers import Layer, get_layer
 #: Two records with one source_id further apart than this (metres, geodesic
 #: on WGS-84) are different facilities, not a repeated row.
 DUPLICATE_DISTANCE_M = 50.0
+#: Longest text a facility field (name, address, phone, opening hours, kind) may hold, in
+#: characters. Declared here once; the admin API refuses longer values with the same limit.
+MAX_TEXT_CHARS = 200
 _GEOD = Geod(ellps="WGS84")
 _POLYGONAL = ("Polygon", "MultiPolygon")
 
@@ -265,7 +268,7 @@ def _collapse_duplicates(candidates: list[dict], rejects: list[Reject], notes: l
                 first[sid] = (rec.get("row"), rec.get("name"), rec["point"].x, rec["point"].y)
             accepted.append(rec)
             continue
-        conflict = _conflict(earlier, rec)
+        conflict = duplicate_conflict(earlier, rec)
         if conflict:
             rejects.append(Reject(rec.get("row"), sid, conflict))
         else:
@@ -273,7 +276,14 @@ def _collapse_duplicates(candidates: list[dict], rejects: list[Reject], notes: l
     return accepted
 
 
-def _conflict(earlier: tuple, later: dict) -> str | None:
+def duplicate_conflict(earlier: tuple, later: dict) -> str | None:
+    """Why ``later`` cannot be a repeat of the record ``earlier`` with its source_id, or None if it is one.
+
+    ``earlier`` is ``(row, name, lon, lat)``; ``later`` a record with
+    ``source_id``, ``name`` and ``point`` (WGS-84). A repeat has the same name
+    and lies within :data:`DUPLICATE_DISTANCE_M` (geodesic metres on the WGS-84
+    ellipsoid). The one duplicate rule: loads read in pieces use it too.
+    """
     sid = later.get("source_id")
     row, name, lon, lat = earlier
     if name != later.get("name"):

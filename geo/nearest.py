@@ -10,13 +10,15 @@ orders by *planar* distance in degrees. A degree of longitude is shorter than
 a degree of latitude away from the equator (about 0.82 of it at Zaozhuang), so
 the planar order is not the ground order. :func:`knn_is_exact` says whether a
 candidate set fetched in planar order is guaranteed to hold the true ``k``
-nearest (the "filter and refine" rule); :func:`rank_by_distance` does the
-refine step.
+nearest (the "filter and refine" rule), :func:`planar_radius_deg` sizes the
+second fetch when it is not, and :func:`rank_by_distance` does the refine
+step (``services.nearest`` runs the rounds). Walking speeds are the caller's:
+this module holds none.
 """
 from __future__ import annotations
 
 import math
-from typing import Union
+from collections.abc import Sequence
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -25,14 +27,10 @@ from pyproj import Geod
 from geo.crs import wgs84_to_bd09, wgs84_to_gcj02
 from geo.errors import GeoError
 
-ArrayLike = Union[float, np.ndarray]
+ArrayLike = float | np.ndarray
 
 #: The WGS-84 ellipsoid (EPSG:7030), as GPS, PostGIS geography and the database use.
 GEOD = Geod(ellps="WGS84")
-
-#: Default walking speed in metres per minute (4.8 km/h), the common planning
-#: figure behind "15-minute walk ≈ 1,000–1,200 m". A setting in the app.
-DEFAULT_WALK_SPEED_M_PER_MIN = 80.0
 
 #: Shortest ground length of one degree of latitude (at the equator), metres.
 _MIN_M_PER_DEG_LAT = 110_574.0
@@ -71,11 +69,13 @@ def geodesic_distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2:
     return float(dist) if dist.ndim == 0 else dist
 
 
-def walking_minutes(distance_m: ArrayLike, speed_m_per_min: float = DEFAULT_WALK_SPEED_M_PER_MIN):
+def walking_minutes(distance_m: ArrayLike, speed_m_per_min: float) -> int | np.ndarray:
     """Whole minutes to walk ``distance_m`` metres at ``speed_m_per_min``, rounded up.
 
     Straight-line distance understates a real route; the minutes are a floor,
-    and at least 1 for any distance above zero.
+    and at least 1 for any distance above zero. The speed is the caller's
+    (the registry's walking mode, ``layers.modes.WALK_SPEED_M_PER_MIN``, or a
+    deployment's setting); this module holds no speed of its own.
 
     Parameters
     ----------
@@ -153,7 +153,8 @@ def knn_is_exact(kth_distance_m: float, farthest_candidate_deg: float, lat: floa
     return kth_distance_m <= planar_bound_m(farthest_candidate_deg, lat)
 
 
-def rank_by_distance(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def rank_by_distance(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray,
+                     k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and distances (metres) of the ``k`` candidates nearest (lon, lat).
 
     Ties are broken by input order, so the result is deterministic.
@@ -212,7 +213,8 @@ def amap_link(lon: float, lat: float, name: str, origin: tuple[float, float] | N
     ``callnative=1`` opens the app. ``origin`` (WGS-84) is where the walk starts.
     """
     ogcj = wgs84_to_gcj02(float(origin[0]), float(origin[1])) if origin is not None else None
-    return _amap(*wgs84_to_gcj02(float(lon), float(lat)), name, ogcj)
+    glon, glat = wgs84_to_gcj02(float(lon), float(lat))
+    return _amap(glon, glat, name, ogcj)
 
 
 def baidu_link(lon: float, lat: float, name: str, origin: tuple[float, float] | None = None) -> str:
@@ -223,7 +225,8 @@ def baidu_link(lon: float, lat: float, name: str, origin: tuple[float, float] | 
     shows the place as a marker instead.
     """
     obd = wgs84_to_bd09(float(origin[0]), float(origin[1])) if origin is not None else None
-    return _baidu(*wgs84_to_bd09(float(lon), float(lat)), name, obd)
+    blon, blat = wgs84_to_bd09(float(lon), float(lat))
+    return _baidu(blon, blat, name, obd)
 
 
 def geo_uri(lon: float, lat: float, name: str | None = None) -> str:
@@ -240,7 +243,9 @@ def navigation_links(lon: float, lat: float, name: str, origin: tuple[float, flo
             "geo": geo_uri(lon, lat, name)}
 
 
-def links_and_coordinates(lons, lats, names, origin: tuple[float, float] | None = None) -> list[tuple[dict, dict]]:
+def links_and_coordinates(lons: Sequence[float] | np.ndarray, lats: Sequence[float] | np.ndarray,
+                          names: Sequence[str], origin: tuple[float, float] | None = None,
+                          ) -> list[tuple[dict[str, list[float]], dict[str, str]]]:
     """For many WGS-84 positions at once: ``(coordinates_for_apps, navigation_links)`` of each.
 
     The same results as calling the two functions per position, with the

@@ -8,12 +8,16 @@ the districts, for tests that load files and must start from empty layers.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
 
 from db import libpq_url, make_engine, migrate, sa_url
+from services.loading import load_demo, load_districts
+from web import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MINSHENG_SHARED", ROOT.parent / "shared"))
@@ -41,8 +45,6 @@ def _ensure_database(url: str) -> None:
 def database_url() -> str:
     url = _test_url()
     _ensure_database(url)
-    from etl.demo import load_demo
-
     engine = make_engine(url)
     load_demo(engine, echo=lambda *_: None)
     engine.dispose()
@@ -58,8 +60,6 @@ def engine(database_url):
 
 @pytest.fixture(scope="session")
 def app(database_url):
-    from web import create_app
-
     return create_app({"DATABASE_URL": database_url, "TESTING": True})
 
 
@@ -77,11 +77,8 @@ def runner(app):
 def scratch_url() -> str:
     url = _test_url() + "_scratch"
     _ensure_database(url)
-    from etl.boundaries import read_districts
-    from etl.demo import write_districts
-
     engine = make_engine(url)
-    write_districts(engine, read_districts())
+    load_districts(engine)
     engine.dispose()
     return url
 
@@ -98,8 +95,6 @@ def scratch_engine(scratch_url):
 
 @pytest.fixture()
 def scratch_app(scratch_url, scratch_engine):
-    from web import create_app
-
     return create_app({"DATABASE_URL": scratch_url, "TESTING": True})
 
 
@@ -121,10 +116,6 @@ def live_server(app):
 
     Yields the base URL, e.g. ``http://127.0.0.1:41234``.
     """
-    import threading
-
-    from werkzeug.serving import make_server
-
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -8,11 +8,17 @@ offset is computed with the public formula written out below, independently of
 """
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
 import math
 
 import pytest
+import requests
 from pyproj import Geod
-from sqlalchemy import text
+from sqlalchemy import event, text
+
+from etl.validate import MAX_TEXT_CHARS
+from services.editing import Edit, create_facility, create_token
 
 SHIZHONG = (117.5566, 34.8640)
 TENGZHOU = (117.1650, 35.0850)
@@ -48,13 +54,9 @@ def gcj02(lon: float, lat: float) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def tokens(app):
-    from db.admin import create_token
-    from web.database import get_engine
-
-    with app.app_context():
-        _, editor = create_token(get_engine(), "editor", "test editor")
-        _, viewer = create_token(get_engine(), "viewer", "test viewer")
+def tokens(engine):
+    _, editor = create_token(engine, "editor", "test editor")
+    _, viewer = create_token(engine, "viewer", "test viewer")
     return {"editor": editor, "viewer": viewer}
 
 
@@ -82,8 +84,6 @@ class TestTokens:
         assert result.exit_code == 0, result.output
         secret = result.stdout.strip().splitlines()[-1]
         assert len(secret) > 30
-        import hashlib
-
         with engine.connect() as conn:
             stored = conn.execute(text("SELECT token_hash, role FROM api_token WHERE label = 'cli test'")).all()
             plain = conn.execute(text("SELECT count(*) FROM api_token WHERE token_hash = :s OR label = :s"),
@@ -116,12 +116,8 @@ class TestTokens:
         assert res.status_code == 403
         assert "editor" in res.get_json()["error"]["message"]
 
-    def test_a_revoked_token_stops_working(self, client, app, runner):
-        from db.admin import create_token
-
-        from web.database import get_engine
-        with app.app_context():
-            token, secret = create_token(get_engine(), "viewer", "to revoke")
+    def test_a_revoked_token_stops_working(self, client, engine, runner):
+        token, secret = create_token(engine, "viewer", "to revoke")
         assert client.get("/api/admin/facilities/1", headers=auth(secret)).status_code in (200, 404)
         assert runner.invoke(args=["admin", "revoke-token", str(token.id)]).exit_code == 0
         assert client.get("/api/admin/facilities/1", headers=auth(secret)).status_code == 401
@@ -251,10 +247,6 @@ class TestPatch:
         assert current["name"] == "Editor A"
 
     def test_concurrent_patches_with_one_etag_let_exactly_one_win(self, live_server, tokens, office):
-        import concurrent.futures
-
-        import requests
-
         def patch(i: int) -> int:
             return requests.patch(f"{live_server}/api/admin/facilities/{office['id']}", json={"name": f"racer {i}"},
                                   headers=auth(tokens["editor"], **{"If-Match": office["etag"]}), timeout=30
@@ -347,6 +339,51 @@ class TestRetire:
         after = visible()
         assert not any(after.values()), after
         assert client.get(f"/api/facilities/{fid}/history").get_json()["facility"]["name"] == "退役测试点"
+
+
+class TestDeclaredOnce:
+    def test_published_body_bounds_are_the_enforced_ones(self, client, tokens):
+        """Every maxLength, minimum/maximum and enum of the create body, tried at and just past its bound."""
+        doc = client.get("/openapi.json").get_json()
+        schema = doc["paths"]["/api/admin/facilities"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        props = schema["properties"]
+        assert props["name"]["maxLength"] == 200 == MAX_TEXT_CHARS  # the ETL's limit, as the README says
+        assert props["crs"]["enum"] == ["wgs84", "gcj02", "bd09"]
+        base = {"layer": "parking", "name": "边界测试", "lon": SHIZHONG[0], "lat": SHIZHONG[1]}
+        cases = []
+        for name, spec in props.items():
+            if "maxLength" in spec:
+                cases += [(name, "界" * spec["maxLength"], 201), (name, "界" * (spec["maxLength"] + 1), 400)]
+            if spec.get("type") == "integer":
+                cases += [(name, spec["maximum"], 201), (name, spec["maximum"] + 1, 400),
+                          (name, spec["minimum"] - 1, 400)]
+            if spec.get("type") == "number":
+                cases += [(name, spec["maximum"] + 1e-6, 400), (name, spec["minimum"] - 1e-6, 400)]
+            if "enum" in spec and name != "layer":
+                cases += [(name, "x" + spec["enum"][0], 400)]
+        assert {c[0] for c in cases} >= {"name", "address", "phone", "opening_hours", "kind", "source_id",
+                                         "capacity", "lon", "lat", "crs"}
+        for name, value, status in cases:
+            res = client.post("/api/admin/facilities", headers=auth(tokens["editor"]), json={**base, name: value})
+            assert res.status_code == status, (name, value, res.get_json())
+            if status == 400:
+                assert res.get_json()["error"]["parameter"] == name
+
+    def test_an_edit_is_checked_and_written_on_one_connection(self, engine):
+        """The ETL's checks run inside the edit's own transaction: one connection from the pool."""
+        taken: list[int] = []
+
+        def count(*_args) -> None:
+            taken.append(1)
+
+        event.listen(engine, "checkout", count)
+        try:
+            made = create_facility(engine, "service_office", Edit(values={"name": "一个连接"}, lon=TENGZHOU[0],
+                                                                  lat=TENGZHOU[1]), source_id=None, actor="test")
+        finally:
+            event.remove(engine, "checkout", count)
+        assert made["district_adcode"] == "370481"
+        assert len(taken) == 1
 
 
 class TestHistory:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from db import libpq_url, make_engine, sa_url
+from services.editing import create_token
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("district", "facility", "change_log", "load_run", "load_reject", "demand_cell", "village", "api_token",
@@ -57,11 +58,7 @@ def restore_url(database_url):
 
 
 def test_backup_and_restore_round_trip_the_data_and_the_change_log(app, client, engine, restore_url, tmp_path):
-    from db.admin import create_token
-    from web.database import get_engine
-
-    with app.app_context():
-        _, secret = create_token(get_engine(), "editor", "backup test")
+    _, secret = create_token(engine, "editor", "backup test")
     res = client.post("/api/admin/facilities", headers={"Authorization": f"Bearer {secret}"},
                       json={"layer": "police_station", "name": "备份测试警务站", "lon": 117.5566, "lat": 34.8640})
     assert res.status_code == 201

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from pyproj import Geod
 from sqlalchemy import text
 
-from etl.errors import ETLError
-from etl.load import load_file
+from services.errors import InvalidRequest
+from services.loading import load_file
 
 GEOD = Geod(ellps="WGS84")
 
@@ -165,7 +166,7 @@ class TestCommandLine:
     def test_unreadable_file_is_a_clear_error(self, scratch_engine, tmp_path):
         bad = tmp_path / "facilities.docx"
         bad.write_bytes(b"not a table")
-        with pytest.raises(ETLError, match="docx"):
+        with pytest.raises(InvalidRequest, match="docx"):
             load_file(scratch_engine, bad, "service_office", crs="wgs84")
 
 
@@ -205,6 +206,24 @@ class TestLargeFilesInPieces:
         assert pieces.accepted.source_id.count("ZZ-ZW-70021") == 1
         loaded = load_file(scratch_engine, path, "service_office", crs="gcj02", accept_partial=True, chunk_rows=4)
         assert loaded.inserted == len(whole.accepted) == _count(scratch_engine)
+
+    def test_a_repeat_is_judged_by_one_rule_whole_or_in_pieces(self, scratch_engine, tmp_path):
+        """A repeat 49.9 m due north (geodesic, WGS-84 ellipsoid) is the same place, read whole or in
+        pieces; a sphere of radius 6,370,986 m would put it 50.02 m away, past the 50 m rule."""
+        lon, lat = 117.555, 34.86
+        north_lon, north_lat, _ = GEOD.fwd(lon, lat, 0.0, 49.9)
+        assert GEOD.inv(lon, lat, north_lon, north_lat)[2] < 50.0 < math.radians(north_lat - lat) * 6_370_986
+        path = tmp_path / "offices.csv"
+        rows = [f"SO{i},便民服务点{i},117.56{i},34.87" for i in range(4)]
+        rows.insert(1, f"SO9,便民服务点9,{lon},{lat}")
+        rows.append(f"SO9,便民服务点9,{north_lon:.9f},{north_lat:.9f}")  # line 7 repeats line 3
+        path.write_text("\n".join(["编号,名称,经度,纬度", *rows]) + "\n", encoding="utf-8")
+        whole = load_file(scratch_engine, path, "service_office", crs="wgs84", dry_run=True)
+        pieces = load_file(scratch_engine, path, "service_office", crs="wgs84", chunk_rows=2)
+        for result in (whole, pieces):
+            assert result.rejects == [] and len(result.accepted) == 5
+            assert any("row 7 (SO9) repeats row 3" in n for n in result.notes), result.notes
+        assert pieces.status == "loaded" and _count(scratch_engine) == 5
 
     def test_a_conflicting_repeat_in_a_later_piece_is_rejected(self, scratch_engine, tmp_path):
         path = tmp_path / "offices.csv"

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from openpyxl import Workbook
 from pyproj import Geod
 from shapely.geometry import LineString, Point, Polygon, box
 
@@ -412,8 +413,6 @@ class TestFormats:
             assert metres(truth[rec["source_id"]], (rec["geom"].x, rec["geom"].y)) < 0.01
 
     def test_xlsx_title_row_and_row_numbers(self, tmp_path):
-        from openpyxl import Workbook
-
         book = Workbook()
         sheet = book.active
         sheet.append(["枣庄市公共停车场名录"])

@@ -8,8 +8,11 @@ import pytest
 from pyproj import Geod
 from sqlalchemy import text
 
+from etl.boundaries import BOUNDARIES, CENSUS, DATA
 from layers import LAYER_KEYS, LAYERS, validate_registry
 from layers.model import Layer, Style
+from services.loading import load_demo
+from web import create_app
 
 # Hand facts from the city's 2022 livelihood report and the 2020 census bulletin.
 REPORT = {"service_office": 2500, "police_station": 37, "pocket_park": 73, "village_clinic": 1496}
@@ -48,8 +51,6 @@ class TestRegistry:
 
 class TestCensusAndDistricts:
     def test_two_census_sources_agree(self):
-        from etl.boundaries import CENSUS, DATA
-
         with open(DATA / "census" / "census2020_county_population_tudigong_3704.csv", encoding="utf-8-sig") as f:
             other = {r["CODE"]: int(float(r["POPU"])) for r in csv.DictReader(f)}
         with open(CENSUS, encoding="utf-8-sig") as f:
@@ -68,8 +69,6 @@ class TestCensusAndDistricts:
 
     def test_boundaries_are_converted_from_gcj02(self, engine):
         """The stored seat of 市中区 lies about 500 m west of the AMap (GCJ-02) value."""
-        from etl.boundaries import BOUNDARIES
-
         doc = json.loads(BOUNDARIES.read_text(encoding="utf-8"))
         raw = next(f["properties"] for f in doc["features"] if f["properties"]["adcode"] == "370402")
         with engine.connect() as conn:
@@ -113,11 +112,10 @@ class TestDemoCity:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM facility WHERE NOT synthetic")).scalar_one() == 0
             assert conn.execute(text("SELECT count(*) FROM demand_cell WHERE NOT synthetic")).scalar_one() == 0
-            assert conn.execute(text("SELECT bool_and(name LIKE '%示例%' OR name LIKE '%合成%') FROM facility")).scalar_one()
+            assert conn.execute(text(
+                "SELECT bool_and(name LIKE '%示例%' OR name LIKE '%合成%') FROM facility")).scalar_one()
 
     def test_loading_the_demo_again_is_a_no_op(self, engine):
-        from etl.demo import load_demo
-
         with engine.connect() as conn:
             before = conn.execute(text("SELECT count(*), max(updated_at) FROM facility")).one()
         assert load_demo(engine, echo=lambda *_: None) == {"skipped": True}
@@ -132,8 +130,6 @@ class TestHealth:
         assert response.get_json()["database"] == "ok"
 
     def test_healthz_reports_an_unreachable_database(self):
-        from web import create_app
-
         app = create_app({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "TESTING": True})
         response = app.test_client().get("/healthz")
         assert response.status_code == 503

@@ -14,24 +14,20 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
-from sqlalchemy import text
+
+from services.editing import create_token
+from web import create_app
 
 
 @pytest.fixture(scope="module")
-def editor_token(app):
-    from db.admin import create_token
-    from web.database import get_engine
-
-    with app.app_context():
-        return create_token(get_engine(), "editor", "fuzz test")[1]
+def editor_token(engine):
+    return create_token(engine, "editor", "fuzz test")[1]
 
 
 def _schema_app():
     """The app whose /openapi.json is fuzzed. Built at collection (schemathesis needs the
     operations then); it touches the database only when a test calls it, after the
     ``database_url`` fixture has migrated and loaded the test database."""
-    from web import create_app
-
     return create_app({"DATABASE_URL": os.environ.get("TEST_DATABASE_URL", "postgresql://unset/none"),
                        "TESTING": True})
 

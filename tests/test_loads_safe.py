@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from etl.load import load_file
+from services.loading import load_file
 
 LAYER = "service_office"
 

@@ -8,22 +8,26 @@ and no KNN.
 from __future__ import annotations
 
 import math
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
+from pyproj import Geod
 from sqlalchemy import text
 
+from db.facilities import KNN_SQL
 from geo.crs import bd09_to_wgs84, gcj02_to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
-from geo.nearest import geo_uri, geodesic_distance_m, navigation_links, walking_minutes
+from geo.errors import GeoError
+from geo.nearest import geo_uri, geodesic_distance_m, navigation_links, planar_radius_deg, walking_minutes
 from layers import LAYER_KEYS
 
 K = 3
 
 BRUTE_SQL = text("""
     SELECT layer, id, d FROM (
-        SELECT layer, id, ST_Distance(point::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, true) AS d,
-               row_number() OVER (PARTITION BY layer
-                   ORDER BY ST_Distance(point::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, true), id) AS rn
+        SELECT layer, id,
+               ST_Distance(point::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, true) AS d,
+               row_number() OVER (PARTITION BY layer ORDER BY
+                   ST_Distance(point::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, true), id) AS rn
         FROM facility WHERE status = 'active') s
     WHERE rn <= :k ORDER BY layer, d""")
 
@@ -39,7 +43,7 @@ def assert_same_nearest(features: list[dict], expected: list[tuple[int, float]],
     """Same facilities in the same order (ties within 1 cm may swap), distances within 0.1 %."""
     got = [(f["properties"]["id"], f["properties"]["distance_m"]) for f in features]
     assert len(got) == len(expected), where
-    for (gid, gd), (eid, ed) in zip(got, expected):
+    for (gid, gd), (eid, ed) in zip(got, expected, strict=True):
         assert abs(gd - ed) <= max(0.001 * ed, 0.06), f"{where}: distance {gd} m vs brute force {ed} m"
         if gid != eid:
             tied = [e for e in expected if e[0] == gid]
@@ -66,7 +70,8 @@ def border_points(engine) -> list[tuple[float, float, str, str]]:
               ON a.adcode < b.adcode AND ST_Intersects(a.geom, b.geom)
             CROSS JOIN LATERAL (
               SELECT ST_LineInterpolatePoint(l.geom, f) AS p
-              FROM (SELECT (ST_Dump(ST_LineMerge(ST_CollectionExtract(ST_Intersection(ST_Boundary(a.geom), ST_Boundary(b.geom)), 2)))).geom) l,
+              FROM (SELECT (ST_Dump(ST_LineMerge(ST_CollectionExtract(
+                        ST_Intersection(ST_Boundary(a.geom), ST_Boundary(b.geom)), 2)))).geom) l,
                    generate_series(0.1, 0.9, 0.2) AS f
               WHERE ST_Length(l.geom) > 0.01) s""")).all()
     assert len(rows) >= 20, "neighbouring districts should share long borders"
@@ -98,8 +103,6 @@ class TestGeodesic:
         assert walking_minutes(distance, 80) == minutes
 
     def test_walking_speed_must_be_positive(self):
-        from geo.errors import GeoError
-
         with pytest.raises(GeoError, match="walking speed"):
             walking_minutes(100, 0)
 
@@ -231,11 +234,9 @@ class TestNearestFeatures:
         assert "capacity" not in body["features"][0]["properties"]
 
     def test_the_knn_operator_walks_the_gist_index(self, engine):
-        from db.nearest import KNN_SQL
-
         with engine.connect() as conn:
-            plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + KNN_SQL.text),
-                                                         {"layers": ["service_office"], "lon": 117.3, "lat": 34.8, "m": 15}))
+            plan = "\n".join(r[0] for r in conn.execute(
+                text("EXPLAIN " + KNN_SQL.text), {"layers": ["service_office"], "lon": 117.3, "lat": 34.8, "m": 15}))
         # the (layer, point) GiST index of migration 0003
         assert "facility_layer_point_gist" in plan, plan
         assert "Order By: (point <->" in plan
@@ -254,7 +255,8 @@ class TestBadParameters:
         ("lon=117.3&lat=34.8&k=0", "k", "1 to 50"),
         ("lon=117.3&lat=34.8&k=51", "k", "1 to 50"),
         ("lon=117.3&lat=34.8&k=2.5", "k", "1 to 50"),
-        ("lon=117.3&lat=34.8&layer=parks", "layer", "service_office, police_station, pocket_park, parking, village_clinic, all"),
+        ("lon=117.3&lat=34.8&layer=parks", "layer",
+         "service_office, police_station, pocket_park, parking, village_clinic, all"),
         ("lon=117.3&lat=34.8&layer=1;%20DROP%20TABLE%20facility;", "layer", "village_clinic, all"),
         ("lon=117.3&lat=34.8&crs=utm50", "crs", "wgs84, gcj02, bd09"),
         ("lon=117.3&lon=117.4&lat=34.8", "lon", "once"),
@@ -314,8 +316,6 @@ class TestSearch:
 
     @pytest.mark.parametrize("q", ["%", "_", "\\", "%%", "示例%"])
     def test_wildcards_are_taken_literally(self, client, q):
-        from urllib.parse import quote
-
         body = client.get("/api/search?q=" + quote(q)).get_json()
         assert body["features"] == [], "no facility name or address contains these characters"
 
@@ -329,10 +329,6 @@ class TestSearch:
 class TestPlanarRadius:
     def test_every_point_within_the_ground_distance_is_inside_the_planar_radius(self):
         """Hand check with the ellipsoid: points exactly d metres away in 72 directions."""
-        from pyproj import Geod
-
-        from geo.nearest import planar_radius_deg
-
         geod = Geod(ellps="WGS84")
         for lat in (34.5, 35.3):
             for d in (50.0, 800.0, 12_000.0):

@@ -45,7 +45,7 @@ def cluster():
         url = _cluster("ensure", env, "--db", "minsheng_outage")
         from db import make_engine, migrate
         from etl.boundaries import read_districts
-        from etl.demo import write_districts
+        from services.loading import write_districts
 
         migrate(url)
         engine = make_engine(url)

@@ -10,11 +10,15 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from geo.nearest import geodesic_distance_m
+from layers import LAYER_KEYS
+from web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -88,26 +92,31 @@ class TestPageHTML:
     def test_every_facility_is_on_the_map(self, client, engine):
         data = _data(client.get("/").get_data(as_text=True))
         with engine.connect() as conn:
-            counts = dict(conn.execute(text("SELECT layer, count(*) FROM facility WHERE status = 'active' GROUP BY layer")).all())
+            counts = dict(conn.execute(text(
+                "SELECT layer, count(*) FROM facility WHERE status = 'active' GROUP BY layer")).all())
         assert {k: len(v) for k, v in data["points"].items()} == counts
         assert data["crs"] == "wgs84"
 
     def test_amap_basemap_shifts_overlays_to_gcj02(self, database_url, engine):
-        from web import create_app
-
         app = create_app({"DATABASE_URL": database_url, "TESTING": True, "BASEMAP": "amap"})
         r = app.test_client().get("/")
         data = _data(r.get_data(as_text=True))
         assert data["crs"] == "gcj02" and "autonavi.com" in r.headers["Content-Security-Policy"]
         fid, lon, lat = data["points"]["police_station"][0][:3]
         with engine.connect() as conn:
-            wlon, wlat = conn.execute(text("SELECT ST_X(point), ST_Y(point) FROM facility WHERE id = :i"), {"i": fid}).one()
+            wlon, wlat = conn.execute(text("SELECT ST_X(point), ST_Y(point) FROM facility WHERE id = :i"),
+                                      {"i": fid}).one()
         # GCJ-02 moves Shandong positions by roughly half a kilometre
         assert 300 < geodesic_distance_m(wlon, wlat, lon, lat) < 800
 
-    def test_tianditu_without_a_key_falls_back_to_outlines_only(self, database_url):
-        from web import create_app
+    def test_the_search_box_takes_no_more_than_the_api_accepts(self, client):
+        html = client.get("/").get_data(as_text=True)
+        (box,) = [a for tag, a in _tags(html) if tag == "input" and a.get("id") == "search-q"]
+        longest = int(box["maxlength"])
+        assert client.get("/api/search?q=" + quote("长" * longest)).status_code == 200
+        assert client.get("/api/search?q=" + quote("长" * (longest + 1))).status_code == 400
 
+    def test_tianditu_without_a_key_falls_back_to_outlines_only(self, database_url):
         app = create_app({"DATABASE_URL": database_url, "TESTING": True, "BASEMAP": "tianditu", "TIANDITU_KEY": ""})
         html = app.test_client().get("/").get_data(as_text=True)
         assert "tianditu.gov.cn" not in html
@@ -121,8 +130,6 @@ class TestPageHTML:
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is not installed: run `make test` (it installs it)")
-    from playwright.sync_api import sync_playwright
-
     pw = sync_playwright().start()
     b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     yield b
@@ -139,7 +146,8 @@ def payload_facility(engine):
             " VALUES ('service_office', 'test-h3-payload', :name, :addr, '0632-0000000',"
             " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), true,"
             " (SELECT adcode FROM district WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))))"
-            " RETURNING id"), {"name": PAYLOAD, "addr": PAYLOAD_ADDRESS, "lon": PAYLOAD_AT[0], "lat": PAYLOAD_AT[1]}).scalar_one()
+            " RETURNING id"),
+            {"name": PAYLOAD, "addr": PAYLOAD_ADDRESS, "lon": PAYLOAD_AT[0], "lat": PAYLOAD_AT[1]}).scalar_one()
     yield fid
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM change_log WHERE facility_id = :i"), {"i": fid})
@@ -239,7 +247,7 @@ class TestInChromium:
         p.page.mouse.click(x, y)
         p.page.wait_for_selector("#results li")
         items = p.page.query_selector_all("#results li")
-        assert len(items) == 5
+        assert len(items) == len(LAYER_KEYS)
         shown = {li.get_attribute("data-layer"): li.query_selector(".name").inner_text() for li in items}
         expected = _brute_nearest(engine, lon, lat)
         # a click lands within a metre or two of (lon, lat) at zoom 16; the nearest cannot change that little
@@ -249,6 +257,11 @@ class TestInChromium:
         links = [a.get_attribute("href") for a in items[0].query_selector_all("a")]
         assert links[0].startswith("https://uri.amap.com/navigation?") and links[2].startswith("geo:")
         assert "薛城区" in p.page.inner_text("#panel-status")
+        parking = next(li for li in items if li.get_attribute("data-layer") == "parking")
+        with engine.connect() as conn:
+            spaces = conn.execute(text("SELECT capacity FROM facility WHERE id = :i"),
+                                  {"i": int(parking.get_attribute("data-id"))}).scalar_one()
+        assert f"{spaces} 个车位" in parking.inner_text(), "a car park shows its spaces"
 
     def test_use_my_location_in_english(self, open_page):
         p = open_page("/?lang=en", geolocation={"latitude": 34.8667, "longitude": 117.5557},
@@ -259,6 +272,7 @@ class TestInChromium:
         assert "Shizhong District" in p.page.inner_text("#panel-status")
         text_ = p.page.inner_text("#results")
         assert "min walk" in text_ and "synthetic" in text_ and "AMap" in text_
+        assert re.search(r"\d+ spaces", text_), "the car park shows its spaces in English"
 
     def test_search_box(self, open_page):
         p = open_page()

@@ -13,7 +13,11 @@ import json
 import re
 
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy import text
+
+from services.editing import Edit, create_facility
+from web import create_app
 
 MARK = "XSS探针"
 PAYLOADS = [
@@ -33,19 +37,13 @@ pytestmark = pytest.mark.usefixtures("demo_restored")
 
 
 @pytest.fixture(scope="module")
-def hostile(app):
+def hostile(engine):
     """Ids of facilities whose names are payloads (service offices and police stations)."""
-    from db.admin import Edit, create_facility, create_token
-    from web.database import get_engine
-
     ids = []
-    with app.app_context():
-        engine = get_engine()
-        create_token(engine, "editor", "security test")
-        for i, name in enumerate(PAYLOADS + [FORMULA]):
-            layer = "service_office" if i % 2 == 0 else "police_station"
-            edit = Edit(values={"name": name, "address": name}, lon=WHERE[0] + i * 0.0003, lat=WHERE[1])
-            ids.append(create_facility(engine, layer, edit, source_id=None, actor="security test")["id"])
+    for i, name in enumerate(PAYLOADS + [FORMULA]):
+        layer = "service_office" if i % 2 == 0 else "police_station"
+        edit = Edit(values={"name": name, "address": name}, lon=WHERE[0] + i * 0.0003, lat=WHERE[1])
+        ids.append(create_facility(engine, layer, edit, source_id=None, actor="security test")["id"])
     return ids
 
 
@@ -102,8 +100,6 @@ class TestPayloadsAreInert:
             assert "&lt;img src=x onerror=" in html
 
     def test_pages_in_a_real_browser_show_the_names_as_text(self, app, live_server, hostile):
-        from playwright.sync_api import sync_playwright
-
         pages = [r.rule for r in app.url_map.iter_rules() if "GET" in r.methods and not r.arguments
                  and not r.rule.startswith(("/api", "/vendor", "/static", "/healthz", "/openapi", "/ogc",
                                             "/export", "/tiles"))]
@@ -114,7 +110,7 @@ class TestPayloadsAreInert:
             for path in pages:
                 page = browser.new_page()
                 dialogs: list[str] = []
-                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+                page.on("dialog", lambda d, seen=dialogs: (seen.append(d.message), d.dismiss()))
                 page.add_init_script("window.__violations = []; document.addEventListener("
                                      "'securitypolicyviolation', e => window.__violations.push(e.blockedURI));")
                 page.goto(live_server + path, wait_until="load")
@@ -189,8 +185,6 @@ class TestHeaders:
         assert res.headers["Referrer-Policy"] in ("no-referrer", "strict-origin-when-cross-origin", "same-origin")
 
     def test_only_the_configured_tile_host_is_allowed_for_images(self, database_url):
-        from web import create_app
-
         for basemap, host in (("none", None), ("osm", "https://tile.openstreetmap.org")):
             app = create_app({"DATABASE_URL": database_url, "TESTING": True, "BASEMAP": basemap})
             csp = app.test_client().get("/healthz").headers["Content-Security-Policy"]

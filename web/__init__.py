@@ -6,6 +6,8 @@ import os
 
 from flask import Flask
 
+from layers.modes import WALK_SPEED_M_PER_MIN
+
 #: Blueprint modules, each exposing ``bp``. Add new areas here.
 BLUEPRINTS = ["web.api", "web.assets", "web.admin", "web.planner_api", "web.planner", "web.nearest_api", "web.pages", "web.downloads", "web.ogc", "web.tiles", "web.openapi"]
 
@@ -17,7 +19,7 @@ def _config_from_env() -> dict:
         # Basemap: none (district outlines only, works offline), osm, tianditu, amap.
         "BASEMAP": env.get("MINSHENG_BASEMAP", "none"),
         "TIANDITU_KEY": env.get("TIANDITU_KEY", ""),
-        "WALK_SPEED_M_PER_MIN": float(env.get("MINSHENG_WALK_SPEED_M_PER_MIN", "80")),
+        "WALK_SPEED_M_PER_MIN": float(env.get("MINSHENG_WALK_SPEED_M_PER_MIN", WALK_SPEED_M_PER_MIN)),
         "EXPORT_DIR": env.get("MINSHENG_EXPORT_DIR", ""),
     }
 

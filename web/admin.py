@@ -2,9 +2,12 @@
 
 Every edit needs a bearer token (:mod:`web.auth`); changes to an existing
 facility need ``If-Match`` with the ETag the editor read (428 without it, 412
-when someone changed the facility since). Validation is the ETL's, in
-:mod:`db.admin`. Admin responses are never cached (``Cache-Control:
-no-store``, set in :mod:`web.security` for ``/api/admin``).
+when someone changed the facility since). The views parse the JSON body by
+the field declarations below (the same declarations give ``/openapi.json``
+its request schemas) and call one function of :mod:`services.editing`, where
+the ETL's own checks run inside the edit's transaction. Admin responses are
+never cached (``Cache-Control: no-store``, set in :mod:`web.security` for
+``/api/admin``).
 """
 from __future__ import annotations
 
@@ -12,30 +15,166 @@ import datetime as dt
 import json
 import math
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import shapely
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from shapely.geometry.base import BaseGeometry
 
-from db import admin
 from layers import LAYER_KEYS
+from services import editing
 from web.auth import require
 from web.database import get_engine
-from web.errors import (APIError, BadParameter, Conflict, NotFound, PreconditionFailed, PreconditionRequired,
-                        _json)
+from web.errors import BadParameter, NotFound, PreconditionRequired
+from web.params import Param, operation
+from web.responses import body, errors
 
 bp = Blueprint("admin", __name__)
 
 #: Largest JSON body an edit may send (bytes): a park polygon fits easily.
 MAX_BODY = 256 * 1024
-MAX_TEXT = 200
-MAX_CAPACITY = 1_000_000
-_EDIT_FIELDS = ("name", "address", "phone", "opening_hours", "kind", "capacity", "opened_on", "lon", "lat",
-                "crs", "geometry")
-_CREATE_FIELDS = ("layer", "source_id") + _EDIT_FIELDS
 _ID = re.compile(r"\d{1,18}")
+_GEOMETRY_TYPES = ("Point", "Polygon", "MultiPolygon")
 
 
-# --- parsing (the views stay one line) ----------------------------------------
+# ------------------------------------------------------------------ body fields, declared once
+@dataclass(frozen=True)
+class BodyField:
+    """One field of a JSON body: its schema (published) and the check that reads it (enforced)."""
+
+    name: str
+    schema: dict[str, Any]
+    read: Callable[[str, Any], Any]
+
+
+def _text(max_len: int, *, nullable: bool = True) -> Callable[[str, Any], str | None]:
+    def read(name: str, value: Any) -> str | None:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str):
+            raise BadParameter(f"{name} must be a string of 1 to {max_len} characters"
+                               + (" or null" if nullable else ""), parameter=name,
+                               allowed={"type": "string", "max_length": max_len})
+        value = value.strip()
+        if "\x00" in value or len(value) > max_len or (not nullable and not value):
+            raise BadParameter(f"{name} must be 1 to {max_len} characters without NUL (it was {len(value)})",
+                               parameter=name, allowed={"min_length": 1, "max_length": max_len})
+        return value or None
+    return read
+
+
+def _capacity(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or value != int(value) or not 0 <= value <= editing.MAX_CAPACITY:
+        raise BadParameter(f"{name} was {str(value)[:40]!r} but must be a whole number from 0 to "
+                           f"{editing.MAX_CAPACITY}", parameter=name, allowed={"min": 0, "max": editing.MAX_CAPACITY})
+    return int(value)
+
+
+def _date(name: str, value: Any) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or len(value) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadParameter(f"{name} was {str(value)[:40]!r} but must be a date like 2022-06-30",
+                           parameter=name, allowed="YYYY-MM-DD") from None
+
+
+def _degrees(lo: float, hi: float) -> Callable[[str, Any], float]:
+    def read(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                or not lo <= value <= hi:
+            raise BadParameter(f"{name} was {str(value)[:40]!r} but must be a number of degrees from {lo:g} to "
+                               f"{hi:g}", parameter=name, allowed={"min": lo, "max": hi})
+        return float(value)
+    return read
+
+
+def _choice(allowed: Iterable[str]) -> Callable[[str, Any], str]:
+    values = list(allowed)
+
+    def read(name: str, value: Any) -> str:
+        if value not in values:
+            raise BadParameter(f"{name} was {str(value)[:40]!r} but is expected to be one of {', '.join(values)}",
+                               parameter=name, allowed=values)
+        return str(value)
+    return read
+
+
+def _geometry(name: str, value: Any) -> BaseGeometry | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, dict) or value.get("type") not in _GEOMETRY_TYPES:
+            raise ValueError
+        geom = shapely.from_geojson(json.dumps(value))
+        coords = shapely.get_coordinates(geom)
+        if geom.is_empty or not (abs(coords[:, 0]) <= 180).all() or not (abs(coords[:, 1]) <= 90).all():
+            raise ValueError
+    except Exception:  # noqa: BLE001 - any unreadable geometry is the caller's error
+        raise BadParameter(f"{name} must be a GeoJSON Point, Polygon or MultiPolygon in lon/lat degrees",
+                           parameter=name, allowed=list(_GEOMETRY_TYPES)) from None
+    return geom
+
+
+def _string(max_len: int, *, nullable: bool = True) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": max_len, **({"nullable": True} if nullable else {})}
+
+
+_MAX = editing.MAX_TEXT
+#: Fields of an edit (create and patch).
+EDIT_FIELDS: dict[str, BodyField] = {f.name: f for f in (
+    BodyField("name", _string(_MAX, nullable=False), _text(_MAX, nullable=False)),
+    *(BodyField(n, _string(_MAX), _text(_MAX)) for n in editing.TEXT_FIELDS if n != "name"),
+    BodyField("capacity", {"type": "integer", "minimum": 0, "maximum": editing.MAX_CAPACITY, "nullable": True},
+              _capacity),
+    BodyField("opened_on", {"type": "string", "format": "date", "nullable": True}, _date),
+    BodyField("lon", {"type": "number", "minimum": -180, "maximum": 180}, _degrees(-180, 180)),
+    BodyField("lat", {"type": "number", "minimum": -90, "maximum": 90}, _degrees(-90, 90)),
+    BodyField("crs", {"type": "string", "enum": list(editing.EDIT_POSITION_CRS), "default": "wgs84",
+                      "description": "CRS of lon/lat or geometry (GCJ-02: AMap/Tencent; BD-09: Baidu)"},
+              _choice(editing.EDIT_POSITION_CRS)),
+    BodyField("geometry", {"type": "object", "nullable": True,
+                           "description": "GeoJSON Point, Polygon or MultiPolygon (WGS-84 unless crs says otherwise)"},
+              _geometry),
+)}
+#: Fields of a new facility: an edit plus its layer and an optional source id.
+CREATE_FIELDS: dict[str, BodyField] = {
+    "layer": BodyField("layer", {"type": "string", "enum": list(LAYER_KEYS)}, _choice(LAYER_KEYS)),
+    "source_id": BodyField("source_id", _string(editing.MAX_SOURCE_ID), _text(editing.MAX_SOURCE_ID)),
+    **EDIT_FIELDS}
+#: Fields of a retirement.
+RETIRE_FIELDS: dict[str, BodyField] = {"reason": BodyField("reason", _string(_MAX), _text(_MAX))}
+
+
+def body_schema(fields: dict[str, BodyField], required: Iterable[str] = ()) -> dict[str, Any]:
+    """The JSON schema of a body made of ``fields`` (published in ``/openapi.json``)."""
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                              "properties": {n: f.schema for n, f in fields.items()}}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _request_body(fields: dict[str, BodyField], *, required: bool, must: Iterable[str] = (),
+                  **extra: Any) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": {**body_schema(fields, must),
+                                                                              **extra}}}}
+
+
+# ------------------------------------------------------------------ parsing
+FACILITY_ID = Param("raw_id", "integer", "Facility id.", minimum=1, location="path")
+IF_MATCH = Param("If-Match", "string", "The ETag read before this change, e.g. \"12-3\".", required=True,
+                 location="header")
+
 
 def facility_id(raw: str) -> int:
     """A path id as an int; anything else (``1; DROP TABLE facility;``) is just not found."""
@@ -44,7 +183,11 @@ def facility_id(raw: str) -> int:
     return int(raw)
 
 
-def _body(allowed: tuple[str, ...]) -> dict:
+def read_body(fields: dict[str, BodyField], *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object, each field checked by its declaration (unknown fields refused).
+
+    Only the fields present are returned. An empty body is ``{}`` when ``optional``.
+    """
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise BadParameter(f"the body is {request.content_length} bytes; at most {MAX_BODY} are allowed",
                            parameter="body", allowed={"max_bytes": MAX_BODY})
@@ -52,194 +195,122 @@ def _body(allowed: tuple[str, ...]) -> dict:
     if len(raw) > MAX_BODY:
         raise BadParameter(f"the body is larger than {MAX_BODY} bytes", parameter="body",
                            allowed={"max_bytes": MAX_BODY})
+    if optional and not raw.strip():
+        return {}
     try:
-        body = json.loads(raw or b"null")
+        data = json.loads(raw or b"null")
     except ValueError:
-        body = None
-    if not isinstance(body, dict):
+        data = None
+    if not isinstance(data, dict):
         raise BadParameter("the body must be a JSON object, e.g. {\"name\": \"...\"}", parameter="body",
-                           allowed=list(allowed))
-    unknown = sorted(set(body) - set(allowed))
+                           allowed=list(fields))
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise BadParameter(f"unknown field(s) {', '.join(map(str, unknown))[:200]}; allowed: {', '.join(allowed)}",
-                           parameter=str(unknown[0])[:60], allowed=list(allowed))
-    return body
+        raise BadParameter(f"unknown field(s) {', '.join(map(str, unknown))[:200]}; allowed: {', '.join(fields)}",
+                           parameter=str(unknown[0])[:60], allowed=list(fields))
+    return {name: fields[name].read(name, data[name]) for name in fields if name in data}
 
 
-def _text(body: dict, name: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise BadParameter(f"{name} is required", parameter=name)
-        return None
-    if not isinstance(value, str):
-        raise BadParameter(f"{name} must be a string of 1 to {max_len} characters or null", parameter=name,
-                           allowed={"type": "string", "max_length": max_len})
-    value = value.strip()
-    if "\x00" in value or len(value) > max_len or (required and not value):
-        raise BadParameter(f"{name} must be 1 to {max_len} characters without NUL (it was {len(value)})",
-                           parameter=name, allowed={"min_length": 1, "max_length": max_len})
-    return value or None
+def _edit(values: dict[str, Any], *, creating: bool) -> editing.Edit:
+    """The service's Edit from checked body values; position rules (lon with lat, not with geometry)."""
+    if creating and values.get("name") is None:
+        raise BadParameter("name is required", parameter="name")
+    if ("lon" in values) != ("lat" in values):
+        missing, given = ("lat", "lon") if "lon" in values else ("lon", "lat")
+        raise BadParameter(f"{missing} is required with {given}", parameter=missing)
+    if "lon" in values and "geometry" in values:
+        raise BadParameter("give either lon and lat, or geometry, not both", parameter="geometry")
+    return editing.Edit(values={k: v for k, v in values.items() if k in EDIT_FIELDS and k not in _POSITION},
+                        lon=values.get("lon"), lat=values.get("lat"), geometry=values.get("geometry"),
+                        crs=values.get("crs", "wgs84"))
 
 
-def _capacity(body: dict) -> int | None:
-    value = body.get("capacity")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or not 0 <= value <= MAX_CAPACITY:
-        raise BadParameter(f"capacity was {str(value)[:40]!r} but must be a whole number from 0 to {MAX_CAPACITY}",
-                           parameter="capacity", allowed={"min": 0, "max": MAX_CAPACITY})
-    return int(value)
+_POSITION = ("lon", "lat", "geometry", "crs")
 
 
-def _date(body: dict) -> dt.date | None:
-    value = body.get("opened_on")
-    if value is None:
-        return None
-    try:
-        if not isinstance(value, str) or len(value) != 10:
-            raise ValueError
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise BadParameter(f"opened_on was {str(value)[:40]!r} but must be a date like 2022-06-30",
-                           parameter="opened_on", allowed="YYYY-MM-DD") from None
+def expected_version(facility: int) -> int | None:
+    """The version ``If-Match`` names for ``facility``; None when it names only other resources.
 
-
-def _coord(body: dict, name: str, lo: float, hi: float) -> float:
-    value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not lo <= value <= hi:
-        raise BadParameter(f"{name} was {str(value)[:40]!r} but must be a number of degrees from {lo:g} to {hi:g}",
-                           parameter=name, allowed={"min": lo, "max": hi})
-    return float(value)
-
-
-def _geometry(body: dict):
-    value = body.get("geometry")
-    if value is None:
-        return None
-    try:
-        if not isinstance(value, dict) or value.get("type") not in ("Point", "Polygon", "MultiPolygon"):
-            raise ValueError
-        geom = shapely.from_geojson(json.dumps(value))
-        coords = shapely.get_coordinates(geom)
-        if geom.is_empty or not (abs(coords[:, 0]) <= 180).all() or not (abs(coords[:, 1]) <= 90).all():
-            raise ValueError
-    except Exception:  # noqa: BLE001 - any unreadable geometry is the caller's error
-        raise BadParameter("geometry must be a GeoJSON Point, Polygon or MultiPolygon in lon/lat degrees",
-                           parameter="geometry", allowed=["Point", "Polygon", "MultiPolygon"]) from None
-    return geom
-
-
-def _edit(body: dict, *, creating: bool) -> admin.Edit:
-    values = {name: _text(body, name, required=creating and name == "name") for name in admin.TEXT_FIELDS
-              if name in body or (creating and name == "name")}
-    if "name" in body and not creating:
-        values["name"] = _text(body, "name", required=True)
-    if "capacity" in body:
-        values["capacity"] = _capacity(body)
-    if "opened_on" in body:
-        values["opened_on"] = _date(body)
-    edit = admin.Edit(values=values)
-    crs = body.get("crs", "wgs84")
-    if crs not in admin.EDIT_CRS:
-        raise BadParameter(f"crs was {str(crs)[:40]!r} but is expected to be one of {', '.join(admin.EDIT_CRS)}",
-                           parameter="crs", allowed=list(admin.EDIT_CRS))
-    edit.crs = crs
-    if ("lon" in body) != ("lat" in body):
-        missing = "lat" if "lon" in body else "lon"
-        raise BadParameter(f"{missing} is required with {'lon' if missing == 'lat' else 'lat'}",
-                           parameter=missing)
-    if "lon" in body:
-        if "geometry" in body:
-            raise BadParameter("give either lon and lat, or geometry, not both", parameter="geometry")
-        edit.lon, edit.lat = _coord(body, "lon", -180, 180), _coord(body, "lat", -90, 90)
-    edit.geometry = _geometry(body)
-    return edit
-
-
-def _version(facility: int) -> int:
-    """The version named by ``If-Match`` for ``facility`` (428 without one, 412 for another id)."""
+    Raises 428 without If-Match, or with ``*`` (which would overwrite any version).
+    """
     header = request.headers.get("If-Match")
     if header is None or not header.strip():
         raise PreconditionRequired(f"If-Match is required: send the ETag you read, e.g. If-Match: "
-                                   f"{admin.etag(facility, 1)} (GET /api/admin/facilities/{facility})")
+                                   f"{editing.etag(facility, 1)} (GET /api/admin/facilities/{facility})")
     for tag in (t.strip() for t in header.split(",")):
         match = re.fullmatch(r'(?:W/)?"(\d{1,18})-(\d{1,9})"', tag)
         if match and int(match.group(1)) == facility:
             return int(match.group(2))
     if header.strip() == "*":
         raise PreconditionRequired("If-Match: * would overwrite any version; send the facility's ETag")
-    current = admin.get_facility(get_engine(), facility)
-    raise PreconditionFailed(f"If-Match {header[:60]!r} does not match the current ETag {current['etag']}",
-                             headers={"ETag": current["etag"]})
+    return None
 
 
-def _with_etag(payload: dict, status: int = 200):
+def _with_etag(payload: dict[str, Any], status: int = 200) -> Response:
     response = jsonify(payload)
     response.status_code = status
     response.headers["ETag"] = payload["etag"]
     return response
 
 
-# --- errors of db.admin as HTTP ----------------------------------------------
+# ------------------------------------------------------------------ routes
+_ETAG = {"ETag": {"schema": {"type": "string"}, "description": "Send back in If-Match to change it."}}
+_ONE = {"200": {**body("The facility"), "headers": _ETAG}}
 
-_STATUS: dict[type, type[APIError]] = {
-    admin.FacilityNotFound: NotFound, admin.InvalidEdit: BadParameter, admin.AlreadyRetired: Conflict,
-    admin.DuplicateSourceId: Conflict, admin.VersionMismatch: PreconditionFailed,
-}
-
-
-@bp.errorhandler(admin.AdminError)
-def _admin_error(err: admin.AdminError):
-    cls = _STATUS.get(type(err), BadParameter)
-    headers = {"ETag": err.current_etag} if isinstance(err, admin.VersionMismatch) else None
-    return _json(cls(err.message, parameter=err.parameter, allowed=err.allowed, headers=headers))
-
-
-# --- routes -------------------------------------------------------------------
 
 @bp.get("/api/admin/facilities/<raw_id>")
+@operation("Read a facility with its ETag", "admin", [FACILITY_ID], security=True,
+           responses={**_ONE, **errors(401, 403, 404, 503)})
 @require("viewer")
-def admin_get(raw_id: str):
-    return _with_etag(admin.get_facility(get_engine(), facility_id(raw_id)))
+def admin_get(raw_id: str) -> ResponseReturnValue:
+    return _with_etag(editing.get_facility(get_engine(), facility_id(raw_id)))
 
 
 @bp.post("/api/admin/facilities")
+@operation("Create a facility", "admin", security=True,
+           request_body=_request_body(CREATE_FIELDS, required=True, must=("layer", "name"),
+                                      anyOf=[{"required": ["lon", "lat"]}, {"required": ["geometry"]}]),
+           responses={"201": {**body("Created"), "headers": _ETAG}, **errors(400, 401, 403, 409, 503)})
 @require("editor")
-def admin_create():
-    body = _body(_CREATE_FIELDS)
-    layer = body.get("layer")
-    if layer not in LAYER_KEYS:
-        raise BadParameter(f"layer was {str(layer)[:40]!r} but is expected to be one of {', '.join(LAYER_KEYS)}",
-                           parameter="layer", allowed=list(LAYER_KEYS))
-    source_id = _text(body, "source_id", max_len=100)
-    created = admin.create_facility(get_engine(), layer, _edit(body, creating=True), source_id=source_id,
-                                    actor=g.token.actor)
+def admin_create() -> ResponseReturnValue:
+    values = read_body(CREATE_FIELDS)
+    if "layer" not in values:
+        raise BadParameter(f"layer is required: one of {', '.join(LAYER_KEYS)}", parameter="layer",
+                           allowed=list(LAYER_KEYS))
+    created = editing.create_facility(get_engine(), values["layer"], _edit(values, creating=True),
+                                      source_id=values.get("source_id"), actor=g.token.actor)
     response = _with_etag(created, 201)
     response.headers["Location"] = f"/api/admin/facilities/{created['id']}"
     return response
 
 
 @bp.patch("/api/admin/facilities/<raw_id>")
+@operation("Change a facility (If-Match required)", "admin", [FACILITY_ID, IF_MATCH], security=True,
+           request_body=_request_body(EDIT_FIELDS, required=True),
+           responses={**_ONE, **errors(400, 401, 403, 404, 409, 412, 428, 503)})
 @require("editor")
-def admin_patch(raw_id: str):
+def admin_patch(raw_id: str) -> ResponseReturnValue:
     fid = facility_id(raw_id)
-    edit = _edit(_body(_EDIT_FIELDS), creating=False)
-    return _with_etag(admin.patch_facility(get_engine(), fid, edit, expected_version=_version(fid),
-                                           actor=g.token.actor))
+    edit = _edit(read_body(EDIT_FIELDS), creating=False)
+    return _with_etag(editing.patch_facility(get_engine(), fid, edit, expected_version=expected_version(fid),
+                                             actor=g.token.actor))
 
 
 @bp.post("/api/admin/facilities/<raw_id>/retire")
+@operation("Retire a facility (If-Match required)", "admin", [FACILITY_ID, IF_MATCH], security=True,
+           request_body=_request_body(RETIRE_FIELDS, required=False),
+           responses={**_ONE, **errors(400, 401, 403, 404, 409, 412, 428, 503)})
 @require("editor")
-def admin_retire(raw_id: str):
+def admin_retire(raw_id: str) -> ResponseReturnValue:
     fid = facility_id(raw_id)
-    body = _body(("reason",)) if request.get_data(cache=True).strip() else {}
-    return _with_etag(admin.retire_facility(get_engine(), fid, expected_version=_version(fid),
-                                            actor=g.token.actor, reason=_text(body, "reason")))
+    reason = read_body(RETIRE_FIELDS, optional=True).get("reason")
+    return _with_etag(editing.retire_facility(get_engine(), fid, expected_version=expected_version(fid),
+                                              actor=g.token.actor, reason=reason))
 
 
 @bp.get("/api/facilities/<raw_id>/history")
-def facility_history(raw_id: str):
-    return jsonify(admin.history(get_engine(), facility_id(raw_id)))
+@operation("A facility's change history", "admin", [FACILITY_ID],
+           responses={"200": body("The facility, the load run that created it, every change"),
+                      **errors(404, 503)})
+def facility_history(raw_id: str) -> ResponseReturnValue:
+    return jsonify(editing.history(get_engine(), facility_id(raw_id)))

@@ -1,18 +1,19 @@
 """Bearer tokens for the admin API.
 
 A request carries ``Authorization: Bearer <token>``. The token's SHA-256 is
-looked up in ``api_token`` (the secret itself is never stored). Roles:
-``viewer`` may read admin views, ``editor`` may also edit. Use
-:func:`require` as a decorator; the token is then ``g.token``.
+looked up (:func:`services.editing.find_token`; the secret itself is never
+stored). Roles: ``viewer`` may read admin views, ``editor`` may also edit.
+Use :func:`require` as a decorator; the token is then ``g.token``.
 """
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import g, request
 
-from db.admin import ROLES, Token, find_token
+from services.editing import ROLES, Token, find_token
 from web.database import get_engine
 from web.errors import Forbidden, Unauthorized
 
@@ -46,20 +47,20 @@ def current_token(min_role: str) -> Token:
     token = find_token(get_engine(), _bearer())
     if token is None:
         raise Unauthorized("the bearer token is not valid (unknown or revoked)", headers=_CHALLENGE)
-    if ROLES.index(token.role) < ROLES.index(min_role):
+    if not token.allows(min_role):
         raise Forbidden(f"a {token.role} token may not do this; it needs the {min_role} role",
                         allowed=[r for r in ROLES if ROLES.index(r) >= ROLES.index(min_role)])
     return token
 
 
-def require(min_role: str) -> Callable:
+def require(min_role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: the view runs only for a token of ``min_role`` or stronger."""
     if min_role not in ROLES:
         raise ValueError(f"min_role was {min_role!r} but is expected to be one of {', '.join(ROLES)}")
 
-    def wrap(view: Callable) -> Callable:
+    def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
-        def inner(*args, **kwargs):
+        def inner(*args: Any, **kwargs: Any) -> Any:
             g.token = current_token(min_role)
             return view(*args, **kwargs)
         return inner

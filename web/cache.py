@@ -1,57 +1,35 @@
-"""Per-process caches keyed on the data's version, so nothing stale is served.
+"""The HTML page cache: a rendered page is kept until the data changes, then rendered again.
 
-Every change to facilities, the demand grid or the villages bumps a row of
-``data_version`` in the same transaction (statement triggers, migration
-0003). A cached value is keyed on those versions: after a load or an edit
-commits, the next request recomputes. Pages are cached with a placeholder in
-place of the per-request CSP nonce, which is filled in on the way out.
+Keying and invalidation are :func:`services.cache.memo`'s (the ``data_version``
+rows the triggers bump, and today's date): the one cache scheme. What this
+module adds is the page's per-request CSP nonce: a page is rendered once with
+a placeholder where the nonce goes, and each request gets its own nonce put in
+on the way out.
 """
 from __future__ import annotations
 
-import datetime as dt
 import secrets
-import threading
-from collections import OrderedDict
-from typing import Callable, Hashable, TypeVar
+from collections.abc import Callable, Hashable
 
 from flask import g
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from services import cache as results_cache
 from web.security import csp_nonce
 
-T = TypeVar("T")
-
-MAX_ENTRIES = 128
 _PLACEHOLDER = "nonce" + secrets.token_hex(12)
-_store: "OrderedDict[tuple, object]" = OrderedDict()
-_lock = threading.Lock()
 
-
-def versions(engine: Engine) -> tuple:
-    """The current (facility, grid) data versions, and today's date (facilities open on a date)."""
-    with engine.connect() as conn:
-        found = tuple(conn.execute(text("SELECT version FROM data_version ORDER BY name")).scalars().all())
-    return found + (dt.date.today().isoformat(),)
-
-
-def memo(engine: Engine, namespace: str, key: Hashable, compute: Callable[[], T]) -> T:
-    """``compute()``, remembered until the data changes (LRU of ``MAX_ENTRIES``)."""
-    full = (str(engine.url), namespace, key, versions(engine))
-    with _lock:
-        if full in _store:
-            _store.move_to_end(full)
-            return _store[full]  # type: ignore[return-value]
-    value = compute()
-    with _lock:
-        _store[full] = value
-        while len(_store) > MAX_ENTRIES:
-            _store.popitem(last=False)
-    return value
+#: Results are cached with :func:`services.cache.memo`; this name remains only for views that still
+#: call it here (the planners' API), and goes once they call the service layer's cache.
+memo = results_cache.memo
 
 
 def cached_html(engine: Engine, namespace: str, key: Hashable, render: Callable[[], str]) -> str:
-    """A rendered page from the cache, with this request's CSP nonce put in."""
+    """``render()``'s page from the cache (until the data changes), with this request's CSP nonce put in.
+
+    ``namespace`` names the page and ``key`` holds everything else the page
+    depends on (language, basemap, parameters).
+    """
     def _render() -> str:
         real = g.pop("csp_nonce", None)
         g.csp_nonce = _PLACEHOLDER
@@ -62,10 +40,5 @@ def cached_html(engine: Engine, namespace: str, key: Hashable, render: Callable[
             if real is not None:
                 g.csp_nonce = real
 
-    html = memo(engine, "html:" + namespace, key, _render)
+    html = results_cache.memo(engine, "html:" + namespace, key, _render)
     return html.replace(_PLACEHOLDER, csp_nonce())
-
-
-def clear() -> None:
-    with _lock:
-        _store.clear()

@@ -22,7 +22,7 @@ from flask.typing import ResponseReturnValue
 
 from layers import LAYER_KEYS
 from services.exporting import FORMATS
-from web import nearest_api, planner_api
+from web import planner_api
 from web.params import DISTRICT, LANG, LAYER, LAYER_OR_ALL, operation
 from web.responses import body as _resp
 from web.responses import errors as _errors
@@ -51,7 +51,6 @@ def _op(summary: str, tag: str, parameters: list[dict], responses: dict, **extra
 
 
 def _components() -> dict:
-    search_max = nearest_api.MAX_QUERY_CHARS
     return {
         "parameters": {
             "layer": LAYER.openapi(),
@@ -63,9 +62,6 @@ def _components() -> dict:
             "as_of": _q("as_of", {"type": "string", "format": "date"},
                         "Count facilities opened on or before this date (YYYY-MM-DD)."),
             "lang": LANG.openapi(),
-            "facilityId": _q("raw_id", {"type": "integer", "minimum": 1}, "Facility id.", where="path"),
-            "searchQ": _q("q", {"type": "string", "minLength": 1, "maxLength": search_max},
-                          "Text to find in names and addresses.", required=True),
         },
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -83,15 +79,6 @@ def _components() -> dict:
             "Link": {"type": "object", "required": ["href", "rel"], "properties": {
                 "href": {"type": "string"}, "rel": {"type": "string"}, "type": {"type": "string"},
                 "title": {"type": "string"}}},
-            "FacilityEdit": {"type": "object", "properties": {
-                "name": {"type": "string", "maxLength": 200}, "address": {"type": "string", "maxLength": 200},
-                "phone": {"type": "string", "maxLength": 200}, "opening_hours": {"type": "string", "maxLength": 200},
-                "kind": {"type": "string"}, "capacity": {"type": "integer", "minimum": 0, "maximum": 1000000},
-                "opened_on": {"type": "string", "format": "date"},
-                "lon": {"type": "number", "minimum": -180, "maximum": 180},
-                "lat": {"type": "number", "minimum": -90, "maximum": 90},
-                "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
-                "geometry": {"type": "object", "description": "GeoJSON geometry (WGS-84 unless crs says otherwise)"}}},
         },
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
     }
@@ -108,22 +95,6 @@ def _core_paths() -> dict:
                                    {"200": ok, **_errors(503)})},
         "/api/districts": {"get": _op("The six districts with 2020 census population", "core", [],
                                       {"200": ok, **_errors(503)})},
-        "/api/nearest": {"get": _op("Nearest facilities to a position (geodesic metres)", "residents", [
-            _q("lon", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude (degrees).", required=True),
-            _q("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude (degrees).", required=True),
-            _ref("layerOrAll"),
-            _q("k", {"type": "integer", "minimum": 1, "maximum": nearest_api.MAX_K,
-                     "default": 5}, "How many facilities."),
-            _q("crs", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"},
-               "CRS of lon/lat (GCJ-02: AMap/Tencent; BD-09: Baidu)."),
-        ], {"200": _resp("Nearest facilities", "application/geo+json"), **_errors(400, 503)})},
-        "/api/search": {"get": _op("Find facilities by name or address", "residents", [
-            _ref("searchQ"),
-            _q("layer", {"type": "string", "enum": list(LAYER_KEYS)}, "Limit to one layer."),
-            _q("limit", {"type": "integer", "minimum": 1,
-                         "maximum": nearest_api.MAX_SEARCH_LIMIT, "default": 10},
-               "Most results."),
-        ], {"200": ok, **_errors(400, 503)})},
         "/api/coverage": {"get": _op("Share of population within reach, by district", "planners", [
             _ref("layerOrAll"), *planner,
             _q("format", {"type": "string", "enum": ["json", "csv", "xlsx"], "default": "json"}, "Output format."),
@@ -151,40 +122,6 @@ def _core_paths() -> dict:
         ], {"200": {"description": "Suggested sites", "content": {
             "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}},
             **_errors(400, 503)})},
-    }
-
-
-def _admin_paths() -> dict:
-    sec = [{"bearer": []}]
-    etag = {"ETag": {"schema": {"type": "string"}, "description": "Send back in If-Match to change it."}}
-    if_match = _q("If-Match", {"type": "string"}, "The ETag read before this change.", where="header",
-                  required=True)
-    body = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FacilityEdit"}}}}
-    create = {"required": True, "content": {"application/json": {"schema": {"allOf": [
-        {"$ref": "#/components/schemas/FacilityEdit"},
-        {"type": "object", "required": ["layer", "source_id", "name"], "properties": {
-            "layer": {"type": "string", "enum": list(LAYER_KEYS)},
-            "source_id": {"type": "string", "maxLength": 100}}}]}}}}
-    one = {"200": {"description": "The facility", "headers": etag,
-                   "content": {"application/json": {"schema": {"type": "object"}}}}}
-    return {
-        "/api/admin/facilities": {"post": _op("Create a facility", "admin", [], {
-            "201": {"description": "Created", "headers": etag,
-                    "content": {"application/json": {"schema": {"type": "object"}}}},
-            **_errors(400, 401, 403, 409, 503)}, requestBody=create, security=sec)},
-        "/api/admin/facilities/{raw_id}": {
-            "get": _op("Read a facility with its ETag", "admin", [_ref("facilityId")], {
-                **one, **_errors(401, 403, 404, 503)}, security=sec),
-            "patch": _op("Change a facility (If-Match required)", "admin", [_ref("facilityId"), if_match], {
-                **one, **_errors(400, 401, 403, 404, 412, 428, 503)}, requestBody=body, security=sec)},
-        "/api/admin/facilities/{raw_id}/retire": {"post": _op(
-            "Retire a facility (If-Match required)", "admin", [_ref("facilityId"), if_match], {
-                **one, **_errors(400, 401, 403, 404, 412, 428, 503)}, security=sec, requestBody={
-                "required": False, "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"reason": {"type": "string", "maxLength": 200}}}}}})},
-        "/api/facilities/{raw_id}/history": {"get": _op("A facility's change history", "admin",
-                                                        [_ref("facilityId")], {"200": _resp("History"),
-                                                                               **_errors(404, 503)})},
     }
 
 
@@ -228,7 +165,7 @@ def openapi_document() -> dict:
     keys, read from the layer registry) are evaluated now.
     """
     legacy: dict[str, dict] = {}
-    for part in (_core_paths(), _admin_paths()):
+    for part in (_core_paths(),):
         legacy.update(part)
     paths: dict[str, dict] = {}
     for rule in current_app.url_map.iter_rules():

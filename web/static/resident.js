@@ -112,7 +112,10 @@
     var extra = [];
     if (p.phone) { extra.push(t.phone + ' ' + p.phone); }
     if (p.opening_hours) { extra.push(t.hours + ' ' + p.opening_hours); }
-    if (p.capacity !== undefined && p.capacity !== null) { extra.push(t.capacity + ' ' + p.capacity); }
+    if (p.capacity !== undefined && p.capacity !== null) {
+      var unit = data.lang === 'en' ? p.capacity_unit_en : p.capacity_unit_zh;
+      extra.push(unit ? p.capacity + ' ' + unit : t.capacity + ' ' + p.capacity);
+    }
     if (extra.length) { li.appendChild(el('div', 'meta', extra.join(' · '))); }
     li.appendChild(navLinks(p.navigation));
     return li;

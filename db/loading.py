@@ -1,0 +1,200 @@
+"""SQL of the loads: staging with COPY, the facility upsert, load runs and rejects, candidate sets.
+
+Every function takes a :class:`~sqlalchemy.engine.Connection` inside the
+caller's transaction (the ETL holds one transaction per load, see
+:mod:`etl.load`); nothing here begins or commits. SQL is static with bound
+parameters; the only names written into statements are the fixed staging
+and table names of this module. Geometries arrive as WKB hex in WGS-84 lon/lat
+(EPSG:4326).
+"""
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+#: Columns of the staging table, in COPY order.
+STAGING_COLUMNS = ("row_number", "source_id", "kind", "name", "address", "phone", "opening_hours", "capacity",
+                   "opened_on", "attrs", "district_adcode", "geom", "point", "synthetic")
+
+#: Tables :func:`copy_frame` may write (COPY takes no bound table name).
+_COPY_TABLES = ("staging", "demand_cell", "village")
+
+_DISTRICTS = text("SELECT adcode, ST_AsBinary(geom) AS wkb FROM district ORDER BY adcode")
+
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('minsheng-load'), hashtext(:layer))")
+
+_STAGING = text(
+    "CREATE TEMP TABLE staging (row_number integer, source_id text, kind text, name text, address text,"
+    " phone text, opening_hours text, capacity integer, opened_on date, attrs jsonb, district_adcode text,"
+    " geom geometry, point geometry, synthetic boolean) ON COMMIT DROP")
+
+#: Later rows of a source id staged more than once, with the first row's name and position (lon/lat degrees).
+_REPEATS = text("""
+SELECT row_number, source_id, name, ST_X(point) AS lon, ST_Y(point) AS lat,
+       first_row, first_name, ST_X(first_point) AS first_lon, ST_Y(first_point) AS first_lat
+FROM (SELECT row_number, source_id, name, point,
+             first_value(row_number) OVER w AS first_row, first_value(name) OVER w AS first_name,
+             first_value(point) OVER w AS first_point, row_number() OVER w AS k
+      FROM staging WHERE source_id IN (SELECT source_id FROM staging GROUP BY source_id HAVING count(*) > 1)
+      WINDOW w AS (PARTITION BY source_id ORDER BY row_number)) t
+WHERE k > 1 ORDER BY row_number
+""")
+
+_DROP_STAGED = text("DELETE FROM staging WHERE row_number = ANY(:rows)")
+
+_RUN = text(
+    "INSERT INTO load_run (layer, source_name, sha256, crs, status, accepted, rejected, inserted, updated,"
+    " unchanged, notes, finished_at) VALUES (:layer, :source, :sha256, :crs, :status, :accepted, :rejected,"
+    " :inserted, :updated, :unchanged, CAST(:notes AS jsonb), now()) RETURNING id")
+
+_REJECT = text("INSERT INTO load_reject (load_run_id, row_number, source_id, reason) "
+               "VALUES (:run, :row, :source_id, :reason)")
+
+_RUN_COUNTS = text("UPDATE load_run SET inserted = :inserted, updated = :updated, unchanged = :unchanged "
+                   "WHERE id = :run")
+
+_OLD_ROWS = text("CREATE TEMP TABLE staging_old ON COMMIT DROP AS SELECT f.* FROM facility f "
+                 "JOIN staging s ON s.source_id = f.source_id WHERE f.layer = :layer")
+
+_UPSERT = text("""
+WITH src AS (
+    SELECT s.*, md5(concat_ws('|', s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity::text,
+                              s.opened_on::text, s.attrs::text, s.district_adcode, encode(ST_AsBinary(s.geom), 'hex')))
+                AS source_hash
+    FROM staging s
+), up AS (
+    INSERT INTO facility AS f (layer, source_id, kind, name, address, phone, opening_hours, capacity, opened_on,
+                               attrs, district_adcode, geom, point, synthetic, load_run_id, source_hash)
+    SELECT :layer, s.source_id, s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity, s.opened_on,
+           s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326), ST_SetSRID(s.point, 4326), s.synthetic, :run,
+           s.source_hash
+    FROM src s
+    ON CONFLICT (layer, source_id) DO UPDATE SET
+        kind = EXCLUDED.kind, name = EXCLUDED.name, address = EXCLUDED.address, phone = EXCLUDED.phone,
+        opening_hours = EXCLUDED.opening_hours, capacity = EXCLUDED.capacity, opened_on = EXCLUDED.opened_on,
+        attrs = EXCLUDED.attrs, district_adcode = EXCLUDED.district_adcode, geom = EXCLUDED.geom,
+        point = EXCLUDED.point, synthetic = EXCLUDED.synthetic, load_run_id = EXCLUDED.load_run_id,
+        source_hash = EXCLUDED.source_hash, version = f.version + 1, updated_at = now()
+    -- Only when the source's record changed since it was last loaded: re-running a file changes
+    -- nothing, and an editor's correction or retirement stands until the source itself changes.
+    -- A retired facility stays retired.
+    WHERE f.source_hash IS DISTINCT FROM EXCLUDED.source_hash
+    RETURNING f.id, (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
+""")
+
+_LOG_UPDATES = text("""
+INSERT INTO change_log (facility_id, actor, action, before, after, load_run_id)
+SELECT f.id, :actor, 'load', to_jsonb(o) - 'geom' - 'point', to_jsonb(f) - 'geom' - 'point', :run
+FROM facility f JOIN staging_old o ON o.id = f.id
+WHERE f.load_run_id = :run AND f.version <> o.version
+""")
+
+_DELETE_SET = text("DELETE FROM candidate_site WHERE set_name = :set_name")
+_INSERT_SITE = text(
+    "INSERT INTO candidate_site (set_name, source_id, name, district_adcode, point) VALUES "
+    "(:set_name, :source_id, :name, :district_adcode, ST_SetSRID(ST_GeomFromWKB(decode(:wkb, 'hex')), 4326))")
+
+
+# ------------------------------------------------------------------ districts and locks
+def district_polygons(conn: Connection) -> list[tuple[str, bytes]]:
+    """``(adcode, WKB)`` of every district (WGS-84 MultiPolygon), by adcode."""
+    return [(r.adcode, bytes(r.wkb)) for r in conn.execute(_DISTRICTS)]
+
+
+def lock_layer(conn: Connection, layer: str) -> None:
+    """Wait for any other load of ``layer`` to finish; held until this transaction ends."""
+    conn.execute(_LOCK, {"layer": layer})
+
+
+# ------------------------------------------------------------------ staging
+def create_staging(conn: Connection) -> None:
+    """The temporary ``staging`` table (columns :data:`STAGING_COLUMNS`), dropped at commit."""
+    conn.execute(_STAGING)
+
+
+def copy_frame(conn: Connection, frame: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
+    """Append ``frame`` (columns in ``columns`` order; ``None`` as NULL) to ``table`` with COPY.
+
+    Raises
+    ------
+    ValueError
+        When ``table`` is not one of the tables loads write.
+    """
+    if table not in _COPY_TABLES:
+        raise ValueError(f"table was {table!r} but is expected to be one of {', '.join(_COPY_TABLES)}")
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, header=False, na_rep="\\N")
+    buf.seek(0)
+    raw = conn.connection.dbapi_connection
+    if raw is None:
+        raise RuntimeError("the connection has no DBAPI connection to COPY through")
+    cur = raw.cursor()
+    try:
+        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
+    finally:
+        cur.close()
+
+
+def staged_repeats(conn: Connection) -> list[dict[str, Any]]:
+    """Later rows of every source id staged more than once, each with its first row.
+
+    Keys ``row_number``, ``source_id``, ``name``, ``lon``, ``lat`` and
+    ``first_row``, ``first_name``, ``first_lon``, ``first_lat`` (degrees, WGS-84).
+    """
+    return [dict(r) for r in conn.execute(_REPEATS).mappings()]
+
+
+def drop_staged(conn: Connection, rows: Sequence[int]) -> None:
+    """Remove staged rows by their file row number."""
+    conn.execute(_DROP_STAGED, {"rows": list(rows)})
+
+
+# ------------------------------------------------------------------ runs
+def insert_run(conn: Connection, run: dict[str, Any], rejects: Sequence[dict[str, Any]]) -> int:
+    """Store a load run and its rejects; returns the run id.
+
+    ``run`` has ``layer``, ``source``, ``sha256``, ``crs``, ``status``,
+    ``accepted``, ``rejected``, ``inserted``, ``updated``, ``unchanged`` and
+    ``notes`` (a list of str); each reject has ``row``, ``source_id``, ``reason``.
+    """
+    run_id = int(conn.execute(_RUN, {**run, "notes": json.dumps(run["notes"], ensure_ascii=False)}).scalar_one())
+    if rejects:
+        conn.execute(_REJECT, [{"run": run_id, **r} for r in rejects])
+    return run_id
+
+
+def set_run_counts(conn: Connection, run_id: int, *, inserted: int, updated: int, unchanged: int) -> None:
+    """Record what the upsert of run ``run_id`` did."""
+    conn.execute(_RUN_COUNTS, {"run": run_id, "inserted": inserted, "updated": updated, "unchanged": unchanged})
+
+
+def upsert_staged(conn: Connection, layer: str, run_id: int, actor: str) -> tuple[int, int]:
+    """Upsert the staged rows into ``layer`` for run ``run_id``; log each update as ``actor``.
+
+    A row is only written when its source record changed since it was last
+    loaded. Returns ``(inserted, updated)``.
+    """
+    conn.execute(_OLD_ROWS, {"layer": layer})
+    inserted, updated = conn.execute(_UPSERT, {"layer": layer, "run": run_id}).one()
+    conn.execute(_LOG_UPDATES, {"actor": actor, "run": run_id})
+    return int(inserted), int(updated)
+
+
+# ------------------------------------------------------------------ candidate sites
+def replace_candidate_set(conn: Connection, set_name: str, sites: Sequence[dict[str, Any]]) -> None:
+    """Replace the candidate set ``set_name`` with ``sites``.
+
+    Each site has ``source_id``, ``name``, ``district_adcode`` and ``wkb`` (a
+    WGS-84 point as WKB hex).
+    """
+    conn.execute(_DELETE_SET, {"set_name": set_name})
+    if sites:
+        conn.execute(_INSERT_SITE, [{"set_name": set_name, **s} for s in sites])

@@ -1,0 +1,171 @@
+"""Residents' nearest and search: the service layer, the settings and the published bounds.
+
+The second KNN round is checked on a scratch database set up so that planar
+(degree) order hides the truly nearest facility; the answer is compared with
+PostGIS's ellipsoidal ``ST_Distance`` over every facility. The published
+bounds are read from ``/openapi.json`` and tried one step inside and one
+step outside against the views.
+"""
+from __future__ import annotations
+
+import math
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import event, text
+
+from geo.crs import POSITION_CRS
+from geo.nearest import geodesic_distance_m
+from layers import LAYER_KEYS
+from services import nearest as nearest_service
+from services.errors import InvalidRequest
+from web import create_app
+
+# --------------------------------------------------------------------------
+# when degrees mislead: the second round
+# --------------------------------------------------------------------------
+
+#: A spot in Shizhong, and latitude/longitude steps that mislead planar order there:
+#: a degree of longitude is about 0.82 of a degree of latitude on the ground.
+SPOT = (117.5566, 34.8640)
+
+
+def _put(conn, layer: str, source_id: str, lon: float, lat: float) -> int:
+    return conn.execute(text(
+        "INSERT INTO facility (layer, source_id, name, geom, point, synthetic)"
+        " VALUES (:layer, :sid, :sid, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),"
+        " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), true) RETURNING id"),
+        {"layer": layer, "sid": source_id, "lon": lon, "lat": lat}).scalar_one()
+
+
+class TestPlanarOrderMisleads:
+    def test_the_truly_nearest_is_found_behind_a_wall_of_planar_candidates(self, scratch_engine, scratch_app):
+        lon, lat = SPOT
+        k = 1
+        # More facilities due north than the first round fetches, all nearer in degrees than the one due
+        # east, but all farther on the ground (0.0085 deg north is ~943 m; 0.0100 deg east is ~913 m).
+        wall = nearest_service.candidates_per_layer(k) + 3
+        with scratch_engine.begin() as conn:
+            for i in range(wall):
+                _put(conn, "service_office", f"north-{i}", lon + 0.0001 * (i % 3), lat + 0.0085 + 0.0001 * i)
+            east = _put(conn, "service_office", "east", lon + 0.0100, lat)
+            brute = conn.execute(text(
+                "SELECT id, ST_Distance(point::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,"
+                " true) AS d FROM facility ORDER BY d LIMIT 1"), {"lon": lon, "lat": lat}).one()
+            planar_first = conn.execute(text(
+                "SELECT id FROM facility ORDER BY point <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 1"),
+                {"lon": lon, "lat": lat}).scalar_one()
+        assert brute.id == east and planar_first != east, "the set-up misleads planar order"
+        result = nearest_service.nearest(scratch_engine, lon, lat, ["service_office"], k)
+        assert result.rounds == 2
+        body = scratch_app.test_client().get(f"/api/nearest?lon={lon}&lat={lat}&layer=service_office&k=1").get_json()
+        (f,) = body["features"]
+        assert f["properties"]["id"] == east
+        assert f["properties"]["distance_m"] == pytest.approx(brute.d, abs=0.06)
+        assert f["properties"]["distance_m"] == pytest.approx(geodesic_distance_m(lon, lat, lon + 0.0100, lat),
+                                                              abs=0.06)
+
+    def test_a_layer_with_no_facilities_answers_an_empty_list(self, scratch_engine, scratch_app):
+        body = scratch_app.test_client().get("/api/nearest?lon=117.5566&lat=34.864&layer=all&k=3").get_json()
+        assert body["features"] == [] and body["numberReturned"] == 0 and body["query"]["inside_city"] is True
+
+
+# --------------------------------------------------------------------------
+# the service layer and the settings
+# --------------------------------------------------------------------------
+
+class TestService:
+    def test_one_connection_per_nearest_request(self, client, app):
+        checkouts: list[int] = []
+
+        def count(*_args) -> None:
+            checkouts.append(1)
+
+        client.get("/healthz")  # the app's engine exists and has a pooled connection
+        served = app.extensions["engine"]
+        event.listen(served, "checkout", count)
+        try:
+            r = client.get("/api/nearest?lon=117.3&lat=34.8&layer=all&k=5")
+        finally:
+            event.remove(served, "checkout", count)
+        assert r.status_code == 200 and len(r.get_json()["features"]) == 5 * len(LAYER_KEYS)
+        assert len(checkouts) == 1, "the district, both KNN rounds and the ranking read one snapshot"
+
+    @pytest.mark.parametrize("kwargs, parameter", [
+        ({"k": 0}, "k"), ({"k": nearest_service.MAX_K + 1}, "k"), ({"layer": "parks"}, "layer"),
+        ({"crs": "utm50"}, "crs"),
+    ])
+    def test_the_service_checks_its_inputs_too(self, engine, kwargs, parameter):
+        with pytest.raises(InvalidRequest) as err:
+            nearest_service.nearest_collection(engine, 117.3, 34.8, **kwargs)
+        assert err.value.parameter == parameter
+
+    @pytest.mark.parametrize("q, limit, parameter", [("", 10, "q"), ("x" * 51, 10, "q"), ("便民", 0, "limit")])
+    def test_search_service_checks_its_inputs(self, engine, q, limit, parameter):
+        with pytest.raises(InvalidRequest) as err:
+            nearest_service.search_collection(engine, q, limit=limit)
+        assert err.value.parameter == parameter
+
+    def test_the_default_walking_speed_is_4_8_km_per_hour(self, database_url, monkeypatch):
+        monkeypatch.delenv("MINSHENG_WALK_SPEED_M_PER_MIN", raising=False)
+        app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+        assert app.config["WALK_SPEED_M_PER_MIN"] == pytest.approx(4.8 * 1000 / 60)
+
+    def test_a_deployment_sets_its_own_walking_speed(self, database_url, monkeypatch):
+        monkeypatch.setenv("MINSHENG_WALK_SPEED_M_PER_MIN", "60")
+        body = create_app({"DATABASE_URL": database_url, "TESTING": True}).test_client().get(
+            "/api/nearest?lon=117.3&lat=34.8&layer=all&k=3").get_json()
+        assert body["walk_speed_m_per_min"] == 60
+        for f in body["features"]:
+            assert f["properties"]["walk_minutes"] == math.ceil(f["properties"]["distance_m"] / 60)
+
+
+class TestPublishedBounds:
+    """``/openapi.json`` says what the views accept: at each published bound one step in is 200, one out 400."""
+
+    @staticmethod
+    def _params(client, path: str) -> dict[str, dict]:
+        op = client.get("/openapi.json").get_json()["paths"][path]["get"]
+        return {p["name"]: p for p in op["parameters"]}
+
+    @pytest.mark.parametrize("path, base, name", [
+        ("/api/nearest", "lon=117.3&lat=34.8&layer=parking", "k"),
+        ("/api/search", "q=便民", "limit"),
+    ])
+    def test_integer_bounds(self, client, path, base, name):
+        schema = self._params(client, path)[name]["schema"]
+        lo, hi = schema["minimum"], schema["maximum"]
+        assert client.get(f"{path}?{base}&{name}={lo}").status_code == 200
+        assert client.get(f"{path}?{base}&{name}={hi}").status_code == 200
+        assert client.get(f"{path}?{base}&{name}={lo - 1}").get_json()["error"]["parameter"] == name
+        assert client.get(f"{path}?{base}&{name}={hi + 1}").get_json()["error"]["parameter"] == name
+
+    @pytest.mark.parametrize("name, inside, outside", [("lon", "117.3", "180.001"), ("lat", "34.8", "90.001")])
+    def test_coordinate_bounds(self, client, name, inside, outside):
+        schema = self._params(client, "/api/nearest")[name]["schema"]
+        assert abs(schema["minimum"]) == schema["maximum"] == float(outside.split(".")[0])
+        other = {"lon": "lat=34.8", "lat": "lon=117.3"}[name]
+        assert client.get(f"/api/nearest?{other}&{name}={inside}&layer=parking&k=1").status_code == 200
+        r = client.get(f"/api/nearest?{other}&{name}={outside}&layer=parking&k=1")
+        assert r.status_code == 400 and r.get_json()["error"]["parameter"] == name
+
+    def test_query_length(self, client):
+        schema = self._params(client, "/api/search")["q"]["schema"]
+        assert client.get("/api/search?q=" + quote("长" * schema["maxLength"])).status_code == 200
+        r = client.get("/api/search?q=" + quote("长" * (schema["maxLength"] + 1)))
+        assert r.status_code == 400 and r.get_json()["error"]["parameter"] == "q"
+
+    def test_every_published_crs_is_accepted_and_they_are_the_phone_systems(self, client):
+        schema = self._params(client, "/api/nearest")["crs"]["schema"]
+        assert set(schema["enum"]) == {"wgs84", "gcj02", "bd09"} == set(POSITION_CRS)
+        for crs in schema["enum"]:
+            assert client.get(f"/api/nearest?lon=117.3&lat=34.8&k=1&crs={crs}").status_code == 200
+
+    def test_every_published_layer_is_accepted(self, client):
+        nearest_layers = self._params(client, "/api/nearest")["layer"]["schema"]["enum"]
+        search_layers = self._params(client, "/api/search")["layer"]["schema"]["enum"]
+        assert set(nearest_layers) == {*LAYER_KEYS, "all"} and set(search_layers) == set(LAYER_KEYS)
+        for layer in nearest_layers:
+            assert client.get(f"/api/nearest?lon=117.3&lat=34.8&k=1&layer={layer}").status_code == 200
+        for layer in search_layers:
+            assert client.get(f"/api/search?q=示例&layer={layer}").status_code == 200
