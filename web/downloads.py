@@ -73,7 +73,7 @@ def geojson_response(feature_iter: Iterable[dict[str, Any] | str], filename: str
     feature_iter : iterable of dict or str
         GeoJSON Feature objects (WGS-84 lon/lat degrees) or their JSON texts.
     filename : str
-        Download name, e.g. ``services.exporting.filename("coverage_service_office", "geojson")``.
+        Download name, e.g. ``services.exporting.filename("gaps_370402", "geojson")``.
     members : dict, optional
         Top-level foreign members (e.g. ``{"synthetic": True, "radius_m": 1000}``).
     """
