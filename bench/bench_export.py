@@ -6,7 +6,7 @@ synthetic facilities with ``generate_series``: 1,000,000 ``service_office``
 rows and 100,000 ``police_station`` rows, random points over Zaozhuang. Then,
 in the same run:
 
-* **ours**: :func:`etl.export.write_export` (the same generator that streams
+* **ours**: :func:`services.exporting.write_file` (the same generator that streams
   ``/export/<layer>.geojson``) writing the layer to a file, in a child process;
 * **ogr2ogr (table)**: ``ogr2ogr -f GeoJSON out.geojson PG:<dsn> facility
   -where "layer = '…'"`` — GDAL exporting the same table;
@@ -41,6 +41,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from db import libpq_url, make_engine, migrate, sa_url  # noqa: E402
+from db.features import source_for  # noqa: E402
+from services.exporting import write_file  # noqa: E402
+from services.loading import load_districts  # noqa: E402
 
 BENCH_DB = "minsheng_bench_export"
 BIG, SMALL = "service_office", "police_station"
@@ -64,15 +67,12 @@ def bench_url() -> str:
 
 def fill(url: str, layer: str, rows: int) -> float:
     """Make ``layer`` hold exactly ``rows`` synthetic points; return the seconds spent (0 if already so)."""
-    from etl.boundaries import read_districts
-    from etl.demo import write_districts
-
     engine = make_engine(url)
     with engine.connect() as conn:
         have_districts = conn.execute(text("SELECT count(*) FROM district")).scalar_one()
         have = conn.execute(text("SELECT count(*) FROM facility WHERE layer = :l"), {"l": layer}).scalar_one()
     if have_districts < 6:
-        write_districts(engine, read_districts())
+        load_districts(engine)
     if have == rows:
         engine.dispose()
         return 0.0
@@ -139,9 +139,7 @@ def ogr_table_cmd(url: str, layer: str, out: Path) -> list[str]:
 
 
 def ogr_sql_cmd(url: str, layer: str, out: Path) -> list[str]:
-    from db.export import get_source
-
-    src = get_source(layer)
+    src = source_for(layer)
     cols = ", ".join(f"{expr} AS {name}" for name, expr in src.props)
     sql = (f"SELECT {cols}, {src.geom_sql} AS geom FROM {src.from_sql}"
            f" WHERE t.layer = '{layer}' AND t.status = 'active' ORDER BY t.id")
@@ -156,10 +154,8 @@ def count_features(path: Path) -> int:
 
 
 def child(url: str, layer: str, out: str) -> None:
-    from etl.export import write_export
-
     engine = make_engine(url)
-    write_export(engine, layer, "geojson", Path(out))
+    write_file(engine, layer, "geojson", Path(out))
     engine.dispose()
 
 

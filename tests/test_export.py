@@ -8,15 +8,32 @@ police stations, 61 + 12 parks, 6,235 + 3,528 parking spaces, 1,496 clinics,
 """
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
 import io
 import json
+import math
+import socket
 import subprocess
 import zipfile
 from pathlib import Path
 
+import mapbox_vector_tile
+import pandas as pd
+import pyproj
 import pytest
+import shapely
+import shapely.geometry
+from openpyxl import load_workbook
 from sqlalchemy import text
+
+from formats import geojson, tabular
+from formats.tabular import csv_stream
+from geo.crs import gcj02_to_wgs84
+from layers import LAYERS
+from web import create_app
+from web.downloads import csv_response, geojson_response
 
 REPORT_COUNTS = {"service_office": 2500, "police_station": 37, "pocket_park": 73, "parking": 170,
                  "village_clinic": 1496}
@@ -111,15 +128,13 @@ def test_updated_since_filter(client):
 
 
 def test_gcj02_geojson_says_it_is_non_standard_and_is_shifted(client):
-    import pyproj
-
     plain = json.loads(client.get("/export/police_station.geojson").get_data())
     r = client.get("/export/police_station.geojson?crs=gcj02")
     assert "non-standard" in r.headers["X-Coordinate-System"]
     shifted = json.loads(r.get_data())
     assert shifted["coordinate_system"] == "GCJ-02" and "NOT WGS-84" in shifted["crs_note"]
     geod = pyproj.Geod(ellps="WGS84")
-    for a, b in zip(plain["features"], shifted["features"]):
+    for a, b in zip(plain["features"], shifted["features"], strict=True):
         assert a["id"] == b["id"]
         (lon1, lat1), (lon2, lat2) = a["geometry"]["coordinates"], b["geometry"]["coordinates"]
         _, _, metres = geod.inv(lon1, lat1, lon2, lat2)
@@ -132,6 +147,29 @@ def test_gcj02_only_for_geojson(client):
     assert r.status_code == 400 and r.get_json()["error"]["parameter"] == "crs"
 
 
+def gcj02_shift_m(lon: float, lat: float, lon2: float, lat2: float) -> float:
+    return pyproj.Geod(ellps="WGS84").inv(lon, lat, lon2, lat2)[2]
+
+
+def test_gcj02_moves_every_vertex_of_polygons_whose_rings_differ_in_length():
+    outer = [[117.50, 34.80], [117.60, 34.80], [117.60, 34.90], [117.50, 34.90], [117.50, 34.80]]
+    hole = [[117.52, 34.82], [117.54, 34.82], [117.53, 34.84], [117.52, 34.82]]  # four positions, not five
+    island = [[117.70, 34.70], [117.71, 34.70], [117.70, 34.71], [117.70, 34.70]]
+    features = [{"type": "Feature", "id": 1, "properties": {}, "geometry": {"type": "Polygon",
+                                                                           "coordinates": [outer, hole]}},
+                {"type": "Feature", "id": 2, "properties": {}, "geometry": {"type": "MultiPolygon",
+                                                                           "coordinates": [[outer, hole], [island]]}}]
+    moved = json.loads("[" + ",".join(geojson.to_gcj02(geojson.feature_texts(features))) + "]")
+    polygon, multi = (f["geometry"]["coordinates"] for f in moved)
+    assert [len(r) for r in polygon] == [5, 4] and [[len(r) for r in p] for p in multi] == [[5, 4], [4]]
+    for rings, originals in ((polygon, [outer, hole]), (multi[0], [outer, hole]), (multi[1], [island])):
+        for ring, original in zip(rings, originals, strict=True):
+            for (lon, lat), (lon0, lat0) in zip(ring, original, strict=True):
+                assert 100 < gcj02_shift_m(lon0, lat0, lon, lat) < 1000  # hundreds of metres in Shandong
+                back = gcj02_to_wgs84(lon, lat)  # the inverse, solved by iteration, leads home
+                assert abs(back[0] - lon0) < 1e-6 and abs(back[1] - lat0) < 1e-6
+
+
 def test_geojson_opens_in_gdal_with_chinese_names(client, tmp_path):
     path = download(client, "/export/parking.geojson", tmp_path, "parking.geojson")
     info = ogrinfo("-al", str(path))
@@ -140,9 +178,6 @@ def test_geojson_opens_in_gdal_with_chinese_names(client, tmp_path):
 
 
 def test_population_geojson_sums_to_the_census_and_cells_are_250m_squares(client):
-    import pyproj
-    import shapely.geometry
-
     doc = json.loads(client.get("/export/population.geojson").get_data())
     cells = doc["features"]
     assert sum(f["properties"]["population"] for f in cells) == CENSUS_TOTAL
@@ -192,8 +227,6 @@ def test_population_as_geopackage_polygons(client, tmp_path, engine):
 
 # ------------------------------------------------------------------ CSV and XLSX
 def test_csv_has_bom_and_excel_reads_chinese(client):
-    import pandas as pd
-
     r = client.get("/export/parking.csv")
     raw = r.get_data()
     assert raw.startswith("\ufeff".encode("utf-8"))
@@ -207,9 +240,6 @@ def test_csv_has_bom_and_excel_reads_chinese(client):
 
 
 def test_polygon_csv_carries_wkt(client):
-    import pandas as pd
-    import shapely
-
     frame = pd.read_csv(io.BytesIO(client.get("/export/pocket_park.csv").get_data()), encoding="utf-8-sig")
     assert len(frame) == 73
     geoms = shapely.from_wkt(frame["wkt"].tolist())
@@ -217,8 +247,6 @@ def test_polygon_csv_carries_wkt(client):
 
 
 def test_xlsx_opens_in_openpyxl_with_chinese_and_a_synthetic_note(client, tmp_path):
-    from openpyxl import load_workbook
-
     path = download(client, "/export/police_station.xlsx", tmp_path, "police.xlsx")
     wb = load_workbook(path, read_only=True)
     rows = list(wb["police_station"].iter_rows(values_only=True))
@@ -229,6 +257,13 @@ def test_xlsx_opens_in_openpyxl_with_chinese_and_a_synthetic_note(client, tmp_pa
     assert all("警务站" in n for n in names)
     about = " ".join(str(r[0]) for r in wb["说明 About"].iter_rows(values_only=True))
     assert "SYNTHETIC" in about and "WGS-84" in about
+
+
+def test_an_empty_geopackage_keeps_its_fields(client, tmp_path):
+    path = download(client, "/export/parking.gpkg?updated_since=2999-01-01T00:00:00Z", tmp_path, "none.gpkg")
+    summary = ogrinfo("-al", "-so", str(path))
+    assert feature_count(summary) == 0
+    assert "capacity: " in summary and "district_name: " in summary and "opened_on: " in summary
 
 
 # ------------------------------------------------------------------ bad input
@@ -248,6 +283,80 @@ def test_bad_input_is_a_400_naming_the_parameter(client, url, parameter):
     assert body["parameter"] == parameter and body["message"]
 
 
+def test_a_bbox_of_any_size_is_accepted(client):
+    # 30° × 25°, most of eastern China: every police station of the report lies inside.
+    doc = json.loads(client.get("/export/police_station.geojson?bbox=100,20,130,45").get_data())
+    assert len(doc["features"]) == REPORT_COUNTS["police_station"]
+
+
+def test_more_rows_than_an_xlsx_sheet_holds_is_a_400_naming_the_format(client, monkeypatch):
+    monkeypatch.setattr(tabular, "XLSX_MAX_ROWS", 10)  # a sheet of ten rows: 37 stations do not fit
+    r = client.get("/export/police_station.xlsx")
+    assert r.status_code == 400
+    body = r.get_json()["error"]
+    assert body["parameter"] == "format" and "csv" in body["message"] and "10 rows" in body["message"]
+
+
+# ------------------------------------------------------------------ a layer added to the registry
+THROWAWAY = "throwaway_kiosk"
+KIOSKS = [(117.5566, 34.8640, 5), (117.5601, 34.8702, 7), (117.3210, 35.0860, 11)]  # lon, lat, capacity
+
+
+@pytest.fixture()
+def throwaway_layer(engine, monkeypatch):
+    """One more layer record (a copy of parking's under a new key) and three kiosks of it in the database."""
+    record = dataclasses.replace(LAYERS["parking"], key=THROWAWAY, name_zh="测试亭", name_en="Throw-away kiosks")
+    monkeypatch.setitem(LAYERS, THROWAWAY, record)
+    with engine.begin() as conn:
+        for i, (lon, lat, capacity) in enumerate(KIOSKS):
+            conn.execute(text(
+                "INSERT INTO facility (layer, source_id, name, capacity, geom, point, synthetic) VALUES"
+                " (:layer, :sid, :name, :cap, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),"
+                " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), true)"),
+                {"layer": THROWAWAY, "sid": f"K{i}", "name": f"测试亭{i}", "cap": capacity, "lon": lon, "lat": lat})
+    yield record
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM facility WHERE layer = :layer"), {"layer": THROWAWAY})
+
+
+def test_a_layer_added_to_the_registry_is_exported_published_and_tiled(client, throwaway_layer, tmp_path):
+    doc = json.loads(client.get(f"/export/{THROWAWAY}.geojson").get_data())
+    assert sorted(f["properties"]["capacity"] for f in doc["features"]) == [5, 7, 11]
+    assert feature_count(ogrinfo("-al", "-so", str(download(client, f"/export/{THROWAWAY}.gpkg", tmp_path,
+                                                             "kiosks.gpkg")))) == len(KIOSKS)
+    collections = client.get("/ogc/collections").get_json()["collections"]
+    assert any(c["id"] == THROWAWAY and "Throw-away kiosks" in c["title"] for c in collections)
+    page = client.get(f"/ogc/collections/{THROWAWAY}/items").get_json()
+    assert page["numberMatched"] == len(KIOSKS)
+    n = 2 ** 6  # zoom 6: every kiosk (and all of Zaozhuang) lies in one tile
+    lon, lat, _ = KIOSKS[0]
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    tile = mapbox_vector_tile.decode(client.get(f"/tiles/{THROWAWAY}/6/{x}/{y}.mvt").get_data())
+    assert len(tile[THROWAWAY]["features"]) == len(KIOSKS)
+    layer_enum = client.get("/openapi.json").get_json()["paths"]["/export/{layer}.{fmt}"]["get"]["parameters"][0]
+    assert THROWAWAY in layer_enum["schema"]["enum"]
+
+
+@pytest.fixture(scope="module")
+def unreachable_client():
+    """The app with a database URL on a port where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = create_app({"DATABASE_URL": f"postgresql://minsheng@127.0.0.1:{port}/minsheng", "TESTING": True})
+    return app.test_client()
+
+
+@pytest.mark.parametrize("url", ["/export/parking.geojson", "/export/parking.csv", "/export/parking.gpkg",
+                                 "/ogc/collections", "/ogc/collections/parking/items",
+                                 "/ogc/collections/parking/items/1", "/tiles/parking/6/53/25.mvt"])
+def test_an_unreachable_database_is_a_503_before_any_download_starts(unreachable_client, url):
+    r = unreachable_client.get(url)
+    assert r.status_code == 503 and r.is_json and r.get_json()["error"]["status"] == 503
+    assert r.headers["Retry-After"]
+
+
 # ------------------------------------------------------------------ the CLI and the helpers
 def test_flask_export_command_writes_a_geopackage(runner, tmp_path):
     out = tmp_path / "parking.gpkg"
@@ -261,9 +370,13 @@ def test_flask_export_command_rejects_an_unknown_layer(runner, tmp_path):
     assert result.exit_code != 0 and "parks" in result.output
 
 
-def test_helpers_for_analysis_results(app):
-    from web.export import csv_response, geojson_response
+def test_flask_export_command_says_why_it_cannot_write(runner, tmp_path):
+    result = runner.invoke(args=["export", "parking", "--format", "csv", "--crs", "gcj02", "-o",
+                                 str(tmp_path / "parking.csv")])
+    assert result.exit_code == 2 and "only offered for geojson" in result.output
 
+
+def test_helpers_for_analysis_results(app):
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [117.55, 34.86]},
                  "properties": {"name": "缺口 gap", "population": 120}}]
     with app.test_request_context():
@@ -278,12 +391,8 @@ def test_helpers_for_analysis_results(app):
 
 
 def test_spreadsheet_formulas_in_names_are_defused():
-    from etl.export import csv_stream
-
     rows = [{"name": '=HYPERLINK("http://evil.example","点我")', "address": "@SUM(A1)", "capacity": -3,
              "phone": "0632-1234567"}]
-    import csv
-
     header, row = list(csv.reader(io.StringIO("".join(csv_stream([rows])).lstrip("\ufeff"))))
     assert row[0] == "'" + rows[0]["name"] and row[1] == "'@SUM(A1)"
     assert row[2:] == ["-3", "0632-1234567"]  # numbers and ordinary text untouched

@@ -11,9 +11,12 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
+from services.features import collection_keys, filter_names
 from tests.test_export import REPORT_COUNTS, feature_count
+from web.openapi import flask_routes
 
 COLLECTIONS = list(REPORT_COUNTS) + ["population"]
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
@@ -74,7 +77,7 @@ def test_ogrinfo_bbox_query_matches_the_database(live_server, engine):
         expected = conn.execute(text(
             "SELECT count(*) FROM facility WHERE layer = 'service_office' AND status = 'active'"
             " AND ST_X(geom) BETWEEN :a AND :c AND ST_Y(geom) BETWEEN :b AND :d"),
-            dict(zip("abcd", box))).scalar_one()
+            dict(zip("abcd", box, strict=True))).scalar_one()
     assert expected > 0
     out = ogrinfo("-al", "-q", "-spat", *map(str, box), f"OAPIF:{live_server}/ogc/collections/service_office")
     assert sum(line.startswith("OGRFeature(") for line in out.splitlines()) == expected
@@ -126,6 +129,20 @@ def test_district_and_name_filters(client, engine):
     by_name = json.loads(client.get("/ogc/collections/police_station/items?name="
                                     + urllib.parse.quote(name)).data)
     assert by_name["numberMatched"] == 1 and by_name["features"][0]["properties"]["name"] == name
+
+
+def test_population_cells_filter_by_class(client, engine):
+    with engine.connect() as conn:
+        urban = conn.execute(text("SELECT count(*) FROM demand_cell WHERE urban")).scalar_one()
+    page = json.loads(client.get("/ogc/collections/population/items?class=urban&limit=5").data)
+    assert page["numberMatched"] == urban > 0
+    assert {f["properties"]["class"] for f in page["features"]} == {"urban"}
+
+
+def test_a_bbox_of_any_size_is_accepted(client):
+    # 30° × 25°, as a client zoomed out over eastern China asks: every station is inside.
+    page = json.loads(client.get("/ogc/collections/police_station/items?bbox=100,20,130,45").data)
+    assert page["numberMatched"] == REPORT_COUNTS["police_station"]
 
 
 def test_datetime_filters_on_the_opened_date(client, engine):
@@ -187,8 +204,6 @@ def test_html_by_f_and_by_accept_labels_synthetic_data(client):
 
 # ------------------------------------------------------------------ OpenAPI
 def test_every_api_route_is_in_the_openapi_document(app, client):
-    from web.openapi import flask_routes
-
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.0")
     routes = flask_routes(app)
@@ -196,6 +211,34 @@ def test_every_api_route_is_in_the_openapi_document(app, client):
     for path, method in routes:
         assert method in doc["paths"].get(path, {}), f"{method.upper()} {path} is not in /openapi.json"
         assert doc["paths"][path][method].get("x-described", True), f"{method.upper()} {path} is not described"
+
+
+def test_every_property_filter_is_published(client):
+    doc = client.get("/openapi.json").get_json()
+    published = {p["name"] for p in doc["paths"]["/ogc/collections/{layer}/items"]["get"]["parameters"]}
+    for key in collection_keys():
+        assert set(filter_names(key)) <= published, key
+
+
+def test_the_published_bounds_are_the_ones_enforced(client):
+    doc = client.get("/openapi.json").get_json()
+
+    def schemas(path: str) -> dict:
+        return {p["name"]: p["schema"] for p in doc["paths"][path]["get"]["parameters"]}
+
+    items = schemas("/ogc/collections/{layer}/items")
+    lo, hi = items["limit"]["minimum"], items["limit"]["maximum"]
+    for limit, status in ((lo, 200), (hi, 200), (lo - 1, 400), (hi + 1, 400)):
+        assert client.get(f"/ogc/collections/police_station/items?limit={limit}").status_code == status, limit
+    tile = schemas("/tiles/{layer}/{z}/{x}/{y}.mvt")
+    top = tile["z"]["maximum"]
+    assert client.get(f"/tiles/police_station/{top}/0/0.mvt").status_code == 200
+    assert client.get(f"/tiles/police_station/{top + 1}/0/0.mvt").status_code == 400
+    export = schemas("/export/{layer}.{fmt}")
+    listed = [c["id"] for c in client.get("/ogc/collections").get_json()["collections"]]
+    assert export["layer"]["enum"] == listed == tile["layer"]["enum"]
+    for fmt in export["fmt"]["enum"]:
+        assert client.get(f"/export/police_station.{fmt}?district=370402").status_code == 200, fmt
 
 
 def _resolve(doc: dict, param: dict) -> dict:
@@ -218,8 +261,6 @@ def test_parameters_carry_bounds_so_a_fuzzer_stays_within_them(client):
 
 
 def test_api_docs_page_renders_from_local_assets_in_chromium(live_server):
-    from playwright.sync_api import sync_playwright
-
     outside: list[str] = []
     errors: list[str] = []
     pw = sync_playwright().start()

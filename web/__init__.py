@@ -9,7 +9,7 @@ from flask import Flask
 from layers.modes import WALK_SPEED_M_PER_MIN
 
 #: Blueprint modules, each exposing ``bp``. Add new areas here.
-BLUEPRINTS = ["web.api", "web.assets", "web.admin", "web.planner_api", "web.planner", "web.nearest_api", "web.pages", "web.export", "web.ogc", "web.tiles", "web.openapi"]
+BLUEPRINTS = ["web.api", "web.assets", "web.admin", "web.planner_api", "web.planner", "web.nearest_api", "web.pages", "web.downloads", "web.ogc", "web.tiles", "web.openapi"]
 
 
 def _config_from_env() -> dict:

@@ -1,27 +1,34 @@
 """OGC API – Features – Part 1: Core, under ``/ogc``.
 
 Conformance classes: Core, GeoJSON, HTML and OpenAPI 3.0. Collections are the
-five facility layers and the ``population`` grid. Items support ``bbox``
-(WGS-84 degrees, CRS84 axis order), ``limit`` (1–10,000, default 100) with
+facility layers and the ``population`` grid. Items take ``bbox`` (WGS-84
+degrees, CRS84 axis order; any size), ``limit`` (1–10,000, default 100) with
 offset-based ``next``/``prev`` links, ``datetime`` on the opened date, and
-simple property filters (``district=``, ``kind=``, ``name=`` …, equality).
+the collection's property filters (``district=``, ``kind=``, ``name=`` …,
+equality), every one declared below and published in ``/openapi.json``.
 
 Every resource is JSON by default and HTML with ``f=html`` or when the client
-prefers ``text/html`` (a browser); ``f=json`` forces JSON.
+prefers ``text/html`` (a browser); ``f=json`` forces JSON. The views parse,
+call one function of :mod:`services.features`, and add the links.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 
-from db import export as dbx
-from layers import LAYERS
-from web import params
+from services import features
+from services.features import CollectionInfo, FeatureQuery
 from web.database import get_engine
 from web.errors import BadParameter, NotFound
+from web.openapi import openapi_document
+from web.params import DISTRICT, Args, Param, operation, parse
+from web.responses import body, errors
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
@@ -30,31 +37,65 @@ JSON = "application/json"
 HTML = "text/html"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+TRS = "http://www.opengis.net/def/uri/ISO-8601/0/Gregorian"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
-MAX_LIMIT = 10_000
-DEFAULT_LIMIT = 100
-MAX_OFFSET = 100_000_000
-#: Query parameters the items endpoint understands besides the property filters.
-ITEM_PARAMS = ("f", "bbox", "bbox-crs", "limit", "offset", "datetime")
+
+# ------------------------------------------------------------------ parameters
+F = Param("f", "string", "Response format (default: by Accept).", enum=("json", "html"))
+COLLECTION = Param("layer", "string", "Collection id: a facility layer or population.",
+                   enum=features.collection_keys, location="path")
+FID = Param("fid", "integer", "Feature id.", minimum=1, location="path")
+BBOX = Param("bbox", "bbox", "minlon,minlat,maxlon,maxlat in degrees (CRS84; latitude first with bbox-crs "
+             "EPSG:4326): features that intersect it. Six numbers (with heights) are accepted; the heights "
+             "are ignored.", schema_extra={"maxItems": 6})
+BBOX_CRS = Param("bbox-crs", "string", "CRS of bbox.", enum=(CRS84, EPSG4326), default=CRS84)
+LIMIT = Param("limit", "integer", "Page size.", minimum=1, maximum=features.MAX_LIMIT,
+              default=features.DEFAULT_LIMIT)
+OFFSET = Param("offset", "integer", "Features to skip (next links set it).", minimum=0,
+               maximum=features.MAX_OFFSET, default=0)
+DATETIME = Param("datetime", "string", "Opened date: an instant (2022-06-30) or interval (2022-01-01/2022-06-30, "
+                 "../2022-06-30).", max_length=100)
+ITEM_PARAMS = (F, BBOX, BBOX_CRS, LIMIT, OFFSET, DATETIME)
+#: Property filters (equality). A collection's items take those of its source
+#: (:func:`services.features.filter_names`); a test checks every one is declared here.
+FILTERS: dict[str, Param] = {p.name: p for p in (
+    DISTRICT,
+    Param("kind", "string", "Facility kind (equality).", max_length=100),
+    Param("name", "string", "Facility name (equality).", max_length=100),
+    Param("source_id", "string", "Source id (equality).", max_length=100),
+    Param("status", "string", "Only active facilities are published.", enum=("active",)),
+    Param("cell_id", "string", "Population cell id (population only).", max_length=100),
+    Param("class", "string", "Cell class (population only).", enum=("urban", "rural")),
+)}
+
+_HTML_OR_JSON = {"200": {"description": "OK", "content": {JSON: {"schema": {"type": "object"}},
+                                                           HTML: {"schema": {"type": "string"}}}}}
+_ITEMS = {"200": {"description": "Features", "content": {
+    GEOJSON: {"schema": {"$ref": "#/components/schemas/FeatureCollection"}}, HTML: {"schema": {"type": "string"}}}},
+    **errors(400, 404, 503)}
+_ITEM = {"200": {"description": "The feature", "content": {
+    GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}, HTML: {"schema": {"type": "string"}}}},
+    **errors(400, 404, 503)}
 
 
-# ------------------------------------------------------------------ negotiation
+# ------------------------------------------------------------------ negotiation and links
 def wants_html() -> bool:
     """``f=html|json`` decides; otherwise HTML only when the client prefers ``text/html``."""
-    f = params.choice("f", ["json", "html"])
+    f = F.read()
     if f:
-        return f == "html"
+        return bool(f == "html")
     best = request.accept_mimetypes.best_match([GEOJSON, JSON, HTML])
     return best == HTML and request.accept_mimetypes[HTML] > request.accept_mimetypes[JSON]
 
 
-def _json(body: Any, mimetype: str = JSON) -> Response:
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, default=str)
+def _json(doc: Any, mimetype: str = JSON) -> Response:
+    text = doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False, default=str)
     return Response(text, mimetype=mimetype)
 
 
@@ -75,12 +116,6 @@ def _self_links(endpoint: str, json_type: str, title: str, **values: Any) -> lis
     ]
 
 
-def _collection_key(layer: str) -> str:
-    if layer not in dbx.COLLECTION_KEYS:
-        raise NotFound(f"collection {layer[:40]!r} does not exist; collections: {', '.join(dbx.COLLECTION_KEYS)}")
-    return layer
-
-
 # ------------------------------------------------------------------ documents
 def landing_doc() -> dict[str, Any]:
     return {
@@ -96,42 +131,45 @@ def landing_doc() -> dict[str, Any]:
     }
 
 
-def collection_doc(key: str) -> dict[str, Any]:
-    ext = dbx.extent(get_engine(), key)
-    synthetic = " SYNTHETIC demo data (合成数据)." if ext["synthetic"] else ""
-    if key == dbx.POPULATION:
-        desc = ("Population demand grid: square cells in EPSG:4548, given in WGS-84, with population and "
-                "urban/rural class." + synthetic)
-    else:
-        t = LAYERS[key].threshold
-        desc = f"{LAYERS[key].name_en}. Service standard: {t.standard_en}.{synthetic}"
-    interval = [[ext["date_min"].isoformat() if ext["date_min"] else None,
-                 ext["date_max"].isoformat() if ext["date_max"] else None]]
+def collection_doc(info: CollectionInfo) -> dict[str, Any]:
+    """The OGC collection document of one collection (extent in CRS84 degrees, links)."""
+    key = info.key
     doc: dict[str, Any] = {
         "id": key,
-        "title": f"{dbx.collection_title(key, 'zh')} {dbx.collection_title(key, 'en')}",
-        "description": desc,
+        "title": f"{info.title_zh} {info.title_en}",
+        "description": info.description,
         "itemType": "feature",
         "crs": [CRS84],
         "storageCrs": CRS84,
-        "synthetic": ext["synthetic"],
-        "extent": {"spatial": {"bbox": [ext["bbox"] or [-180, -90, 180, 90]], "crs": CRS84}},
+        "synthetic": info.synthetic,
+        "extent": {"spatial": {"bbox": [info.bbox or [-180, -90, 180, 90]], "crs": CRS84}},
         "links": [
             _link(_url("ogc.collection", layer=key, f="json"), "self", JSON, "This collection"),
             _link(_url("ogc.collection", layer=key, f="html"), "alternate", HTML, "This collection (HTML)"),
             _link(_url("ogc.items", layer=key, f="json"), "items", GEOJSON, "Features (GeoJSON)"),
             _link(_url("ogc.items", layer=key, f="html"), "items", HTML, "Features (HTML)"),
-            _link(_url("export.export", layer=key, fmt="geojson"), "enclosure", GEOJSON, "Download all (GeoJSON)"),
+            _link(_url("downloads.export", layer=key, fmt="geojson"), "enclosure", GEOJSON, "Download all (GeoJSON)"),
         ],
     }
-    if interval[0][0]:
-        doc["extent"]["temporal"] = {"interval": interval, "trs": "http://www.opengis.net/def/uri/ISO-8601/0/Gregorian"}
+    if info.date_min:
+        interval = [info.date_min.isoformat(), info.date_max.isoformat() if info.date_max else None]
+        doc["extent"]["temporal"] = {"interval": [interval], "trs": TRS}
     return doc
 
 
-def _parse_datetime() -> tuple[dt.date | None, dt.date | None]:
+# ------------------------------------------------------------------ parsing the items query
+def _without_heights(args: Mapping[str, Any]) -> MultiDict[str, str]:
+    """The query with a 3-D bbox (six numbers) cut to its four horizontal ones."""
+    out: MultiDict[str, str] = MultiDict(args)
+    boxes = out.getlist("bbox")
+    if len(boxes) == 1 and len(boxes[0].split(",")) == 6:
+        p = boxes[0].split(",")
+        out["bbox"] = ",".join([p[0], p[1], p[3], p[4]])
+    return out
+
+
+def _dates(raw: str | None) -> tuple[dt.date | None, dt.date | None]:
     """OGC ``datetime``: an instant or an interval ``a/b`` with ``..`` open ends; matched on dates."""
-    raw = params.text_param("datetime", max_len=100)
     if raw is None:
         return None, None
     ends = raw.split("/")
@@ -155,76 +193,56 @@ def _parse_datetime() -> tuple[dt.date | None, dt.date | None]:
     return lo, hi
 
 
-def _parse_bbox() -> tuple[float, float, float, float] | None:
-    crs = params.choice("bbox-crs", [CRS84, "http://www.opengis.net/def/crs/EPSG/0/4326"], default=CRS84)
-    raw = request.args.get("bbox")
-    if raw and len(raw.split(",")) == 6:  # 3-D bbox: drop the heights
-        p = raw.split(",")
-        request.args = request.args.copy()
-        request.args["bbox"] = ",".join([p[0], p[1], p[3], p[4]])
-    box = params.bbox()
-    if box and crs.endswith("/4326"):  # EPSG:4326 is latitude first
+def items_query(key: str) -> tuple[FeatureQuery, Args]:
+    """The items parameters of collection ``key``, checked, as a query and the parsed values."""
+    filters = {name: FILTERS[name] for name in features.filter_names(key)}
+    args = parse((*ITEM_PARAMS, *filters.values()), _without_heights(request.args))
+    box = args.bbox
+    if box and args.bbox_crs == EPSG4326:  # EPSG:4326 is latitude first
         box = (box[1], box[0], box[3], box[2])
-    return box
+    lo, hi = _dates(args.datetime)
+    equals = {name: args[p.attr] for name, p in filters.items() if args[p.attr] is not None}
+    return FeatureQuery(bbox=box, date_from=lo, date_to=hi, equals=equals), args
 
 
-def items_query(key: str) -> dbx.Query:
-    """Parse the items filters (bbox, datetime, property equality) into a :class:`db.export.Query`."""
-    src = dbx.get_source(key)
-    equals = {}
-    for name in src.filters:
-        value = params.text_param(name, max_len=100)
-        if value is not None:
-            equals[name] = value
-    if "district" in equals:
-        params.district()  # validates the adcode, naming the six allowed
-    lo, hi = _parse_datetime()
-    return dbx.Query(bbox=_parse_bbox(), date_from=lo, date_to=hi, equals=equals)
+def _feature_id(key: str, raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(f"feature {raw[:40]!r} does not exist in {key[:40]}")
+    return int(raw)
 
 
-def items_response(key: str) -> Response | str:
-    limit = params.integer("limit", lo=1, hi=MAX_LIMIT, default=DEFAULT_LIMIT)
-    offset = params.integer("offset", lo=0, hi=MAX_OFFSET, default=0)
-    query = items_query(key)
-    engine = get_engine()
-    matched = dbx.count_features(engine, key, query)
-    feats = dbx.page_features(engine, key, query, limit=limit, offset=offset)
+# ------------------------------------------------------------------ rendering
+def items_response(key: str, page: features.ItemsPage, args: Args) -> ResponseReturnValue:
     html = wants_html()
-    allowed = set(ITEM_PARAMS) | set(dbx.get_source(key).filters)
+    limit, offset = args.limit, args.offset
+    allowed = {p.name for p in ITEM_PARAMS} | set(features.filter_names(key))
     keep = {k: v for k, v in request.args.items() if k in allowed and k not in ("f", "offset", "limit")}
     links = _self_links("ogc.items", GEOJSON, "This page", layer=key, limit=limit, offset=offset, **keep)
-    fmt = "html" if html else "json"
-    page_type = HTML if html else GEOJSON
-    if offset + len(feats) < matched:
+    fmt, page_type = ("html", HTML) if html else ("json", GEOJSON)
+    if offset + len(page.features) < page.matched:
         links.append(_link(_url("ogc.items", layer=key, f=fmt, limit=limit, offset=offset + limit, **keep),
                            "next", page_type, "Next page"))
     if offset > 0:
         links.append(_link(_url("ogc.items", layer=key, f=fmt, limit=limit, offset=max(0, offset - limit), **keep),
                            "prev", page_type, "Previous page"))
     links.append(_link(_url("ogc.collection", layer=key, f="json"), "collection", JSON, "The collection"))
-    stamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     if html:
-        return render_template("ogc_items.html", key=key, title=dbx.collection_title(key, "zh"),
-                               title_en=dbx.collection_title(key, "en"),
-                               features=[json.loads(f) for f in feats], matched=matched, offset=offset,
-                               links=links, synthetic=dbx.has_synthetic(engine, key))
-    head = {"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(feats),
+        return render_template("ogc_items.html", key=key, title=features.title(key, "zh"),
+                               title_en=features.title(key, "en"), features=[json.loads(f) for f in page.features],
+                               matched=page.matched, offset=offset, links=links, synthetic=page.synthetic)
+    stamp = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    head = {"type": "FeatureCollection", "numberMatched": page.matched, "numberReturned": len(page.features),
             "timeStamp": stamp, "links": links}
-    text = json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [' + ",\n".join(feats) + "]}"
+    text = json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [' + ",\n".join(page.features) + "]}"
     return _json(text, GEOJSON)
 
 
-def item_response(key: str, fid: str) -> Response | str:
-    if not fid.isdigit() or len(fid) > 18:
-        raise NotFound(f"feature {fid[:40]!r} does not exist in {key}")
-    text = dbx.get_feature(get_engine(), key, int(fid))
-    if text is None:
-        raise NotFound(f"feature {fid} does not exist in {key}")
+def item_response(key: str, fid: int, text: str) -> ResponseReturnValue:
     feature = json.loads(text)
     feature["links"] = _self_links("ogc.item", GEOJSON, "This feature", layer=key, fid=fid) + [
         _link(_url("ogc.collection", layer=key, f="json"), "collection", JSON, "The collection")]
     if wants_html():
-        return render_template("ogc_item.html", key=key, title=dbx.collection_title(key, "zh"), feature=feature,
+        return render_template("ogc_item.html", key=key, title=features.title(key, "zh"), feature=feature,
                                geometry=json.dumps(feature.get("geometry"), ensure_ascii=False))
     return _json(feature, GEOJSON)
 
@@ -232,45 +250,55 @@ def item_response(key: str, fid: str) -> Response | str:
 # ------------------------------------------------------------------ routes
 @bp.get("/")
 @bp.get("")
-def landing():
+@operation("OGC API – Features landing page", "ogc", (F,), responses={**_HTML_OR_JSON, **errors(400)})
+def landing() -> ResponseReturnValue:
     doc = landing_doc()
     return render_template("ogc_landing.html", doc=doc) if wants_html() else _json(doc)
 
 
 @bp.get("/conformance")
-def conformance():
-    doc = {"conformsTo": CONFORMANCE}
-    return render_template("ogc_landing.html", doc={"title": "Conformance", "conformance": CONFORMANCE,
-                                                    "links": []}) if wants_html() else _json(doc)
+@operation("Conformance classes", "ogc", (F,), responses={**_HTML_OR_JSON, **errors(400)})
+def conformance() -> ResponseReturnValue:
+    if wants_html():
+        return render_template("ogc_landing.html", doc={"title": "Conformance", "conformance": CONFORMANCE,
+                                                        "links": []})
+    return _json({"conformsTo": CONFORMANCE})
 
 
 @bp.get("/api")
-def api_definition():
+@operation("This API definition (OpenAPI 3.0); HTML redirects to /api/docs", "ogc", (F,), responses={
+    "200": body("OpenAPI", OPENAPI), "302": {"description": "To /api/docs"}, **errors(400)})
+def api_definition() -> ResponseReturnValue:
     if wants_html():
         return redirect(url_for("openapi.docs"))
-    from web.openapi import openapi_document
-
     return _json(openapi_document(), OPENAPI)
 
 
 @bp.get("/collections")
-def collections():
-    docs = [collection_doc(key) for key in dbx.COLLECTION_KEYS]
-    body = {"links": _self_links("ogc.collections", JSON, "Collections"), "collections": docs}
-    return render_template("ogc_collections.html", doc=body) if wants_html() else _json(body)
+@operation("The collections", "ogc", (F,), responses={**_HTML_OR_JSON, **errors(400, 503)})
+def collections() -> ResponseReturnValue:
+    docs = [collection_doc(info) for info in features.collections(get_engine())]
+    doc = {"links": _self_links("ogc.collections", JSON, "Collections"), "collections": docs}
+    return render_template("ogc_collections.html", doc=doc) if wants_html() else _json(doc)
 
 
 @bp.get("/collections/<layer>")
-def collection(layer: str):
-    doc = collection_doc(_collection_key(layer))
+@operation("One collection", "ogc", (COLLECTION, F), responses={**_HTML_OR_JSON, **errors(400, 404, 503)})
+def collection(layer: str) -> ResponseReturnValue:
+    doc = collection_doc(features.collection(get_engine(), layer))
     return render_template("ogc_collection.html", doc=doc) if wants_html() else _json(doc)
 
 
 @bp.get("/collections/<layer>/items")
-def items(layer: str):
-    return items_response(_collection_key(layer))
+@operation("Features of a collection", "ogc", (COLLECTION, *ITEM_PARAMS, *FILTERS.values()), responses=_ITEMS)
+def items(layer: str) -> ResponseReturnValue:
+    query, args = items_query(layer)
+    page = features.items(get_engine(), layer, query, limit=args.limit, offset=args.offset)
+    return items_response(layer, page, args)
 
 
 @bp.get("/collections/<layer>/items/<fid>")
-def item(layer: str, fid: str):
-    return item_response(_collection_key(layer), fid)
+@operation("One feature", "ogc", (COLLECTION, FID, F), responses=_ITEM)
+def item(layer: str, fid: str) -> ResponseReturnValue:
+    feature_id = _feature_id(layer, fid)
+    return item_response(layer, feature_id, features.item(get_engine(), layer, feature_id))

@@ -1,43 +1,41 @@
 """The OpenAPI 3.0 document of the whole JSON API (``/openapi.json``) and its page (``/api/docs``).
 
-Each route is described here with parameter schemas that carry their bounds
-(minimum/maximum, enum, maxLength), so a client generator or a fuzzer stays
-within what the API accepts. The page is Swagger UI served from the app's own
-npm assets (``/vendor/swagger-ui-dist/...``) with its start-up script as a
-static file: nothing is loaded from outside.
+Each operation is generated from its view's declaration
+(:func:`web.params.operation`: the same :class:`~web.params.Param` objects the
+view parses with), so the bounds a client reads (minimum/maximum, enum,
+maxLength) are the bounds the view enforces, and a client generator or a
+fuzzer stays within what the API accepts. The page is Swagger UI served from
+the app's own npm assets (``/vendor/swagger-ui-dist/...``) with its start-up
+script as a static file: nothing is loaded from outside.
 
-Routes that exist in the app but are not described here still appear, marked
-``x-described: false``; a test keeps that list empty.
+Views not yet declared are described by the hand-written entries below until
+they are. Routes that exist in the app but are described nowhere still
+appear, marked ``x-described: false``; a test keeps that list empty.
 """
 from __future__ import annotations
 
-import importlib
 import re
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, Flask, current_app, jsonify, render_template
+from flask.typing import ResponseReturnValue
 
-from db.export import COLLECTION_KEYS
-from etl.export import FORMATS
 from layers import LAYER_KEYS
-from layers.districts import DISTRICT_CODES, DISTRICTS
+from services.exporting import FORMATS
+from web import planner_api
+from web.params import DISTRICT, LANG, LAYER, LAYER_OR_ALL, operation
+from web.responses import body as _resp
+from web.responses import errors as _errors
 
 bp = Blueprint("openapi", __name__)
 
 #: Path prefixes of the JSON API (every Flask route under them is documented).
 API_PREFIXES = ("/api", "/export", "/ogc", "/tiles", "/healthz", "/openapi.json")
 METHODS = ("get", "post", "put", "patch", "delete")
+TAGS = ("core", "residents", "planners", "admin", "export", "ogc", "tiles")
 
 
-def _const(module: str, name: str, default: Any) -> Any:
-    """A limit defined by another area's module, or the specified default if it is not there."""
-    try:
-        return getattr(importlib.import_module(module), name, default)
-    except Exception:  # noqa: BLE001 - a missing or broken module must not break the document
-        return default
-
-
-# ------------------------------------------------------------------ building blocks
+# ------------------------------------------------------------------ building blocks of the hand-written entries
 def _q(name: str, schema: dict, description: str, *, required: bool = False, where: str = "query",
        **extra: Any) -> dict:
     return {"name": name, "in": where, "required": required or where == "path", "description": description,
@@ -48,19 +46,6 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/parameters/{name}"}
 
 
-def _resp(description: str, media: str = "application/json", schema: dict | None = None) -> dict:
-    return {"description": description, "content": {media: {"schema": schema or {"type": "object"}}}}
-
-
-def _errors(*codes: int) -> dict:
-    text = {400: "A parameter is invalid; the body names it and what is allowed.", 401: "No or bad bearer token.",
-            403: "The token's role may not do this.", 404: "Not found.", 409: "Conflict.",
-            412: "If-Match did not match the current ETag.", 428: "If-Match is required.",
-            503: "The database is unavailable; retry later."}
-    return {str(c): {"description": text[c], "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
-
-
 def _op(summary: str, tag: str, parameters: list[dict], responses: dict, **extra: Any) -> dict:
     return {"summary": summary, "tags": [tag], "parameters": parameters, "responses": responses, **extra}
 
@@ -68,24 +53,15 @@ def _op(summary: str, tag: str, parameters: list[dict], responses: dict, **extra
 def _components() -> dict:
     return {
         "parameters": {
-            "layer": _q("layer", {"type": "string", "enum": list(LAYER_KEYS)}, "Facility layer key.", required=True),
-            "layerOrAll": _q("layer", {"type": "string", "enum": list(LAYER_KEYS) + ["all"], "default": "all"},
-                             "Facility layer key, or all layers."),
-            "district": _q("district", {"type": "string", "enum": list(DISTRICT_CODES)},
-                           "District adcode: " + ", ".join(f"{c} {n[0]} {n[1]}" for c, n in DISTRICTS.items())),
+            "layer": LAYER.openapi(),
+            "layerOrAll": LAYER_OR_ALL.openapi(),
+            "district": DISTRICT.openapi(),
             "radius_m": _q("radius_m", {"type": "number", "minimum": 50,
-                                        "maximum": _const("db.planning", "MAX_RADIUS_M", 20000)},
+                                        "maximum": planner_api.MAX_RADIUS_M},
                            "Service radius in metres (EPSG:4548); default: the layer's standard."),
             "as_of": _q("as_of", {"type": "string", "format": "date"},
                         "Count facilities opened on or before this date (YYYY-MM-DD)."),
-            "lang": _q("lang", {"type": "string", "enum": ["zh", "en"], "default": "zh"}, "Language of labels."),
-            "bbox": _q("bbox", {"type": "array", "minItems": 4, "maxItems": 4,
-                                "items": {"type": "number", "minimum": -180, "maximum": 180}},
-                       "minlon,minlat,maxlon,maxlat in degrees (WGS-84); each side at most 8 degrees.",
-                       style="form", explode=False),
-            "f": _q("f", {"type": "string", "enum": ["json", "html"]}, "Response format (default: by Accept)."),
-            "collection": _q("layer", {"type": "string", "enum": list(COLLECTION_KEYS)},
-                             "Collection id: a facility layer or population.", where="path"),
+            "lang": LANG.openapi(),
         },
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -124,10 +100,10 @@ def _core_paths() -> dict:
             _q("format", {"type": "string", "enum": ["json", "csv", "xlsx"], "default": "json"}, "Output format."),
         ], {"200": {"description": "Coverage report", "content": {
             "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}},
-            FORMATS["xlsx"]: {"schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 503)})},
+            FORMATS["xlsx"].media_type: {"schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 503)})},
         "/api/gaps": {"get": _op("Populated cells out of reach", "planners", [
             _ref("layer"), *planner,
-            _q("limit", {"type": "integer", "minimum": 1, "maximum": _const("db.planning", "MAX_GAPS", 5000),
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": planner_api.MAX_GAPS,
                          "default": 200}, "Most gap cells."),
             _q("format", {"type": "string", "enum": ["geojson", "json", "csv"], "default": "geojson"},
                "Output format."),
@@ -136,7 +112,7 @@ def _core_paths() -> dict:
             "text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 503)})},
         "/api/suggest": {"get": _op("Suggested sites for new facilities", "planners", [
             _ref("layer"), *planner,
-            _q("n", {"type": "integer", "minimum": 1, "maximum": _const("db.planning", "MAX_SITES", 50),
+            _q("n", {"type": "integer", "minimum": 1, "maximum": planner_api.MAX_SITES,
                      "default": 10}, "How many sites."),
             _q("candidates", {"type": "string", "default": "cells", "maxLength": 44,
                               "pattern": "^(cells|" + "|".join(LAYER_KEYS) + "|set:[A-Za-z0-9_-]{1,40})$"},
@@ -149,80 +125,7 @@ def _core_paths() -> dict:
     }
 
 
-def _export_paths() -> dict:
-    fmt_media = {"geojson": {"schema": {"$ref": "#/components/schemas/FeatureCollection"}}}
-    return {
-        "/export/{layer}.{fmt}": {"get": _op(
-            "Download a layer (GeoJSON streamed, GeoPackage, zipped Shapefile, CSV with BOM, XLSX)", "export", [
-                _q("layer", {"type": "string", "enum": list(COLLECTION_KEYS)}, "Layer key or population.",
-                   where="path"),
-                _q("fmt", {"type": "string", "enum": list(FORMATS)}, "File format.", where="path"),
-                _ref("district"), _ref("bbox"),
-                _q("updated_since", {"type": "string", "format": "date-time"},
-                   "Facilities changed at or after this time (ISO 8601)."),
-                _q("crs", {"type": "string", "enum": ["wgs84", "gcj02"], "default": "wgs84"},
-                   "gcj02: non-standard GeoJSON for AMap front ends (geojson only)."),
-            ], {"200": {"description": "The file (Content-Disposition names the layer and date)",
-                        "content": {FORMATS["geojson"]: fmt_media["geojson"],
-                                    **{FORMATS[f]: {"schema": {"type": "string", "format": "binary"}}
-                                       for f in ("gpkg", "shp", "xlsx")},
-                                    "text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 503)})},
-        "/tiles/{layer}/{z}/{x}/{y}.mvt": {"get": _op("A Mapbox Vector Tile (Web Mercator XYZ)", "tiles", [
-            _q("layer", {"type": "string", "enum": list(COLLECTION_KEYS)}, "Layer key or population.", where="path"),
-            _q("z", {"type": "integer", "minimum": 0, "maximum": 22}, "Zoom.", where="path"),
-            _q("x", {"type": "integer", "minimum": 0, "maximum": 4194303}, "Column (0 to 2^z − 1).", where="path"),
-            _q("y", {"type": "integer", "minimum": 0, "maximum": 4194303}, "Row (0 to 2^z − 1).", where="path"),
-        ], {"200": {"description": "The tile (may be empty)", "headers": {"Cache-Control": {"schema": {
-            "type": "string"}}}, "content": {"application/vnd.mapbox-vector-tile": {"schema": {
-                "type": "string", "format": "binary"}}}}, "304": {"description": "Not modified"},
-            **_errors(400, 503)})},
-        "/openapi.json": {"get": _op("This document", "core", [], {"200": _resp("OpenAPI 3.0")})},
-        "/api/docs": {"get": _op("This document as a readable page", "core", [], {
-            "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}})},
-    }
-
-
-def _ogc_paths() -> dict:
-    html_or_json = {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}},
-                                                            "text/html": {"schema": {"type": "string"}}}}}
-    items_resp = {"200": {"description": "Features", "content": {
-        "application/geo+json": {"schema": {"$ref": "#/components/schemas/FeatureCollection"}},
-        "text/html": {"schema": {"type": "string"}}}}, **_errors(400, 404, 503)}
-    landing = _op("OGC API – Features landing page", "ogc", [_ref("f")], {**html_or_json, **_errors(400)})
-    return {
-        "/ogc": {"get": landing},
-        "/ogc/": {"get": landing},
-        "/ogc/conformance": {"get": _op("Conformance classes", "ogc", [_ref("f")], {**html_or_json, **_errors(400)})},
-        "/ogc/api": {"get": _op("This API definition (OpenAPI 3.0); HTML redirects to /api/docs", "ogc", [_ref("f")],
-                                {"200": _resp("OpenAPI", "application/vnd.oai.openapi+json;version=3.0"),
-                                 "302": {"description": "To /api/docs"}, **_errors(400)})},
-        "/ogc/collections": {"get": _op("The collections", "ogc", [_ref("f")], {**html_or_json, **_errors(400, 503)})},
-        "/ogc/collections/{layer}": {"get": _op("One collection", "ogc", [_ref("collection"), _ref("f")], {
-            **html_or_json, **_errors(400, 404, 503)})},
-        "/ogc/collections/{layer}/items": {"get": _op("Features of a collection", "ogc", [
-            _ref("collection"), _ref("f"), _ref("bbox"),
-            _q("limit", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}, "Page size."),
-            _q("offset", {"type": "integer", "minimum": 0, "maximum": 100000000, "default": 0},
-               "Features to skip (next links set it)."),
-            _q("datetime", {"type": "string", "maxLength": 100},
-               "Opened date: an instant (2022-06-30) or interval (2022-01-01/2022-06-30, ../2022-06-30)."),
-            _ref("district"),
-            _q("kind", {"type": "string", "maxLength": 100}, "Facility kind (equality)."),
-            _q("name", {"type": "string", "maxLength": 100}, "Facility name (equality)."),
-            _q("source_id", {"type": "string", "maxLength": 100}, "Source id (equality)."),
-            _q("status", {"type": "string", "enum": ["active"]}, "Only active facilities are published."),
-            _q("cell_id", {"type": "string", "maxLength": 100}, "Population cell id (population only)."),
-            _q("class", {"type": "string", "enum": ["urban", "rural"]}, "Cell class (population only)."),
-        ], items_resp)},
-        "/ogc/collections/{layer}/items/{fid}": {"get": _op("One feature", "ogc", [
-            _ref("collection"), _q("fid", {"type": "integer", "minimum": 1}, "Feature id.", where="path"),
-            _ref("f")], {"200": {"description": "The feature", "content": {
-                "application/geo+json": {"schema": {"$ref": "#/components/schemas/Feature"}},
-                "text/html": {"schema": {"type": "string"}}}}, **_errors(400, 404, 503)})},
-    }
-
-
-def flask_routes(app) -> list[tuple[str, str]]:
+def flask_routes(app: Flask) -> list[tuple[str, str]]:
     """(OpenAPI path, method) of every API route in ``app.url_map``."""
     out = []
     for rule in app.url_map.iter_rules():
@@ -258,10 +161,11 @@ def openapi_document() -> dict:
 
     Views not yet declared fall back to the hand-written entries above, and a
     route with neither is listed with ``x-described: false`` (a test keeps
-    that list empty).
+    that list empty). Parameter enums given as callables (e.g. the collection
+    keys, read from the layer registry) are evaluated now.
     """
     legacy: dict[str, dict] = {}
-    for part in (_core_paths(), _export_paths(), _ogc_paths()):
+    for part in (_core_paths(),):
         legacy.update(part)
     paths: dict[str, dict] = {}
     for rule in current_app.url_map.iter_rules():
@@ -283,17 +187,20 @@ def openapi_document() -> dict:
                                 "population grid are SYNTHETIC. Coordinates are WGS-84 unless a crs parameter "
                                 "says otherwise; distances are metres."},
         "servers": [{"url": "/"}],
-        "tags": [{"name": t} for t in ("core", "residents", "planners", "admin", "export", "ogc", "tiles")],
+        "tags": [{"name": t} for t in TAGS],
         "paths": dict(sorted(paths.items())),
         "components": _components(),
     }
 
 
 @bp.get("/openapi.json")
-def openapi_json():
+@operation("This document", "core", responses={"200": _resp("OpenAPI 3.0")})
+def openapi_json() -> ResponseReturnValue:
     return jsonify(openapi_document())
 
 
 @bp.get("/api/docs")
-def docs():
+@operation("This document as a readable page", "core", responses={
+    "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}})
+def docs() -> ResponseReturnValue:
     return render_template("apidocs.html")

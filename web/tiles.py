@@ -1,44 +1,38 @@
 """Vector tiles: ``GET /tiles/<layer>/<z>/<x>/<y>.mvt`` (Mapbox Vector Tile, Web Mercator XYZ).
 
-Built by PostGIS (``ST_TileEnvelope``, ``ST_AsMVTGeom``, ``ST_AsMVT``) for the five
-facility layers and ``population``; the tile's layer is named after the
-collection key. Tiles carry ``Cache-Control`` and an ``ETag``.
+Built by PostGIS for the facility layers and ``population``; the tile's layer
+is named after the collection key. Tiles carry ``Cache-Control`` and an
+``ETag`` (a repeat request with ``If-None-Match`` is a 304).
 """
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
 
-from db.export import COLLECTION_KEYS, mvt_tile
+from services import features, tiles
 from web.database import get_engine
-from web.errors import BadParameter
+from web.params import Param, operation
+from web.responses import errors
 
 bp = Blueprint("tiles", __name__)
 
 MVT = "application/vnd.mapbox-vector-tile"
-MAX_ZOOM = 22
 #: Seconds a client or proxy may reuse a tile (layers change through admin edits and loads).
 CACHE_SECONDS = 300
 
+LAYER = Param("layer", "string", "Collection: a facility layer key or population.",
+              enum=features.collection_keys, location="path")
+Z = Param("z", "integer", "Zoom.", minimum=0, maximum=tiles.MAX_ZOOM, location="path")
+X = Param("x", "integer", "Column (0 to 2^z − 1).", minimum=0, maximum=2 ** tiles.MAX_ZOOM - 1, location="path")
+Y = Param("y", "integer", "Row (0 to 2^z − 1).", minimum=0, maximum=2 ** tiles.MAX_ZOOM - 1, location="path")
 
-def _whole(name: str, raw: str, lo: int, hi: int) -> int:
-    if not raw.isdigit() or len(raw) > 8 or not (lo <= int(raw) <= hi):
-        raise BadParameter(f"{name} was {raw[:20]!r} but must be a whole number from {lo} to {hi}",
-                           parameter=name, allowed={"min": lo, "max": hi})
-    return int(raw)
-
-
-def parse_tile(layer: str, z: str, x: str, y: str) -> tuple[str, int, int, int]:
-    """Check the layer key and the tile address; the error names what is allowed."""
-    if layer not in COLLECTION_KEYS:
-        raise BadParameter(f"layer was {layer[:40]!r} but is expected to be one of {', '.join(COLLECTION_KEYS)}",
-                           parameter="layer", allowed=list(COLLECTION_KEYS))
-    zi = _whole("z", z, 0, MAX_ZOOM)
-    n = 2 ** zi - 1
-    return layer, zi, _whole("x", x, 0, n), _whole("y", y, 0, n)
+RESPONSES = {"200": {"description": "The tile (may be empty)", "headers": {"Cache-Control": {"schema": {
+    "type": "string"}}}, "content": {MVT: {"schema": {"type": "string", "format": "binary"}}}},
+    "304": {"description": "Not modified"}, **errors(400, 503)}
 
 
-def tile_response(layer: str, z: int, x: int, y: int) -> Response:
-    data = mvt_tile(get_engine(), layer, z, x, y)
+def tile_response(data: bytes) -> ResponseReturnValue:
+    """The tile with its cache headers, or 304 when the client's ETag still matches."""
     response = Response(data, mimetype=MVT)
     response.headers["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
     response.add_etag()
@@ -46,5 +40,7 @@ def tile_response(layer: str, z: int, x: int, y: int) -> Response:
 
 
 @bp.get("/tiles/<layer>/<z>/<x>/<y>.mvt")
-def tile(layer: str, z: str, x: str, y: str):
-    return tile_response(*parse_tile(layer, z, x, y))
+@operation("A Mapbox Vector Tile (Web Mercator XYZ)", "tiles", (LAYER, Z, X, Y), responses=RESPONSES)
+def tile(layer: str, z: str, x: str, y: str) -> ResponseReturnValue:
+    data = tiles.tile(get_engine(), LAYER.coerce(layer), Z.coerce(z), X.coerce(x), Y.coerce(y))
+    return tile_response(data)
