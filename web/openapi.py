@@ -69,17 +69,10 @@ def _components() -> dict:
     search_max = _const("web.nearest_api", "MAX_QUERY_CHARS", 100)
     return {
         "parameters": {
-            "layer": _q("layer", {"type": "string", "enum": list(LAYER_KEYS)}, "Facility layer key.", required=True),
             "layerOrAll": _q("layer", {"type": "string", "enum": list(LAYER_KEYS) + ["all"], "default": "all"},
                              "Facility layer key, or all layers."),
             "district": _q("district", {"type": "string", "enum": list(DISTRICT_CODES)},
                            "District adcode: " + ", ".join(f"{c} {n[0]} {n[1]}" for c, n in DISTRICTS.items())),
-            "radius_m": _q("radius_m", {"type": "number", "minimum": 50,
-                                        "maximum": _const("db.planning", "MAX_RADIUS_M", 20000)},
-                           "Service radius in metres (EPSG:4548); default: the layer's standard."),
-            "as_of": _q("as_of", {"type": "string", "format": "date"},
-                        "Count facilities opened on or before this date (YYYY-MM-DD)."),
-            "lang": _q("lang", {"type": "string", "enum": ["zh", "en"], "default": "zh"}, "Language of labels."),
             "bbox": _q("bbox", {"type": "array", "minItems": 4, "maxItems": 4,
                                 "items": {"type": "number", "minimum": -180, "maximum": 180}},
                        "minlon,minlat,maxlon,maxlat in degrees (WGS-84); each side at most 8 degrees.",
@@ -124,7 +117,6 @@ def _components() -> dict:
 # ------------------------------------------------------------------ the paths
 def _core_paths() -> dict:
     ok = _resp("OK")
-    planner = [_ref("district"), _ref("radius_m"), _ref("as_of"), _ref("lang")]
     return {
         "/healthz": {"get": _op("Health of the app and its database", "core", [],
                                 {"200": ok, **_errors(503)})},
@@ -148,33 +140,6 @@ def _core_paths() -> dict:
                          "maximum": _const("web.nearest_api", "MAX_SEARCH_LIMIT", 50), "default": 10},
                "Most results."),
         ], {"200": ok, **_errors(400, 503)})},
-        "/api/coverage": {"get": _op("Share of population within reach, by district", "planners", [
-            _ref("layerOrAll"), *planner,
-            _q("format", {"type": "string", "enum": ["json", "csv", "xlsx"], "default": "json"}, "Output format."),
-        ], {"200": {"description": "Coverage report", "content": {
-            "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}},
-            FORMATS["xlsx"]: {"schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 503)})},
-        "/api/gaps": {"get": _op("Populated cells out of reach", "planners", [
-            _ref("layer"), *planner,
-            _q("limit", {"type": "integer", "minimum": 1, "maximum": _const("db.planning", "MAX_GAPS", 5000),
-                         "default": 200}, "Most gap cells."),
-            _q("format", {"type": "string", "enum": ["geojson", "json", "csv"], "default": "geojson"},
-               "Output format."),
-        ], {"200": {"description": "Gap cells", "content": {
-            "application/geo+json": {"schema": {"$ref": "#/components/schemas/FeatureCollection"}},
-            "text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 503)})},
-        "/api/suggest": {"get": _op("Suggested sites for new facilities", "planners", [
-            _ref("layer"), *planner,
-            _q("n", {"type": "integer", "minimum": 1, "maximum": _const("db.planning", "MAX_SITES", 50),
-                     "default": 10}, "How many sites."),
-            _q("candidates", {"type": "string", "default": "cells", "maxLength": 44,
-                              "pattern": "^(cells|" + "|".join(LAYER_KEYS) + "|set:[A-Za-z0-9_-]{1,40})$"},
-               "Candidate sites: centres of uncovered cells, the sites of a layer (e.g. service_office), "
-               "or a loaded candidate set (set:<name>, see `flask etl candidates`)."),
-            _q("format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "Output format."),
-        ], {"200": {"description": "Suggested sites", "content": {
-            "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}},
-            **_errors(400, 503)})},
     }
 
 
