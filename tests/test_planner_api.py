@@ -44,7 +44,8 @@ def _postgis_coverage(engine, layer: str, urban_m: float, rural_m: float) -> dic
         rows = conn.execute(text(
             "SELECT district_adcode, sum(population)::float AS pop, "
             "  coalesce(sum(population) FILTER (WHERE EXISTS (SELECT 1 FROM chk_fac f WHERE "
-            "    ST_DWithin(f.p, ST_Transform(c.geom, 4548), CASE WHEN c.urban THEN :u ELSE :r END))), 0)::float AS hit "
+            "    ST_DWithin(f.p, ST_Transform(c.geom, 4548), CASE WHEN c.urban THEN :u ELSE :r END))), 0)::float"
+            "  AS hit "
             "FROM demand_cell c GROUP BY ROLLUP (district_adcode)"), {"u": urban_m, "r": rural_m}).all()
     return {(code or "370400"): 100.0 * hit / pop for code, pop, hit in rows}
 
@@ -125,8 +126,9 @@ def test_gaps_are_clusters_largest_first_adding_up_to_the_uncovered(client):
     urban_uncovered = city["applicable"]["population"] - city["applicable"]["covered_population"]
     assert sum(pops) == pytest.approx(urban_uncovered, abs=len(pops))
     assert body["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
-    lon, lat = body["features"][0]["geometry"]["coordinates"][0][0][0] if \
-        body["features"][0]["geometry"]["type"] == "MultiPolygon" else body["features"][0]["geometry"]["coordinates"][0][0]
+    geometry = body["features"][0]["geometry"]
+    ring = geometry["coordinates"][0] if geometry["type"] == "MultiPolygon" else geometry["coordinates"]
+    lon, lat = ring[0][0]
     assert 116.8 < lon < 118.2 and 34.2 < lat < 35.5  # WGS-84 degrees over Zaozhuang
 
 
@@ -174,7 +176,7 @@ def test_coverage_xlsx_matches_the_json(client):
     sheet = load_workbook(io.BytesIO(r.data)).active
     values = list(sheet.values)
     header = values[0]
-    city = dict(zip(header, values[-1]))
+    city = dict(zip(header, values[-1], strict=True))
     body = _city(client.get("/api/coverage?layer=parking").get_json()["rows"], "parking")
     assert city["district_name"] == "枣庄市"
     assert city["percent"] == body["percent"] and city["spaces_per_1000"] == body["spaces_per_1000"]
@@ -237,8 +239,8 @@ def grid3(scratch_engine):
             for col in range(3):
                 x, y = X0 + col * STEP, Y0 + row * STEP
                 conn.execute(text(
-                    "INSERT INTO demand_cell (cell_id, district_adcode, population, urban, resolution_m, x_m, y_m, geom)"
-                    " VALUES (:cid, '370402', :pop, true, :res, :x, :y,"
+                    "INSERT INTO demand_cell (cell_id, district_adcode, population, urban, resolution_m, x_m, y_m,"
+                    " geom) VALUES (:cid, '370402', :pop, true, :res, :x, :y,"
                     " ST_Transform(ST_SetSRID(ST_MakePoint(:x, :y), 4548), 4326))"),
                     {"cid": f"t{row}{col}", "pop": POP[row][col], "res": STEP, "x": x, "y": y})
     yield scratch_engine
