@@ -46,6 +46,9 @@ GAP_CELLS = ("applicable", "all")
 #: Candidate sources of a suggestion besides a layer's key: uncovered cells' centres, or a loaded set.
 CELL_CANDIDATES = "cells"
 SET_PREFIX = "set:"
+#: The ``data_version`` rows the demand grid and the villages depend on (migration 0003 bumps
+#: ``grid`` on every change to ``demand_cell`` or ``village``).
+GRID_FAMILIES = ("grid",)
 #: Simplification of the district outlines drawn under the planner's map, metres.
 OUTLINE_SIMPLIFY_M = 50.0
 
@@ -100,16 +103,18 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
 def demand_grid(engine: Engine, conn: Connection) -> db_grid.DemandGrid:
     """The demand grid in metres (EPSG:4548), as this snapshot sees it.
 
-    Remembered until the data changes. The key holds this snapshot's own
-    data versions, so a remembered grid is always the one the snapshot sees.
+    Remembered until the grid changes (facility edits keep it). The key holds
+    this snapshot's own grid version, so a remembered grid is always the one
+    the snapshot sees.
     """
-    # Keyed on this snapshot's own data versions: a cached grid is always the one this snapshot sees.
-    return memo(engine, "planning.grid", data_versions(conn), lambda: db_grid.demand_grid(conn))
+    version = data_versions(conn, GRID_FAMILIES)
+    return memo(engine, "planning.grid", version, lambda: db_grid.demand_grid(conn), families=GRID_FAMILIES)
 
 
 def villages(engine: Engine, conn: Connection) -> db_grid.Villages:
     """Every village in metres (EPSG:4548), as this snapshot sees them (remembered like the grid)."""
-    return memo(engine, "planning.villages", data_versions(conn), lambda: db_grid.villages(conn))
+    version = data_versions(conn, GRID_FAMILIES)
+    return memo(engine, "planning.villages", version, lambda: db_grid.villages(conn), families=GRID_FAMILIES)
 
 
 def applies(layer: Layer, urban: Mask) -> Mask:

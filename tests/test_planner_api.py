@@ -274,6 +274,15 @@ def test_hand_worked_coverage_of_the_plus(scratch_app, grid3):
     assert wide["covered_population"] == 450
 
 
+def test_a_facility_added_after_a_report_shows_in_the_next_one(scratch_app, grid3):
+    # The first report is remembered; adding a station must not leave it stale (nor the grid it used).
+    client = scratch_app.test_client()
+    assert _row(client.get("/api/coverage?layer=police_station&radius_m=120").get_json())["covered_population"] == 0
+    _facility(grid3, "police_station", X0 + STEP, Y0 + STEP)
+    row = _row(client.get("/api/coverage?layer=police_station&radius_m=120").get_json())
+    assert (row["population"], row["covered_population"]) == (450, 250)  # the plus, as in the hand-worked case
+
+
 def test_hand_worked_2sfca(scratch_app, grid3):
     # 90 spaces at the centre, 120 m: catchment 250 residents -> 360 spaces per 1,000 in the plus,
     # 0 at the corners; district mean weighted by residents = 360 * 250 / 450 = 200.
