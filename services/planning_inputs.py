@@ -27,6 +27,7 @@ from geo.planning import applies_mask, cell_radius
 from layers import Layer
 from layers.districts import CITY_CODE, CITY_NAME
 from services.cache import data_versions, memo
+from services.errors import InvalidRequest
 
 Mask = npt.NDArray[np.bool_]
 
@@ -73,6 +74,15 @@ class PlanningQuery:
     radius_m: float | None = None
     as_of: dt.date | None = None
     lang: str = "zh"
+
+    def __post_init__(self) -> None:
+        if self.lang not in SYNTHETIC_NOTE:
+            raise InvalidRequest(f"lang was {self.lang!r} but is expected to be one of {', '.join(SYNTHETIC_NOTE)}",
+                                 parameter="lang", allowed=list(SYNTHETIC_NOTE))
+        if self.radius_m is not None and not MIN_RADIUS_M <= self.radius_m <= MAX_RADIUS_M:
+            raise InvalidRequest(f"radius_m was {self.radius_m!r} but is expected to be metres from "
+                                 f"{MIN_RADIUS_M:g} to {MAX_RADIUS_M:g}", parameter="radius_m",
+                                 allowed={"min": MIN_RADIUS_M, "max": MAX_RADIUS_M})
 
     def but(self, **changes: Any) -> PlanningQuery:
         return replace(self, **changes)

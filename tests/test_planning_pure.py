@@ -1,4 +1,4 @@
-"""The planning glue (geo.planning): per-cell radius, where a layer applies, villages out of reach.
+"""The planning glue (geo.planning) and the checks of a planning request, with no database.
 
 Pure numpy: no database, no layer registry (the facts come in as plain
 values). Expected values are worked out by hand in the comments.
@@ -11,6 +11,8 @@ import pytest
 from geo.coverage import composite_mask
 from geo.errors import GeoError
 from geo.planning import applies_mask, cell_radius, villages_without_reach
+from services.errors import InvalidRequest
+from services.planning_inputs import PlanningQuery
 
 #: Four cells: urban, rural, urban, rural.
 URBAN = np.array([True, False, True, False])
@@ -73,3 +75,16 @@ class TestVillagesWithoutReach:
     def test_mismatched_districts_are_refused(self):
         with pytest.raises(GeoError, match=r"`vdistrict` has shape \(1,\) but is expected to be \(2,\)"):
             villages_without_reach([[0.0, 0.0], [1.0, 1.0]], ["A"], [[0.0, 0.0]], 100.0, ["A"])
+
+
+class TestPlanningQuery:
+    """A report asked for by code other than the API (a CLI, a notebook) gets the same checks."""
+
+    @pytest.mark.parametrize("changes, parameter", [
+        ({"lang": "fr"}, "lang"), ({"radius_m": 10.0}, "radius_m"), ({"radius_m": 1e9}, "radius_m"),
+        ({"radius_m": float("nan")}, "radius_m"),
+    ])
+    def test_bad_values_name_the_parameter(self, changes, parameter):
+        with pytest.raises(InvalidRequest, match=parameter) as caught:
+            PlanningQuery("any", **changes)
+        assert caught.value.parameter == parameter
