@@ -12,7 +12,7 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -27,7 +27,7 @@ _lock = threading.Lock()
 
 def data_versions(conn: Connection, families: Collection[str] | None = None) -> tuple[object, ...]:
     """The current data versions (of ``families`` only, when given), and today's date (facilities open on a date)."""
-    current = db_versions.current(conn)
+    current: tuple[Any, ...] = db_versions.current(conn)  # (name, version) pairs
     if families is not None:
         current = tuple(v for v in current if v[0] in families)
     return (*current, dt.date.today().isoformat())

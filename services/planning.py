@@ -28,8 +28,9 @@ from geo.coverage import composite_mask, coverage_summary
 from geo.crs import from_metric, transform_geometry
 from geo.gaps import cluster_polygon, gap_clusters
 from geo.planning import villages_without_reach
-from layers import LAYERS, LIFE_CIRCLE, Layer, get_layer
+from layers import LAYERS, LIFE_CIRCLE, Layer, Target, get_layer
 from layers.districts import CITY_CODE
+from layers.model import CELL_CLASSES
 from services import catalogue
 from services import planning_inputs as inputs
 from services.cache import memo
@@ -88,14 +89,12 @@ def _coverage(engine: Engine, q: PlanningQuery) -> dict[str, Any]:
                 masks[layer.key], applies[layer.key] = cover.covered, where
             head = {"layer": layer.key, "layer_name": layer.name(q.lang)}
             rows += _rows(grid, cover.covered, where, "+".join(layer.applies_to), head, inputs.threshold(layer, q),
-                          layer.target.text(q.lang) if layer.target else None,
-                          layer.target.percent if layer.target else None,
-                          _figures(engine, conn, grid, layer, q, cover, codes), codes, names)
+                          _target(layer.target, q.lang), _figures(engine, conn, grid, layer, q, cover, codes),
+                          codes, names)
     if q.layer == ALL and masks:
-        rows += _rows(grid, composite_mask(masks, applies), np.ones(len(grid), dtype=bool), "urban+rural",
+        rows += _rows(grid, composite_mask(masks, applies), np.ones(len(grid), dtype=bool), "+".join(CELL_CLASSES),
                       {"layer": LIFE_CIRCLE.key, "layer_name": LIFE_CIRCLE.name(q.lang)},
-                      _composite_threshold(q), LIFE_CIRCLE.target.text(q.lang), LIFE_CIRCLE.target.percent,
-                      {}, codes, names)
+                      _composite_threshold(q), _target(LIFE_CIRCLE.target, q.lang), {}, codes, names)
     return {"layer": q.layer, **inputs.meta(q, synthetic), "rows": rows}
 
 
@@ -104,6 +103,10 @@ def _composite_threshold(q: PlanningQuery) -> dict[str, Any]:
             "standard": LIFE_CIRCLE.rule(q.lang),
             "source": "each layer's own threshold (see its rows); rule: layers/composite.py",
             "confidence": "composite of the layers' thresholds"}
+
+
+def _target(target: Target | None, lang: str) -> dict[str, Any] | None:
+    return None if target is None else {"percent": target.percent, "text": target.text(lang)}
 
 
 def _summary_by_code(population: npt.NDArray[np.float64], covered: Mask,
@@ -118,8 +121,8 @@ def _counts(s: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _rows(grid: db_grid.DemandGrid, covered: Mask, where: Mask, cells: str, head: dict[str, Any],
-          threshold: dict[str, Any], target_text: str | None, target_percent: float | None,
-          extra: dict[str | None, dict[str, Any]], codes: list[str], names: dict[str, str]) -> list[dict[str, Any]]:
+          threshold: dict[str, Any], target: dict[str, Any] | None, extra: dict[str | None, dict[str, Any]],
+          codes: list[str], names: dict[str, str]) -> list[dict[str, Any]]:
     """One row per district in ``codes``, then the city row (``None`` in the summaries)."""
     summary = _summary_by_code(grid.population, covered, grid.district)
     applicable = _summary_by_code(np.where(where, grid.population, 0.0), covered, grid.district)
@@ -128,8 +131,8 @@ def _rows(grid: db_grid.DemandGrid, covered: Mask, where: Mask, cells: str, head
         label = code or CITY_CODE
         row = {**head, "district": label, "district_name": names.get(label, label), **_counts(summary.get(code)),
                "threshold": threshold, "applicable": {"cells": cells, **_counts(applicable.get(code))}}
-        if target_text is not None:
-            row["target"] = {"percent": target_percent, "text": target_text}
+        if target is not None:
+            row["target"] = target
         row.update(extra.get(code, {}))
         out.append(row)
     return out
