@@ -29,13 +29,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 from scipy.spatial import cKDTree
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from etl.boundaries import read_districts  # noqa: E402
+from demo import build_demo_city  # noqa: E402
 from geo.allocate import default_candidates, greedy_max_cover  # noqa: E402
 from geo.coverage import covered_mask  # noqa: E402
+from geo.crs import to_metric  # noqa: E402
+from layers import get_layer  # noqa: E402
 
 CELL_M = 100.0
 COLS, ROWS = 670, 680          # 67 km x 68 km
@@ -78,15 +83,10 @@ _DEMO_KEYS = {"service_offices": "service_office", "police_stations": "police_st
 
 
 def demo_city(resolution_m: float = 100.0, scale: float = 1.0) -> dict[str, Any]:
-    """The demo city's own grid and facilities (``etl.synth``), in the same shape as :func:`make_city`.
+    """The demo city's own grid and facilities (``demo``), in the same shape as :func:`make_city`.
 
     ``scale`` multiplies the facilities and the grid density, as ``flask etl demo --scale`` does.
     """
-    from etl.boundaries import read_districts
-    from etl.synth import build_demo_city
-    from geo.crs import to_metric
-    from layers import get_layer
-
     city = build_demo_city(read_districts(), resolution_m=resolution_m, scale=scale)
     cells = city.cells
     xy = np.column_stack([cells["x_m"].to_numpy(), cells["y_m"].to_numpy()])
@@ -141,8 +141,6 @@ def bare_ckdtree(city: dict[str, Any], workers: int = 1) -> None:
 
 def buffer_union(city: dict[str, Any], cells) -> dict[str, np.ndarray]:
     """Buffer each facility, dissolve, spatial-join the cell centres."""
-    import geopandas as gpd
-
     out = {}
     for key, fxy in city["facilities"].items():
         _, (r_urban, r_rural) = LAYERS[key]
@@ -201,8 +199,6 @@ def interleaved_medians(funcs: dict[str, Callable[[], Any]], runs: int) -> dict[
 
 
 def run(seed: int, runs: int, buffer_runs: int, max_candidates: int, grid: str = "demo") -> dict[str, Any]:
-    import geopandas as gpd
-
     city = demo_city() if grid == "demo" else make_city(seed)
     xy = city["xy"]
     cells = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs="EPSG:4548")
@@ -210,7 +206,7 @@ def run(seed: int, runs: int, buffer_runs: int, max_candidates: int, grid: str =
     buffered = buffer_union(city, cells) if buffer_runs else None
 
     result: dict[str, Any] = {
-        "grid": "demo city, 100 m (etl.synth)" if grid == "demo" else "synthetic 100 m lattice over a box",
+        "grid": "demo city, 100 m (demo generator)" if grid == "demo" else "synthetic 100 m lattice over a box",
         "cells": int(len(xy)), "population": float(city["population"].sum()),
         "urban_cells": int(city["urban"].sum()),
         "facilities": {k: int(len(v)) for k, v in city["facilities"].items()},
@@ -235,7 +231,7 @@ def run(seed: int, runs: int, buffer_runs: int, max_candidates: int, grid: str =
     for layer in ("parks", "police_stations"):
         picks: list[dict[str, Any]] = []
         sec[f"greedy_10_sites_{layer}"] = median_seconds(
-            lambda: picks.__setitem__(slice(None), greedy_sites(
+            lambda picks=picks, layer=layer: picks.__setitem__(slice(None), greedy_sites(
                 city, layer, max_candidates, masks[layer])), runs)
         result[f"greedy_{layer}"] = {
             "candidates": int(min(max_candidates, int((~masks[layer]).sum()))),

@@ -34,7 +34,7 @@ from werkzeug.serving import make_server
 
 from bench.common import ROOT, bench_url, write_json
 from db import make_engine
-from etl.demo import load_demo
+from services.loading import load_demo
 from web import create_app
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

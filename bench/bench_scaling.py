@@ -24,7 +24,7 @@ from sqlalchemy import text
 from bench.bench_coverage import demo_city, ours
 from bench.common import bench_url, median_of, write_json
 from db import make_engine
-from etl.demo import load_demo
+from services.loading import load_demo
 from layers import LAYER_KEYS
 from services import nearest
 

@@ -19,12 +19,15 @@ import time
 import numpy as np
 
 from bench.common import median_of, write_json
+from etl.boundaries import read_districts
+from demo import build_demo_city
+from geo.allocate import default_candidates, exact_max_cover, greedy_max_cover
+from geo.coverage import covered_mask
+from geo.crs import to_metric
+from layers import get_layer
 
 
 def demo_grid(resolution_m: float = 100.0):
-    from etl.boundaries import read_districts
-    from etl.synth import build_demo_city
-
     city = build_demo_city(read_districts(), resolution_m=resolution_m)
     cells = city.cells
     xy = np.column_stack([cells["x_m"].to_numpy(), cells["y_m"].to_numpy()])
@@ -32,8 +35,6 @@ def demo_grid(resolution_m: float = 100.0):
 
 
 def facility_xy(city, layer: str) -> np.ndarray:
-    from geo.crs import to_metric
-
     part = city.facilities[city.facilities["layer"] == layer]
     pts = part.geometry.representative_point()
     x, y = to_metric(pts.x.to_numpy(), pts.y.to_numpy())
@@ -41,10 +42,6 @@ def facility_xy(city, layer: str) -> np.ndarray:
 
 
 def run(layer: str, runs: int, time_limit: float, sizes: list[int]) -> dict:
-    from geo.allocate import default_candidates, exact_max_cover, greedy_max_cover
-    from geo.coverage import covered_mask
-    from layers import get_layer
-
     city, cells, xy = demo_grid()
     pop = cells["population"].to_numpy().astype(float)
     threshold = get_layer(layer).threshold
@@ -86,7 +83,8 @@ def run(layer: str, runs: int, time_limit: float, sizes: list[int]) -> dict:
         row = {"cells": int(len(take)), "candidates": int(len(sub_cand)), "exact_s": round(exact_s, 2),
                "optimal": bool(ex["optimal"]), "exact_covered": float(ex["covered_population"]),
                "greedy_covered": float(g[-1]["cumulative_covered"]) if g else 0.0}
-        row["greedy_over_exact"] = round(row["greedy_covered"] / row["exact_covered"], 5) if row["exact_covered"] else 1.0
+        row["greedy_over_exact"] = (round(row["greedy_covered"] / row["exact_covered"], 5)
+                                    if row["exact_covered"] else 1.0)
         result["exact"].append(row)
         if not ex["optimal"]:
             break

@@ -100,7 +100,7 @@ def district_2sfca(cell_ratio: Any, population: Any, groups: Any) -> list[dict[s
     if np.shape(groups) != pop.shape:
         raise GeoError(f"`groups` has shape {np.shape(groups)} but is expected to be {pop.shape}")
     keys, (total, weighted) = group_sums(groups, pop, pop * ratio)
-    rows = [_ratio_row(plain_key(k), t, w) for k, t, w in zip(keys, total, weighted)]
+    rows = [_ratio_row(plain_key(k), t, w) for k, t, w in zip(keys, total, weighted, strict=True)]
     rows.append(_ratio_row(None, pop.sum(), (pop * ratio).sum()))
     return rows
 

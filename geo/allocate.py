@@ -23,7 +23,6 @@ from scipy.sparse import csr_matrix
 from geo.coverage import as_mask, as_points, as_radius, as_weights, pairs_within
 from geo.errors import GeoError
 
-
 # --------------------------------------------------------------------------
 # inputs
 # --------------------------------------------------------------------------
@@ -175,8 +174,8 @@ def _incremental_greedy(reach: csr_matrix, pop: np.ndarray, candidates: np.ndarr
 
 
 def _newly_covered(reach: csr_matrix, candidate: int, done: np.ndarray) -> np.ndarray:
-    cells = reach.indices[reach.indptr[candidate]:reach.indptr[candidate + 1]]
-    return cells[~done[cells]]
+    cells = np.asarray(reach.indices[reach.indptr[candidate]:reach.indptr[candidate + 1]])
+    return np.asarray(cells[~done[cells]])
 
 
 def _lower_gains(gain: np.ndarray, reached_by: csr_matrix, new: np.ndarray,
@@ -237,10 +236,12 @@ def exact_max_cover(xy: Any, population: Any, candidates_xy: Any, radius: Any, n
             "optimal": optimal, "status": status}
 
 
-def _cbc_solver(time_limit: float):
+def _cbc_solver(time_limit: float) -> tuple[Any, Any]:
+    # PuLP is a test and benchmark requirement, not a runtime one: imported
+    # only when the exact solver is asked for.
     try:
         import pulp
-    except ImportError as exc:  # pragma: no cover - pulp is pinned in requirements
+    except ImportError as exc:  # pragma: no cover - pulp is pinned with the test requirements
         raise GeoError(f"exact site selection needs PuLP, which could not be imported: {exc}") from None
     solver = pulp.COIN_CMD(msg=False, timeLimit=float(time_limit))
     if not solver.available():
@@ -255,7 +256,7 @@ def _cbc_solver(time_limit: float):
     return pulp, solver
 
 
-def _solve_mclp(pulp, solver, reach: csr_matrix, weight: np.ndarray,
+def _solve_mclp(pulp: Any, solver: Any, reach: csr_matrix, weight: np.ndarray,
                 n: int) -> tuple[list[int], str, bool]:
     reached_by = reach.T.tocsr()
     demand = np.flatnonzero((weight > 0) & (np.diff(reached_by.indptr) > 0))

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.spatial import cKDTree
 
 from geo.crs import assert_projected_metres
@@ -163,7 +164,7 @@ def covered_mask(xy: Any, fxy: Any, radius: Any) -> np.ndarray:
     # The bound is strict in scipy: step just past it so `d == radius` counts.
     bound = np.nextafter(_max_radius(reach), np.inf)
     dist, _ = cKDTree(facilities).query(cells, k=1, distance_upper_bound=bound, workers=-1)
-    return dist <= reach
+    return np.asarray(dist <= reach, dtype=bool)
 
 
 def pairs_within(xy: Any, fxy: Any, radius: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -195,15 +196,16 @@ def pairs_within(xy: Any, fxy: Any, radius: Any) -> tuple[np.ndarray, np.ndarray
     max_r = _max_radius(reach)
     parts = [_pairs_block(cell_tree, facilities[s:s + _PAIR_BLOCK], s, reach, max_r)
              for s in range(0, len(facilities), _PAIR_BLOCK)]
-    return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
+    cell, facility, dist = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return cell, facility, dist
 
 
 def _pairs_block(cell_tree: cKDTree, block: np.ndarray, offset: int,
-                 reach: np.ndarray | float, max_r: float):
+                 reach: np.ndarray | float, max_r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     found = cKDTree(block).sparse_distance_matrix(cell_tree, max_r, output_type="ndarray")
     fac, cell, dist = found["i"], found["j"], found["v"]
     if np.ndim(reach):
-        keep = dist <= reach[cell]
+        keep = dist <= np.asarray(reach)[cell]
         fac, cell, dist = fac[keep], cell[keep], dist[keep]
     return cell.astype(np.int32), (fac + offset).astype(np.int32), dist
 
@@ -297,7 +299,7 @@ def coverage_summary(population: Any, covered: Any, groups: Any) -> list[dict[st
     if np.shape(groups) != pop.shape:
         raise GeoError(f"`groups` has shape {np.shape(groups)} but is expected to be {pop.shape}")
     keys, (total, hit) = group_sums(groups, pop, np.where(mask, pop, 0.0))
-    rows = [_summary_row(plain_key(k), t, c) for k, t, c in zip(keys, total, hit)]
+    rows = [_summary_row(plain_key(k), t, c) for k, t, c in zip(keys, total, hit, strict=True)]
     rows.append(_summary_row(None, pop.sum(), pop[mask].sum()))
     return rows
 
@@ -312,7 +314,7 @@ def _summary_row(group: Any, population: float, covered: float) -> dict[str, Any
 # GeoDataFrame adapter
 # --------------------------------------------------------------------------
 
-def check_same_metric_crs(left, right, left_name: str = "cells", right_name: str = "facilities") -> None:
+def check_same_metric_crs(left: Any, right: Any, left_name: str = "cells", right_name: str = "facilities") -> None:
     """Raise unless two GeoDataFrames share one projected CRS in metres.
 
     Raises
@@ -329,11 +331,11 @@ def check_same_metric_crs(left, right, left_name: str = "cells", right_name: str
     assert_projected_metres(left.crs)
 
 
-def _crs_name(crs) -> str:
+def _crs_name(crs: Any) -> str:
     return "no CRS" if crs is None else crs.to_string()
 
 
-def representative_xy(gdf) -> np.ndarray:
+def representative_xy(gdf: Any) -> np.ndarray:
     """(k, 2) coordinates of a point inside each geometry (points stay put).
 
     Raises
@@ -350,7 +352,7 @@ def representative_xy(gdf) -> np.ndarray:
     return np.column_stack([points.x.to_numpy(), points.y.to_numpy()])
 
 
-def coverage_from_geodataframes(cells_gdf, facilities_gdf, radius_col_or_value: str | float):
+def coverage_from_geodataframes(cells_gdf: Any, facilities_gdf: Any, radius_col_or_value: str | float) -> pd.Series:
     """Adapter: :func:`covered_mask` for GeoDataFrames.
 
     Parameters
@@ -368,18 +370,16 @@ def coverage_from_geodataframes(cells_gdf, facilities_gdf, radius_col_or_value: 
     pandas.Series of bool
         ``covered``, indexed like ``cells_gdf``.
     """
-    import pandas as pd
-
     check_same_metric_crs(cells_gdf, facilities_gdf)
     radius = _radius_from(cells_gdf, radius_col_or_value)
     mask = covered_mask(representative_xy(cells_gdf), representative_xy(facilities_gdf), radius)
     return pd.Series(mask, index=cells_gdf.index, name="covered")
 
 
-def _radius_from(cells_gdf, radius_col_or_value: str | float):
+def _radius_from(cells_gdf: Any, radius_col_or_value: str | float) -> np.ndarray | float:
     if isinstance(radius_col_or_value, str):
         if radius_col_or_value not in cells_gdf.columns:
             raise GeoError(f"radius column was {radius_col_or_value!r} but is expected to be one "
                            f"of {list(cells_gdf.columns.drop(cells_gdf.geometry.name))}")
-        return cells_gdf[radius_col_or_value].to_numpy(dtype=float)
+        return np.asarray(cells_gdf[radius_col_or_value].to_numpy(dtype=float))
     return radius_col_or_value

@@ -73,7 +73,7 @@ def _component_labels(points: np.ndarray, reach: float) -> np.ndarray:
     graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])),
                        shape=(k, k))
     _, labels = connected_components(graph, directed=False)
-    return labels
+    return np.asarray(labels, dtype=np.intp)
 
 
 def _split_by_label(rows: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
@@ -91,7 +91,7 @@ def _cluster(members: np.ndarray, cells: np.ndarray, pop: np.ndarray) -> dict[st
             "centroid": (float(centre[0]), float(centre[1]))}
 
 
-def cluster_polygon(xy: Any, cells: Any, cell_size_m: float):
+def cluster_polygon(xy: Any, cells: Any, cell_size_m: float) -> shapely.Geometry:
     """The outline of a gap: the union of its cell squares.
 
     Parameters
@@ -125,7 +125,7 @@ def cluster_polygon(xy: Any, cells: Any, cell_size_m: float):
     return shapely.union_all(squares, grid_size=0.001)
 
 
-def _lattice_squares(centres: np.ndarray, size: float):
+def _lattice_squares(centres: np.ndarray, size: float) -> np.ndarray | None:
     """The cells' squares with corners on one exact lattice, or None when off it by > 1 mm."""
     origin = centres.min(axis=0)
     steps = np.round((centres - origin) / size)
@@ -133,4 +133,4 @@ def _lattice_squares(centres: np.ndarray, size: float):
         return None
     lo = origin + (steps - 0.5) * size
     hi = origin + (steps + 0.5) * size
-    return shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])
+    return np.asarray(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))

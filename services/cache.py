@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import TypeVar
+from collections.abc import Callable, Collection, Hashable
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -25,15 +25,24 @@ _store: OrderedDict[tuple[object, ...], object] = OrderedDict()
 _lock = threading.Lock()
 
 
-def data_versions(conn: Connection) -> tuple[object, ...]:
-    """The current data versions, and today's date (facilities open on a date)."""
-    return (*db_versions.current(conn), dt.date.today().isoformat())
+def data_versions(conn: Connection, families: Collection[str] | None = None) -> tuple[object, ...]:
+    """The current data versions (of ``families`` only, when given), and today's date (facilities open on a date)."""
+    current: tuple[Any, ...] = db_versions.current(conn)  # (name, version) pairs
+    if families is not None:
+        current = tuple(v for v in current if v[0] in families)
+    return (*current, dt.date.today().isoformat())
 
 
-def memo(engine: Engine, namespace: str, key: Hashable, compute: Callable[[], T]) -> T:
-    """``compute()``, remembered until the data changes (LRU of :data:`MAX_ENTRIES`)."""
+def memo(engine: Engine, namespace: str, key: Hashable, compute: Callable[[], T], *,
+         families: Collection[str] | None = None) -> T:
+    """``compute()``, remembered until the data changes (LRU of :data:`MAX_ENTRIES`).
+
+    ``families`` names the ``data_version`` rows the value depends on (e.g.
+    only ``grid`` for the demand grid, so a facility edit keeps it); by
+    default every row counts.
+    """
     with engine.connect() as conn:
-        versions = data_versions(conn)
+        versions = data_versions(conn, families)
     full = (engine.url.render_as_string(hide_password=True), namespace, key, versions)
     with _lock:
         if full in _store:

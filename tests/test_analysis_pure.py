@@ -14,11 +14,9 @@ import shapely
 
 from geo.accessibility import district_2sfca, two_step_fca
 from geo.allocate import default_candidates, exact_max_cover, greedy_max_cover
-from geo.coverage import (composite_mask, coverage_from_geodataframes, coverage_summary,
-                          covered_mask, nearest_distance)
+from geo.coverage import composite_mask, coverage_from_geodataframes, coverage_summary, covered_mask, nearest_distance
 from geo.errors import CRSError, GeoError, UnitsError
 from geo.gaps import cluster_polygon, gap_clusters
-
 
 # --------------------------------------------------------------------------
 # fixtures: a 3 x 3 lattice of 100 m cells, row-major from the south-west
@@ -118,8 +116,8 @@ class TestPairsWithin:
         radius = rng.choice([200.0, 450.0], 500)
         cell, fac, dist = geo.coverage.pairs_within(xy, fxy, radius)
         d = np.hypot(*(xy[:, None, :] - fxy[None, :, :]).transpose(2, 0, 1))
-        want = set(zip(*np.nonzero(d <= radius[:, None])))
-        assert set(zip(cell.tolist(), fac.tolist())) == want
+        want = set(zip(*np.nonzero(d <= radius[:, None]), strict=True))
+        assert set(zip(cell.tolist(), fac.tolist(), strict=True)) == want
         np.testing.assert_allclose(dist, d[cell, fac])
 
 

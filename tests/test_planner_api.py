@@ -13,6 +13,8 @@ import subprocess
 import pytest
 from sqlalchemy import text
 
+from layers import LAYERS
+
 #: Thresholds written out from STANDARDS.md (urban m, rural m), not read from the registry.
 STANDARD_REACH = {
     "service_office": (1000, 3000),
@@ -42,7 +44,8 @@ def _postgis_coverage(engine, layer: str, urban_m: float, rural_m: float) -> dic
         rows = conn.execute(text(
             "SELECT district_adcode, sum(population)::float AS pop, "
             "  coalesce(sum(population) FILTER (WHERE EXISTS (SELECT 1 FROM chk_fac f WHERE "
-            "    ST_DWithin(f.p, ST_Transform(c.geom, 4548), CASE WHEN c.urban THEN :u ELSE :r END))), 0)::float AS hit "
+            "    ST_DWithin(f.p, ST_Transform(c.geom, 4548), CASE WHEN c.urban THEN :u ELSE :r END))), 0)::float"
+            "  AS hit "
             "FROM demand_cell c GROUP BY ROLLUP (district_adcode)"), {"u": urban_m, "r": rural_m}).all()
     return {(code or "370400"): 100.0 * hit / pop for code, pop, hit in rows}
 
@@ -60,8 +63,8 @@ def test_coverage_agrees_with_postgis_within_half_a_point(client, engine, layer)
 def test_every_row_states_its_threshold_and_standard(client):
     body = client.get("/api/coverage?layer=all&lang=en").get_json()
     layers = {r["layer"] for r in body["rows"]}
-    assert layers == set(STANDARD_REACH) | {"composite"}
-    assert len(body["rows"]) == 6 * 7  # 5 layers + composite, 6 districts + city each
+    assert layers == set(LAYERS) | {"composite"} and layers >= set(STANDARD_REACH)
+    assert len(body["rows"]) == (len(LAYERS) + 1) * 7  # every layer + composite, 6 districts + city each
     for r in body["rows"]:
         assert r["threshold"]["standard"]
     office = _city(body["rows"], "service_office")
@@ -123,8 +126,9 @@ def test_gaps_are_clusters_largest_first_adding_up_to_the_uncovered(client):
     urban_uncovered = city["applicable"]["population"] - city["applicable"]["covered_population"]
     assert sum(pops) == pytest.approx(urban_uncovered, abs=len(pops))
     assert body["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
-    lon, lat = body["features"][0]["geometry"]["coordinates"][0][0][0] if \
-        body["features"][0]["geometry"]["type"] == "MultiPolygon" else body["features"][0]["geometry"]["coordinates"][0][0]
+    geometry = body["features"][0]["geometry"]
+    ring = geometry["coordinates"][0] if geometry["type"] == "MultiPolygon" else geometry["coordinates"]
+    lon, lat = ring[0][0]
     assert 116.8 < lon < 118.2 and 34.2 < lat < 35.5  # WGS-84 degrees over Zaozhuang
 
 
@@ -172,7 +176,7 @@ def test_coverage_xlsx_matches_the_json(client):
     sheet = load_workbook(io.BytesIO(r.data)).active
     values = list(sheet.values)
     header = values[0]
-    city = dict(zip(header, values[-1]))
+    city = dict(zip(header, values[-1], strict=True))
     body = _city(client.get("/api/coverage?layer=parking").get_json()["rows"], "parking")
     assert city["district_name"] == "枣庄市"
     assert city["percent"] == body["percent"] and city["spaces_per_1000"] == body["spaces_per_1000"]
@@ -235,8 +239,8 @@ def grid3(scratch_engine):
             for col in range(3):
                 x, y = X0 + col * STEP, Y0 + row * STEP
                 conn.execute(text(
-                    "INSERT INTO demand_cell (cell_id, district_adcode, population, urban, resolution_m, x_m, y_m, geom)"
-                    " VALUES (:cid, '370402', :pop, true, :res, :x, :y,"
+                    "INSERT INTO demand_cell (cell_id, district_adcode, population, urban, resolution_m, x_m, y_m,"
+                    " geom) VALUES (:cid, '370402', :pop, true, :res, :x, :y,"
                     " ST_Transform(ST_SetSRID(ST_MakePoint(:x, :y), 4548), 4326))"),
                     {"cid": f"t{row}{col}", "pop": POP[row][col], "res": STEP, "x": x, "y": y})
     yield scratch_engine
@@ -268,6 +272,15 @@ def test_hand_worked_coverage_of_the_plus(scratch_app, grid3):
     assert row["percent"] == pytest.approx(100 * 250 / 450, abs=0.01)
     wide = _row(scratch_app.test_client().get("/api/coverage?layer=police_station&radius_m=150").get_json())
     assert wide["covered_population"] == 450
+
+
+def test_a_facility_added_after_a_report_shows_in_the_next_one(scratch_app, grid3):
+    # The first report is remembered; adding a station must not leave it stale (nor the grid it used).
+    client = scratch_app.test_client()
+    assert _row(client.get("/api/coverage?layer=police_station&radius_m=120").get_json())["covered_population"] == 0
+    _facility(grid3, "police_station", X0 + STEP, Y0 + STEP)
+    row = _row(client.get("/api/coverage?layer=police_station&radius_m=120").get_json())
+    assert (row["population"], row["covered_population"]) == (450, 250)  # the plus, as in the hand-worked case
 
 
 def test_hand_worked_2sfca(scratch_app, grid3):
@@ -399,3 +412,114 @@ class TestCandidateSets:
     def test_an_unknown_set_is_a_400_naming_the_parameter(self, client):
         res = client.get("/api/suggest?layer=pocket_park&candidates=set:nope")
         assert res.status_code == 400 and res.get_json()["error"]["parameter"] == "candidates"
+
+
+# --------------------------------------------------------------------------
+# the registry is the one source: change a record, the figures follow
+# --------------------------------------------------------------------------
+
+@pytest.fixture()
+def registry(monkeypatch):
+    """Change a layer's record for one test: ``registry(key, applies_to=...)``.
+
+    Remembered reports are forgotten with each change and after the test,
+    so none computed from another record is served.
+    """
+    from dataclasses import replace
+
+    from services import cache
+
+    def change(key, **changes):
+        monkeypatch.setitem(LAYERS, key, replace(LAYERS[key], **changes))
+        cache.clear()
+
+    yield change
+    cache.clear()
+
+
+def _population(engine, where: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT sum(population) FROM demand_cell WHERE {where}")).scalar())
+
+
+@pytest.mark.parametrize("classes, where", [(("rural",), "NOT urban"), (("urban",), "urban"),
+                                            (("urban", "rural"), "true")])
+def test_applicable_population_follows_the_records_applies_to(client, engine, registry, classes, where):
+    key = next(iter(LAYERS))
+    registry(key, applies_to=classes)
+    city = _city(client.get(f"/api/coverage?layer={key}").get_json()["rows"], key)
+    assert city["applicable"]["cells"] == "+".join(classes)
+    assert city["applicable"]["population"] == _population(engine, where)
+    assert city["population"] == _population(engine, "true")  # the whole city is still reported
+
+
+def _postgis_composite(engine, layer, urban_m: float, rural_m: float, in_urban: bool, in_rural: bool) -> float:
+    """Percent of residents whose cell either is out of the layer's classes or has one of its facilities in reach."""
+    with engine.connect() as conn:
+        return float(conn.execute(text(
+            "WITH f AS (SELECT ST_Transform(point, 4548) AS p FROM facility WHERE layer = :layer AND status = 'active')"
+            " SELECT 100.0 * coalesce(sum(population) FILTER (WHERE NOT (CASE WHEN c.urban THEN :iu ELSE :ir END)"
+            "   OR EXISTS (SELECT 1 FROM f WHERE ST_DWithin(f.p, ST_Transform(c.geom, 4548),"
+            "              CASE WHEN c.urban THEN :u ELSE :r END))), 0) / sum(population)"
+            " FROM demand_cell c"), {"layer": layer, "u": urban_m, "r": rural_m, "iu": in_urban, "ir": in_rural}
+        ).scalar())
+
+
+def test_the_composite_is_the_layers_the_registry_puts_in_it(client, engine, registry):
+    # Keep one layer that applies to one class of cells in the composite and take the others out:
+    # the life circle is then that layer's cover, with the other class's residents counted in.
+    kept = next(layer for layer in LAYERS.values() if len(layer.applies_to) == 1)
+    for key in LAYERS:
+        if key != kept.key:
+            registry(key, in_composite=False)
+    rows = client.get("/api/coverage?layer=all").get_json()["rows"]
+    t = kept.threshold
+    expected = _postgis_composite(engine, kept.key, t.urban_m, t.rural_m, *(c in kept.applies_to
+                                                                           for c in ("urban", "rural")))
+    assert _city(rows, "composite")["percent"] == pytest.approx(expected, abs=0.5)
+    assert {r["layer"] for r in rows} == set(LAYERS) | {"composite"}  # every layer still has its rows
+
+    registry(kept.key, in_composite=False)  # no layer left in the composite: no composite rows
+    rows = client.get("/api/coverage?layer=all").get_json()["rows"]
+    assert "composite" not in {r["layer"] for r in rows}
+
+
+# --------------------------------------------------------------------------
+# one declaration per bound: the code, /openapi.json and the planner's form agree
+# --------------------------------------------------------------------------
+
+def _schema(doc, path, name):
+    return next(p["schema"] for p in doc["paths"][path]["get"]["parameters"] if p.get("name") == name)
+
+
+def _form_bounds(html: str, name: str) -> tuple[float, float]:
+    import re
+
+    tag = re.search(rf'<input type="number" name="{name}"[^>]*>', html).group(0)
+    return float(re.search(r'min="([^"]+)"', tag).group(1)), float(re.search(r'max="([^"]+)"', tag).group(1))
+
+
+@pytest.mark.parametrize("name, path, url", [
+    ("radius_m", "/api/coverage", "/api/coverage?layer={layer}&radius_m={value}"),
+    ("n", "/api/suggest", "/api/suggest?layer={layer}&n={value}"),
+])
+def test_bounds_agree_between_code_document_and_form(client, name, path, url):
+    layer = next(iter(LAYERS))
+    schema = _schema(client.get("/openapi.json").get_json(), path, name)
+    lo, hi = schema["minimum"], schema["maximum"]
+    assert _form_bounds(client.get(f"/planner?layer={layer}").get_data(as_text=True), name) == (lo, hi)
+    step = 1 if schema["type"] == "integer" else 0.5
+    for value, ok in ((lo, True), (hi, True), (lo - step, False), (hi + step, False)):
+        shown = int(value) if float(value).is_integer() else value
+        res = client.get(url.format(layer=layer, value=shown))
+        assert (res.status_code == 200) is ok, (name, value, res.status_code)
+        if not ok:
+            assert res.get_json()["error"]["parameter"] == name
+
+
+def test_gaps_limit_bound_is_the_documented_one(client):
+    schema = _schema(client.get("/openapi.json").get_json(), "/api/gaps", "limit")
+    layer = next(iter(LAYERS))
+    assert client.get(f"/api/gaps?layer={layer}&limit={schema['maximum']}").status_code == 200
+    res = client.get(f"/api/gaps?layer={layer}&limit={schema['maximum'] + 1}")
+    assert res.status_code == 400 and res.get_json()["error"]["parameter"] == "limit"

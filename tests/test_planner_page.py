@@ -6,6 +6,7 @@ downloads, with the synthetic-data note; nothing is fetched from outside.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -94,11 +95,11 @@ def test_downloads_are_csv_with_bom_and_xlsx(browser, live_server):
     page, _, _ = _open(browser, f"{live_server}/planner?layer=parking")
     with page.expect_download() as info:
         page.locator("#download-csv").click()
-    data = open(info.value.path(), "rb").read()
+    data = Path(info.value.path()).read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and "滕州市".encode() in data
     with page.expect_download() as info:
         page.locator("#download-xlsx").click()
-    assert open(info.value.path(), "rb").read(2) == b"PK"
+    assert Path(info.value.path()).read_bytes()[:2] == b"PK"
     page.close()
 
 

@@ -19,10 +19,6 @@ from web.security import csp_nonce
 
 _PLACEHOLDER = "nonce" + secrets.token_hex(12)
 
-#: Results are cached with :func:`services.cache.memo`; this name remains only for views that still
-#: call it here (the planners' API), and goes once they call the service layer's cache.
-memo = results_cache.memo
-
 
 def cached_html(engine: Engine, namespace: str, key: Hashable, render: Callable[[], str]) -> str:
     """``render()``'s page from the cache (until the data changes), with this request's CSP nonce put in.

@@ -8,9 +8,8 @@ fuzzer stays within what the API accepts. The page is Swagger UI served from
 the app's own npm assets (``/vendor/swagger-ui-dist/...``) with its start-up
 script as a static file: nothing is loaded from outside.
 
-Views not yet declared are described by the hand-written entries below until
-they are. Routes that exist in the app but are described nowhere still
-appear, marked ``x-described: false``; a test keeps that list empty.
+Routes that exist in the app but carry no declaration still appear, marked
+``x-described: false``; a test keeps that list empty.
 """
 from __future__ import annotations
 
@@ -20,12 +19,8 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
-from layers import LAYER_KEYS
-from services.exporting import FORMATS
-from web import planner_api
-from web.params import DISTRICT, LANG, LAYER, LAYER_OR_ALL, operation
+from web.params import operation
 from web.responses import body as _resp
-from web.responses import errors as _errors
 
 bp = Blueprint("openapi", __name__)
 
@@ -35,34 +30,15 @@ METHODS = ("get", "post", "put", "patch", "delete")
 TAGS = ("core", "residents", "planners", "admin", "export", "ogc", "tiles")
 
 
-# ------------------------------------------------------------------ building blocks of the hand-written entries
+# ------------------------------------------------------------------ building blocks
 def _q(name: str, schema: dict, description: str, *, required: bool = False, where: str = "query",
        **extra: Any) -> dict:
     return {"name": name, "in": where, "required": required or where == "path", "description": description,
             "schema": schema, **extra}
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/parameters/{name}"}
-
-
-def _op(summary: str, tag: str, parameters: list[dict], responses: dict, **extra: Any) -> dict:
-    return {"summary": summary, "tags": [tag], "parameters": parameters, "responses": responses, **extra}
-
-
 def _components() -> dict:
     return {
-        "parameters": {
-            "layer": LAYER.openapi(),
-            "layerOrAll": LAYER_OR_ALL.openapi(),
-            "district": DISTRICT.openapi(),
-            "radius_m": _q("radius_m", {"type": "number", "minimum": 50,
-                                        "maximum": planner_api.MAX_RADIUS_M},
-                           "Service radius in metres (EPSG:4548); default: the layer's standard."),
-            "as_of": _q("as_of", {"type": "string", "format": "date"},
-                        "Count facilities opened on or before this date (YYYY-MM-DD)."),
-            "lang": LANG.openapi(),
-        },
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                 "type": "object", "required": ["status", "message"],
@@ -85,46 +61,6 @@ def _components() -> dict:
 
 
 # ------------------------------------------------------------------ the paths
-def _core_paths() -> dict:
-    ok = _resp("OK")
-    planner = [_ref("district"), _ref("radius_m"), _ref("as_of"), _ref("lang")]
-    return {
-        "/healthz": {"get": _op("Health of the app and its database", "core", [],
-                                {"200": ok, **_errors(503)})},
-        "/api/layers": {"get": _op("The facility layers: names, standards with sources, counts", "core", [],
-                                   {"200": ok, **_errors(503)})},
-        "/api/districts": {"get": _op("The six districts with 2020 census population", "core", [],
-                                      {"200": ok, **_errors(503)})},
-        "/api/coverage": {"get": _op("Share of population within reach, by district", "planners", [
-            _ref("layerOrAll"), *planner,
-            _q("format", {"type": "string", "enum": ["json", "csv", "xlsx"], "default": "json"}, "Output format."),
-        ], {"200": {"description": "Coverage report", "content": {
-            "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}},
-            FORMATS["xlsx"].media_type: {"schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 503)})},
-        "/api/gaps": {"get": _op("Populated cells out of reach", "planners", [
-            _ref("layer"), *planner,
-            _q("limit", {"type": "integer", "minimum": 1, "maximum": planner_api.MAX_GAPS,
-                         "default": 200}, "Most gap cells."),
-            _q("format", {"type": "string", "enum": ["geojson", "json", "csv"], "default": "geojson"},
-               "Output format."),
-        ], {"200": {"description": "Gap cells", "content": {
-            "application/geo+json": {"schema": {"$ref": "#/components/schemas/FeatureCollection"}},
-            "text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 503)})},
-        "/api/suggest": {"get": _op("Suggested sites for new facilities", "planners", [
-            _ref("layer"), *planner,
-            _q("n", {"type": "integer", "minimum": 1, "maximum": planner_api.MAX_SITES,
-                     "default": 10}, "How many sites."),
-            _q("candidates", {"type": "string", "default": "cells", "maxLength": 44,
-                              "pattern": "^(cells|" + "|".join(LAYER_KEYS) + "|set:[A-Za-z0-9_-]{1,40})$"},
-               "Candidate sites: centres of uncovered cells, the sites of a layer (e.g. service_office), "
-               "or a loaded candidate set (set:<name>, see `flask etl candidates`)."),
-            _q("format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "Output format."),
-        ], {"200": {"description": "Suggested sites", "content": {
-            "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}},
-            **_errors(400, 503)})},
-    }
-
-
 def flask_routes(app: Flask) -> list[tuple[str, str]]:
     """(OpenAPI path, method) of every API route in ``app.url_map``."""
     out = []
@@ -159,14 +95,10 @@ def declared_operation(view: Any, path: str) -> dict | None:
 def openapi_document() -> dict:
     """The OpenAPI 3.0 document: each route's operation from its view's declaration.
 
-    Views not yet declared fall back to the hand-written entries above, and a
-    route with neither is listed with ``x-described: false`` (a test keeps
-    that list empty). Parameter enums given as callables (e.g. the collection
+    A route without a declaration is listed with ``x-described: false`` (a
+    test keeps that list empty). Parameter enums given as callables (e.g. the collection
     keys, read from the layer registry) are evaluated now.
     """
-    legacy: dict[str, dict] = {}
-    for part in (_core_paths(),):
-        legacy.update(part)
     paths: dict[str, dict] = {}
     for rule in current_app.url_map.iter_rules():
         if not rule.rule.startswith(API_PREFIXES):
@@ -174,7 +106,7 @@ def openapi_document() -> dict:
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         view = current_app.view_functions[rule.endpoint]
         for method in sorted(m.lower() for m in (rule.methods or ()) if m.lower() in METHODS):
-            op = declared_operation(view, path) or legacy.get(path, {}).get(method)
+            op = declared_operation(view, path)
             if op is None:
                 op = {"summary": "Not yet described", "x-described": False,
                       "parameters": [_q(n, {"type": "string"}, n, where="path") for n in re.findall(r"{(\w+)}", path)],

@@ -4,8 +4,14 @@ One Folium map (a choropleth of coverage % by district with its legend, the
 largest gap clusters and the suggested sites) plus a table and a bar chart by
 district, downloads of the table (CSV with BOM, XLSX), in Chinese by default
 and English with ``?lang=en``. Everything is served by the app itself: Folium
-is pointed at the npm copy of Leaflet under ``/vendor`` and no basemap tiles
-are loaded, so the page works with no internet.
+is pointed at the npm copy of Leaflet under ``/vendor``, and unless a basemap
+is configured (``MINSHENG_BASEMAP``) no tiles are loaded, so the page works
+with no internet.
+
+The view parses the planner API's parameter declarations (the form's
+``min``/``max`` come from the same ones), calls
+:func:`services.planning.planner_overview` once, and renders; the page is
+cached until the data changes (:func:`web.cache.cached_html`).
 """
 from __future__ import annotations
 
@@ -13,20 +19,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 import folium
+import shapely.geometry
 from flask import Blueprint, current_app, render_template
+from flask.typing import ResponseReturnValue
 from markupsafe import Markup
+from sqlalchemy.engine import Engine
 
-from db import analysis
-from db.planning import MAX_SITES, Query, coverage_report, gaps_report, suggest_report
 from geo.crs import wgs84_to_gcj02
-from geo.planning import COMPOSITE_APPLIES
-from layers import LAYER_KEYS, LAYERS
+from layers import LAYER_KEYS, LAYERS, LIFE_CIRCLE
 from layers.districts import CITY_CODE
-from services import catalogue
-from web import cache, params
+from services import planning
+from services.planning_inputs import PlanningQuery
+from web import cache
 from web.database import get_engine
 from web.pages import add_basemap, basemap_setting, districts_to_gcj02
-from web.planner_api import parse_query
+from web.params import LAYER, parse
+from web.planner_api import QUERY, RADIUS, SITES, planning_query
 from web.security import add_nonce
 
 bp = Blueprint("planner", __name__)
@@ -37,13 +45,17 @@ CLASSES: tuple[tuple[float, str], ...] = (
 NO_DATA = "#cccccc"
 #: Gap clusters drawn on the map (the table of gaps is the API's job).
 MAP_GAPS = 10
+#: The page's parameters: the API's, with the first layer of the registry and 5 sites by default.
+PAGE_SITES = SITES.but(default=5)
+PAGE_PARAMS = (LAYER.but(required=False, default=LAYER_KEYS[0]), *QUERY, PAGE_SITES)
 
 TEXT = {
     "zh": {"title": "民生设施覆盖规划", "layer": "设施图层", "radius": "服务半径（米，可选）",
            "as_of": "截至日期", "sites": "建议新增数量", "apply": "更新", "district": "区县",
            "population": "人口", "covered": "覆盖人口", "percent": "覆盖率", "standard": "对照标准",
            "threshold": "服务半径", "urban": "城区", "rural": "乡村", "legend": "覆盖率（按区县）",
-           "gaps": "未覆盖人口聚集区（前{n}个，仅计适用的{cells}网格）", "suggest": "建议新增站点", "gain": "新增覆盖人口",
+           "gaps": "未覆盖人口聚集区（前{n}个，仅计适用的{cells}网格）", "suggest": "建议新增站点",
+           "gain": "新增覆盖人口",
            "cumulative": "累计覆盖率", "download": "下载表格", "chart": "各区县覆盖率",
            "life": "15分钟生活圈（综合）", "spaces": "每千人车位（2SFCA）",
            "villages": "无卫生室覆盖的村", "target": "目标", "rank": "序号", "no_data": "无数据",
@@ -53,7 +65,8 @@ TEXT = {
            "as_of": "As of", "sites": "New sites", "apply": "Update", "district": "District",
            "population": "Population", "covered": "Covered", "percent": "Coverage", "standard": "Standard",
            "threshold": "Reach", "urban": "urban", "rural": "rural", "legend": "Coverage by district",
-           "gaps": "Largest uncovered clusters (top {n}, {cells} cells where the layer applies)", "suggest": "Suggested new sites",
+           "gaps": "Largest uncovered clusters (top {n}, {cells} cells where the layer applies)",
+           "suggest": "Suggested new sites",
            "gain": "Newly covered", "cumulative": "Cumulative coverage", "download": "Download the table",
            "chart": "Coverage by district", "life": "15-minute life circle (composite)",
            "spaces": "Spaces per 1,000 residents (2SFCA)", "villages": "Villages without a clinic in reach",
@@ -80,34 +93,33 @@ def legend_items(lang: str) -> list[tuple[str, str]]:
     return items + [(NO_DATA, TEXT[lang]["no_data"])]
 
 
-def planner_page(engine, q: Query, n: int) -> dict[str, Any]:
-    """Everything the template needs: reports, the map's HTML parts and links."""
-    coverage = coverage_report(engine, q)
-    composite = coverage_report(engine, Query("all", q.district, q.radius_m, q.as_of, q.lang))
-    gaps = gaps_report(engine, q, MAP_GAPS)
-    suggest = suggest_report(engine, q, n)
+def planner_page(engine: Engine, q: PlanningQuery, n: int) -> dict[str, Any]:
+    """Everything the template needs: the reports, the map's HTML parts, the form's bounds and links."""
+    shown = planning.planner_overview(engine, q, n, MAP_GAPS)
+    coverage, gaps, suggest = shown["coverage"], shown["gaps"], shown["suggest"]
     rows = [r for r in coverage["rows"] if r["district"] != CITY_CODE]
     city = next(r for r in coverage["rows"] if r["district"] == CITY_CODE)
-    life = next(r for r in composite["rows"] if r["layer"] == "composite" and r["district"] == CITY_CODE)
-    head, body, script = _map_parts(engine, rows, gaps, suggest, q.lang)
+    life = next(r for r in shown["composite"]["rows"] if r["layer"] == LIFE_CIRCLE.key and r["district"] == CITY_CODE)
+    head, body, script = _map_parts(shown["outlines"], rows, gaps, suggest, q.lang)
     query = {k: v for k, v in (("layer", q.layer), ("district", q.district), ("radius_m", q.radius_m),
                                ("as_of", q.as_of.isoformat() if q.as_of else None), ("lang", q.lang)) if v}
+    other_lang = "en" if q.lang == "zh" else "zh"
     return {"q": q, "n": n, "t": TEXT[q.lang], "coverage": coverage, "rows": rows, "city": city,
             "life": life, "gaps": gaps, "suggest": suggest, "legend": legend_items(q.lang),
             "map_head": Markup(head), "map_body": Markup(body), "map_script": Markup(script),
-            "layers": [(k, LAYERS[k].name(q.lang)) for k in LAYER_KEYS], "max_sites": MAX_SITES,
+            "layers": [(key, layer.name(q.lang)) for key, layer in LAYERS.items()],
+            "radius": RADIUS, "sites": PAGE_SITES,
             "csv_url": "/api/coverage?" + urlencode({**query, "format": "csv"}),
             "xlsx_url": "/api/coverage?" + urlencode({**query, "format": "xlsx"}),
             "gaps_url": "/api/gaps?" + urlencode(query),
             "suggest_url": "/api/suggest?" + urlencode({**query, "n": n}),
-            "gaps_cells": " / ".join(TEXT[q.lang][c] for c in COMPOSITE_APPLIES[q.layer]),
-            "other_lang": "en" if q.lang == "zh" else "zh",
-            "other_lang_url": "/planner?" + urlencode({**query, "n": n, "lang": "en" if q.lang == "zh" else "zh"})}
+            "gaps_cells": " / ".join(TEXT[q.lang][c] for c in LAYERS[q.layer].applies_to),
+            "other_lang": other_lang, "other_lang_url": "/planner?" + urlencode({**query, "n": n, "lang": other_lang})}
 
 
-def _map_parts(engine, rows, gaps, suggest, lang: str) -> tuple[str, str, str]:
+def _map_parts(outlines: dict[str, Any], rows: list[dict[str, Any]], gaps: dict[str, Any],
+               suggest: dict[str, Any], lang: str) -> tuple[str, str, str]:
     """(head, body, script) of the Folium map, with local Leaflet and nonces."""
-    outlines = catalogue.district_outlines(engine, simplify_m=50.0)
     by_code = {r["district"]: r for r in rows}
     for f in outlines["features"]:
         r = by_code.get(f["properties"]["adcode"])
@@ -146,7 +158,7 @@ def _map_parts(engine, rows, gaps, suggest, lang: str) -> tuple[str, str, str]:
     return add_nonce(fig.header.render()), fig.html.render(), fig.script.render()
 
 
-def _site_to_gcj02(site: dict) -> dict:
+def _site_to_gcj02(site: dict[str, Any]) -> dict[str, Any]:
     lon, lat = wgs84_to_gcj02(site["lon"], site["lat"])
     return {**site, "lon": lon, "lat": lat}
 
@@ -159,17 +171,15 @@ def _offline_map() -> folium.Map:
     return fmap
 
 
-def _bounds(geojson: dict) -> list[list[float]]:
-    import shapely.geometry
-
+def _bounds(geojson: dict[str, Any]) -> list[list[float]]:
     boxes = [shapely.geometry.shape(f["geometry"]).bounds for f in geojson["features"]] or [(117.0, 34.4, 117.9, 35.3)]
     return [[min(b[1] for b in boxes), min(b[0] for b in boxes)], [max(b[3] for b in boxes), max(b[2] for b in boxes)]]
 
 
 @bp.get("/planner")
-def planner():
-    q = parse_query(allow_all=False, default_layer="service_office")
-    n = params.integer("n", lo=1, hi=MAX_SITES, default=5)
+def planner() -> ResponseReturnValue:
+    args = parse(PAGE_PARAMS)
+    q, n = planning_query(args, args.layer), args.n
     engine = get_engine()
     return cache.cached_html(engine, "planner", (q, n, current_app.config.get("BASEMAP")),
                              lambda: render_template("planner.html", **planner_page(engine, q, n)))

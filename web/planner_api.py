@@ -1,116 +1,119 @@
 """Planners' JSON API: coverage, gaps and suggested sites, by district.
 
-Routes (each parses its parameters with :mod:`web.params` and calls one
-report function below):
-
-* ``GET /api/coverage?layer=&district=&radius_m=&as_of=&format=`` — one row
-  per district plus the whole city, each with its threshold and standard;
-  ``layer=all`` adds the composite "15-minute life circle".
-* ``GET /api/gaps?layer=&district=&radius_m=&as_of=&limit=&format=`` —
+* ``GET /api/coverage?layer=&district=&radius_m=&as_of=&lang=&format=``: one
+  row per district plus the whole city, each with its threshold and
+  standard; ``layer=all`` adds the composite "15-minute life circle".
+* ``GET /api/gaps?layer=&district=&radius_m=&as_of=&lang=&limit=&cells=&format=``:
   GeoJSON of clusters of uncovered cells, largest population first.
-* ``GET /api/suggest?layer=&n=&district=&radius_m=&as_of=&format=`` — n new
-  sites by greedy maximal covering, each with its marginal gain.
+* ``GET /api/suggest?layer=&n=&candidates=&district=&radius_m=&as_of=&lang=&format=``:
+  n new sites by greedy maximal covering, each with its marginal gain.
 
-The reports themselves are built in :mod:`db.planning` (arrays from
-:mod:`db.analysis`, maths in :mod:`geo`); this module only routes and renders.
+Each view parses the parameters declared here (the same declarations build
+``/openapi.json`` and the planner page's form bounds), calls one function of
+:mod:`services.planning` or :mod:`services.planning_tables`, and renders.
 """
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 
-from db import analysis
-from db.planning import (MAX_GAPS, MAX_RADIUS_M, MAX_SITES, Query, coverage_report, coverage_table,
-                         gaps_report, gaps_table, suggest_report, suggest_table)
-from etl.export import defuse
+from etl.candidates import SET_NAME
+from geo.crs import METRIC_EPSG
 from layers import LAYER_KEYS
-from web import cache, params
+from services import planning, planning_tables
+from services.planning_inputs import (
+    CELL_CANDIDATES,
+    GAP_CELLS,
+    MAX_GAPS,
+    MAX_RADIUS_M,
+    MAX_SITES,
+    MIN_RADIUS_M,
+    SET_PREFIX,
+    PlanningQuery,
+)
+from services.planning_tables import TABLE_FORMATS, TableFile
 from web.database import get_engine
+from web.params import DISTRICT, LANG, LAYER, LAYER_OR_ALL, Args, Param, operation, parse
+from web.responses import download, errors
 
 bp = Blueprint("planner_api", __name__)
 
-def csv_response(table: list[list[Any]], filename: str) -> Response:
-    """UTF-8 CSV with a byte-order mark, so Excel shows the Chinese."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerows([["" if v is None else defuse(v) for v in row] for row in table])
-    body = buf.getvalue().encode("utf-8-sig")
-    return Response(body, content_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+# ------------------------------------------------------------------ the parameters, declared once
+RADIUS = Param("radius_m", "number", f"Service radius in metres (EPSG:{METRIC_EPSG}) for every cell; default: the "
+               "layer's own urban and rural thresholds.", minimum=MIN_RADIUS_M, maximum=MAX_RADIUS_M)
+AS_OF = Param("as_of", "date", "Count facilities opened on or before this date (YYYY-MM-DD).")
+#: What every planning report is asked for besides its layer (see :class:`PlanningQuery`).
+QUERY = (DISTRICT, RADIUS, AS_OF, LANG)
+SITES = Param("n", "integer", "How many sites.", default=10, minimum=1, maximum=MAX_SITES)
+GAPS_LIMIT = Param("limit", "integer", "Most gap clusters.", default=200, minimum=1, maximum=MAX_GAPS)
+CELLS = Param("cells", "string", "applicable: only cells where the layer's standard applies (urban, rural or "
+              "both, from its record); all: every cell.", enum=GAP_CELLS, default=GAP_CELLS[0])
+CANDIDATES = Param("candidates", "string", f"Candidate sites: {CELL_CANDIDATES} (centres of uncovered cells), the "
+                   f"sites of a layer, or a loaded candidate set ({SET_PREFIX}<name>, see `flask etl candidates`).",
+                   default=CELL_CANDIDATES,
+                   pattern=f"^({CELL_CANDIDATES}|{'|'.join(LAYER_KEYS)}|{SET_PREFIX}{SET_NAME.pattern})$")
+
+COVERAGE_PARAMS = (LAYER_OR_ALL.but(required=True, default=None), *QUERY,
+                   Param("format", "string", "Output format.", enum=("json", *TABLE_FORMATS), default="json"))
+GAPS_PARAMS = (LAYER, *QUERY, GAPS_LIMIT, CELLS,
+               Param("format", "string", "Output format.", enum=("geojson", "json", "csv"), default="geojson"))
+SUGGEST_PARAMS = (LAYER, *QUERY, SITES, CANDIDATES,
+                  Param("format", "string", "Output format.", enum=("json", "csv"), default="json"))
+
+_SCHEMAS = {"application/json": {"type": "object"},
+            "application/geo+json": {"$ref": "#/components/schemas/FeatureCollection"},
+            "text/csv": {"type": "string"}, TABLE_FORMATS["xlsx"]: {"type": "string", "format": "binary"}}
 
 
-def xlsx_response(table: list[list[Any]], filename: str, note: str) -> Response:
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "coverage"
-    for row in table:
-        ws.append([defuse(v) for v in row])
-    ws.freeze_panes = "A2"
-    about = wb.create_sheet("about")
-    about.append([note])
-    buf = io.BytesIO()
-    wb.save(buf)
-    return Response(buf.getvalue(),
-                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+def _answers(description: str, *media: str) -> dict[str, Any]:
+    """The operation's responses: 200 in each of ``media``, or a 400 or 503 error."""
+    return {"200": {"description": description, "content": {m: {"schema": _SCHEMAS[m]} for m in media}},
+            **errors(400, 503)}
 
 
-# --------------------------------------------------------------------------
-# routes
-# --------------------------------------------------------------------------
-
-def parse_query(*, allow_all: bool, default_layer: str | None = None) -> Query:
-    """The shared parameters: layer, district, radius_m, as_of, lang."""
-    return Query(layer=params.layer(allow_all=allow_all, default=default_layer),
-                 district=params.district(),
-                 radius_m=params.number("radius_m", lo=1, hi=MAX_RADIUS_M),
-                 as_of=params.date("as_of"),
-                 lang=params.lang())
+def planning_query(args: Args, layer: str) -> PlanningQuery:
+    """The :class:`PlanningQuery` of parsed parameters that include :data:`QUERY`."""
+    return PlanningQuery(layer=layer, district=args.district, radius_m=args.radius_m, as_of=args.as_of,
+                         lang=args.lang)
 
 
+def _file(table: TableFile) -> ResponseReturnValue:
+    return download(table.body, table.media_type, table.filename)
+
+
+# ------------------------------------------------------------------ routes
 @bp.get("/api/coverage")
-def api_coverage():
-    q = parse_query(allow_all=True)
-    fmt = params.choice("format", ("json", "csv", "xlsx"), default="json")
-    engine = get_engine()
-    report = cache.memo(engine, "coverage", q, lambda: coverage_report(engine, q))
-    if fmt == "csv":
-        return csv_response(coverage_table(report), f"coverage_{q.layer}.csv")
-    if fmt == "xlsx":
-        return xlsx_response(coverage_table(report), f"coverage_{q.layer}.xlsx", report["note"])
-    return jsonify(report)
+@operation("Share of population within reach, by district", "planners", COVERAGE_PARAMS,
+           responses=_answers("Coverage report", "application/json", "text/csv", TABLE_FORMATS["xlsx"]))
+def api_coverage() -> ResponseReturnValue:
+    args = parse(COVERAGE_PARAMS)
+    q = planning_query(args, args.layer)
+    if args.format in TABLE_FORMATS:
+        return _file(planning_tables.coverage_file(get_engine(), q, args.format))
+    return jsonify(planning.coverage_report(get_engine(), q))
 
 
 @bp.get("/api/gaps")
-def api_gaps():
-    q = parse_query(allow_all=False)
-    limit = params.integer("limit", lo=1, hi=MAX_GAPS, default=200)
-    cells = params.choice("cells", ("applicable", "all"), default="applicable")
-    fmt = params.choice("format", ("geojson", "json", "csv"), default="geojson")
-    engine = get_engine()
-    report = cache.memo(engine, "gaps", (q, limit, cells), lambda: gaps_report(engine, q, limit, cells))
-    if fmt == "csv":
-        return csv_response(gaps_table(report), f"gaps_{q.layer}.csv")
-    response = jsonify(report)
+@operation("Populated cells out of reach, as clusters", "planners", GAPS_PARAMS,
+           responses=_answers("Gap clusters", "application/geo+json", "text/csv"))
+def api_gaps() -> ResponseReturnValue:
+    args = parse(GAPS_PARAMS)
+    q = planning_query(args, args.layer)
+    if args.format in TABLE_FORMATS:
+        return _file(planning_tables.gaps_file(get_engine(), q, args.format, args.limit, args.cells))
+    response = jsonify(planning.gaps_report(get_engine(), q, args.limit, args.cells))
     response.mimetype = "application/geo+json"
     return response
 
 
 @bp.get("/api/suggest")
-def api_suggest():
-    q = parse_query(allow_all=False)
-    n = params.integer("n", lo=1, hi=MAX_SITES, default=10)
-    candidates = params.choice("candidates", ("cells", *LAYER_KEYS,
-                                              *(f"set:{n}" for n in analysis.candidate_sets(get_engine()))),
-                               default="cells")
-    fmt = params.choice("format", ("json", "csv"), default="json")
-    engine = get_engine()
-    report = cache.memo(engine, "suggest", (q, n, candidates), lambda: suggest_report(engine, q, n, candidates))
-    if fmt == "csv":
-        return csv_response(suggest_table(report), f"suggest_{q.layer}.csv")
-    return jsonify(report)
+@operation("Suggested sites for new facilities", "planners", SUGGEST_PARAMS,
+           responses=_answers("Suggested sites", "application/json", "text/csv"))
+def api_suggest() -> ResponseReturnValue:
+    args = parse(SUGGEST_PARAMS)
+    q = planning_query(args, args.layer)
+    if args.format in TABLE_FORMATS:
+        return _file(planning_tables.suggest_file(get_engine(), q, args.format, args.n, args.candidates))
+    return jsonify(planning.suggest_report(get_engine(), q, args.n, args.candidates))

@@ -1,7 +1,9 @@
-"""Response declarations shared by the views' OpenAPI operations."""
+"""Response declarations shared by the views' OpenAPI operations, and the download response."""
 from __future__ import annotations
 
 from typing import Any
+
+from flask import Response
 
 ERROR_TEXT = {400: "A parameter is invalid; the body names it and what is allowed.", 401: "No or bad bearer token.",
               403: "The token's role may not do this.", 404: "Not found.", 409: "Conflict.",
@@ -21,3 +23,9 @@ def body(description: str, media: str = "application/json", schema: dict[str, An
 
 def json_ok_or_503(description: str) -> dict[str, Any]:
     return {"200": body(description), **errors(503)}
+
+
+def download(body: bytes, media_type: str, filename: str) -> Response:
+    """A file to save: ``body`` with its media type, and ``Content-Disposition`` naming the file."""
+    return Response(body, content_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
