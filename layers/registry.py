@@ -115,10 +115,100 @@ LAYERS: dict[str, Layer] = {
             demo=DemoSpec("villages", {"village_clinic": DemoKind(
                 1496, "村卫生室", "VC", "08:00-12:00, 14:00-17:30", "mostly_before_2022",
                 flags={"rehab_equipment": 1211})})),
+        Layer(
+            key="rehab_home", name_zh="如康家园残疾人之家", name_en="Rukang homes for people with disabilities",
+            geometry_kind="point",
+            threshold=Threshold(
+                urban_m=3000, rural_m=5000, mode="any",
+                standard_zh="无距离标准：山东“如康家园”按乡镇（街道）设置残疾人之家；"
+                            "城区3000米、乡村5000米约为一个乡镇（街道）的服务范围（假设）",
+                standard_en="No distance standard: Shandong's 'Rukang Homes' are set up per township or "
+                            "street; 3,000 m in town and 5,000 m in the countryside approximate one "
+                            "township's reach (assumption)",
+                source="No national or provincial distance standard found. Shandong Disabled Persons' "
+                       "Federation 'Rukang Homes' (如康家园) programme: homes at township/street level.",
+                confidence="assumption: no distance standard exists"),
+            style=Style(color="#8c564b", icon="wheelchair"),
+            report_count=21, report_note_zh="如康家园残疾人之家21处",
+            report_note_en="21 Rukang homes for people with disabilities",
+            demo=DemoSpec("towns", {"rehab_home": DemoKind(
+                21, "如康家园残疾人之家", "RH", "周一至周五 08:30-17:00", "h1_2022")})),
+        Layer(
+            key="children_station", name_zh="留守儿童成长站", name_en="Growth stations for left-behind children",
+            geometry_kind="point", applies_to=("rural",),
+            threshold=Threshold(
+                urban_m=3000, rural_m=3000, mode="any",
+                standard_zh="无距离标准：农村留守儿童关爱服务设在村、镇；3000米约为骑行15分钟（假设）",
+                standard_en="No distance standard: care for left-behind children is given in villages and "
+                            "townships; 3,000 m ≈ 15 minutes by bicycle (assumption)",
+                source="No distance standard found for left-behind children's stations; the rural-only "
+                       "scope follows the programme (children whose parents work away live in villages).",
+                confidence="assumption: no distance standard exists"),
+            style=Style(color="#a23b72", icon="child"),
+            report_count=10, report_note_zh="留守儿童成长站10处",
+            report_note_en="10 growth stations for left-behind children",
+            demo=DemoSpec("rural", {"children_station": DemoKind(
+                10, "留守儿童成长站", "CS", "周六、周日 09:00-17:00", "h1_2022")})),
+        Layer(
+            key="micro_fire_station", name_zh="微型消防站（3A级以上景区）",
+            name_en="Micro fire stations at 3A+ scenic spots", geometry_kind="point",
+            threshold=Threshold(
+                urban_m=1000, rural_m=1000, mode="any",
+                standard_zh="《消防安全重点单位微型消防站建设标准（试行）》（公安部消防局，2015）：“3分钟到场”；"
+                            "1000米为3分钟的距离换算（假设）",
+                standard_en="Micro fire station building standard (trial), MPS Fire Bureau 2015: on the "
+                            "scene within 3 minutes; 1,000 m is a conversion of those 3 minutes (assumption)",
+                source="Ministry of Public Security Fire Bureau (2015), micro fire station standards (trial) "
+                       "for key units and communities: '3 minutes to the scene'. Metres: conversion.",
+                confidence="3 minutes: national guidance; metres: conversion"),
+            style=Style(color="#b03000", icon="fire-extinguisher"),
+            report_count=16, report_note_zh="3A级以上景区微型消防站16处",
+            report_note_en="16 micro fire stations at scenic spots rated 3A and above",
+            demo=DemoSpec("rural", {"micro_fire_station": DemoKind(
+                16, "景区微型消防站", "MF", "24小时", "h1_2022")})),
+        Layer(
+            key="hospice", name_zh="安宁疗护服务试点机构", name_en="Hospice care pilot institutions",
+            geometry_kind="point",
+            threshold=Threshold(
+                urban_m=10000, rural_m=10000, mode="drive",
+                standard_zh="无距离标准：国家卫生健康委安宁疗护试点以县（区）为单位布局；"
+                            "10000米约为驾车20分钟（假设）",
+                standard_en="No distance standard: the National Health Commission's hospice-care pilots are "
+                            "planned per county or district; 10,000 m ≈ a 20-minute drive (assumption)",
+                source="No distance standard found. National Health Commission hospice (palliative) care "
+                       "pilot programme.",
+                confidence="assumption: no distance standard exists"),
+            style=Style(color="#5b4a9e", icon="heart"),
+            report_count=26, report_note_zh="安宁疗护服务试点机构26家",
+            report_note_en="26 hospice care pilot institutions",
+            demo=DemoSpec("urban", {"hospice": DemoKind(
+                26, "安宁疗护试点机构", "HO", "24小时", "before_2022")})),
+        Layer(
+            key="tertiary_hospital", name_zh="三级公立医院", name_en="Tertiary public hospitals",
+            geometry_kind="point",
+            threshold=Threshold(
+                urban_m=15000, rural_m=15000, mode="drive",
+                standard_zh="无距离标准：三级医院按地市人口规划设置；15000米约为驾车30分钟（假设）",
+                standard_en="No distance standard: tertiary hospitals are planned by a city's population; "
+                            "15,000 m ≈ a 30-minute drive (assumption)",
+                source="No distance standard found; tertiary hospitals are planned per city population "
+                       "(medical institution planning guidance).",
+                confidence="assumption: no distance standard exists"),
+            style=Style(color="#006d77", icon="hospital"),
+            report_count=8, report_note_zh="三级公立医院8家",
+            report_note_en="8 tertiary public hospitals",
+            demo=DemoSpec("seats", {"tertiary_hospital": DemoKind(
+                8, "三级公立医院", "TH", "门诊 08:00-17:00，急诊24小时", "before_2022")})),
     )
 }
 
+#: The keys as the registry was loaded (for command-line choices and tests).
 LAYER_KEYS: tuple[str, ...] = tuple(LAYERS)
+
+
+def layer_keys() -> tuple[str, ...]:
+    """The keys of the registry as it is now (what request handling checks against)."""
+    return tuple(LAYERS)
 
 
 def get_layer(key: object) -> Layer:

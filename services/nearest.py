@@ -35,7 +35,7 @@ from geo.nearest import (
     rank_by_distance,
     walking_minutes,
 )
-from layers import LAYER_KEYS, LAYERS
+from layers import LAYERS, layer_keys
 from layers.modes import WALK_SPEED_M_PER_MIN
 from services.errors import InvalidRequest
 
@@ -83,7 +83,7 @@ class NearestResult:
     def ordered(self) -> list[Row]:
         """All facilities, nearest first (ties by layer order, then id)."""
         rows = [r for key in self.by_layer for r in self.by_layer[key]]
-        return sorted(rows, key=lambda r: (r["distance_m"], LAYER_KEYS.index(r["layer"]), r["id"]))
+        return sorted(rows, key=lambda r: (r["distance_m"], layer_keys().index(r["layer"]), r["id"]))
 
 
 # --------------------------------------------------------------------------
@@ -116,10 +116,10 @@ def nearest_collection(engine: Engine, lon: float, lat: float, *, crs: str = "wg
         echoes the request with the WGS-84 position and the district there.
     """
     _check_choice("crs", crs, POSITION_CRS)
-    _check_choice("layer", layer, (*LAYER_KEYS, ALL_LAYERS))
+    _check_choice("layer", layer, (*layer_keys(), ALL_LAYERS))
     _check_range("k", k, 1, MAX_K)
     wlon, wlat = to_wgs84(lon, lat, crs)
-    result = nearest(engine, wlon, wlat, list(LAYER_KEYS) if layer == ALL_LAYERS else [layer], k)
+    result = nearest(engine, wlon, wlat, list(layer_keys()) if layer == ALL_LAYERS else [layer], k)
     features = _features(result.ordered(), speed=walk_speed_m_per_min, origin=(wlon, wlat))
     query: dict[str, Any] = {
         "lon": lon, "lat": lat, "crs": crs, "layer": layer, "k": k,
@@ -145,7 +145,7 @@ def search_collection(engine: Engine, q: str, *, layer: str | None = None,
     """
     _check_length("q", q, 1, MAX_QUERY_CHARS)
     if layer is not None:
-        _check_choice("layer", layer, LAYER_KEYS)
+        _check_choice("layer", layer, layer_keys())
     _check_range("limit", limit, 1, MAX_SEARCH_LIMIT)
     with engine.connect() as conn:
         rows = db_facilities.search(conn, q, layer=layer, limit=limit)
@@ -200,7 +200,7 @@ def nearest(engine: Engine, lon: float, lat: float, layers: Sequence[str], k: in
         fields; the district at the position; how many rounds it took.
     """
     for key in layers:
-        _check_choice("layer", key, LAYER_KEYS)
+        _check_choice("layer", key, layer_keys())
     _check_range("k", k, 1, MAX_K)
     with engine.connect() as conn:
         result = NearestResult(lon=lon, lat=lat, district=db_facilities.district_at(conn, lon, lat), rounds=1)

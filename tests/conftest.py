@@ -7,6 +7,7 @@ the districts, for tests that load files and must start from empty layers.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 from db import libpq_url, make_engine, migrate, sa_url
+from layers import LAYERS
 from services.loading import load_demo, load_districts
 from web import create_app
 
@@ -135,3 +137,30 @@ def demo_restored(engine):
         conn.execute(text("DELETE FROM change_log WHERE facility_id IN (SELECT id FROM facility WHERE id > :s "
                           "AND load_run_id IS NULL)"), {"s": start})
         conn.execute(text("DELETE FROM facility WHERE id > :s AND load_run_id IS NULL"), {"s": start})
+
+
+# ------------------------------------------------------------------ a layer added to the registry at run time
+#: Three sites of the throw-away layer: (lon, lat, capacity), WGS-84.
+THROWAWAY_SITES = [(117.5566, 34.8640, 5), (117.5601, 34.8702, 7), (117.3210, 35.0860, 11)]
+
+
+@pytest.fixture()
+def throwaway_layer(engine, monkeypatch):
+    """One more layer record (a copy of the first capacity layer's under a new key) and three sites of it.
+
+    Nothing but the registry entry is added: every route must pick the layer up with no code change.
+    """
+    template = next(layer for layer in LAYERS.values() if layer.capacity_field)
+    record = dataclasses.replace(template, key="throwaway_kiosk", name_zh="测试亭", name_en="Throw-away kiosks",
+                                 in_composite=False, report_count=None)
+    monkeypatch.setitem(LAYERS, record.key, record)
+    with engine.begin() as conn:
+        for i, (lon, lat, capacity) in enumerate(THROWAWAY_SITES):
+            conn.execute(text(
+                "INSERT INTO facility (layer, source_id, name, capacity, geom, point, synthetic) VALUES"
+                " (:layer, :sid, :name, :cap, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),"
+                " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), true)"),
+                {"layer": record.key, "sid": f"K{i}", "name": f"测试亭{i}", "cap": capacity, "lon": lon, "lat": lat})
+    yield record
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM facility WHERE layer = :layer"), {"layer": record.key})

@@ -31,12 +31,14 @@ from sqlalchemy import text
 from formats import geojson, tabular
 from formats.tabular import csv_stream
 from geo.crs import gcj02_to_wgs84
-from layers import LAYERS
+from tests.conftest import THROWAWAY_SITES
 from web import create_app
 from web.downloads import csv_response, geojson_response
 
+#: Sites per layer in the 2022 report (parking: lots of the demo, which holds the report's spaces).
 REPORT_COUNTS = {"service_office": 2500, "police_station": 37, "pocket_park": 73, "parking": 170,
-                 "village_clinic": 1496}
+                 "village_clinic": 1496, "rehab_home": 21, "children_station": 10, "micro_fire_station": 16,
+                 "hospice": 26, "tertiary_hospital": 8}
 CENSUS_TOTAL = 3_855_601
 SHIZHONG = "370402"  # 市中区
 # Zaozhuang lies within these degrees (WGS-84); anything outside is a wrong CRS or axis order.
@@ -298,28 +300,8 @@ def test_more_rows_than_an_xlsx_sheet_holds_is_a_400_naming_the_format(client, m
 
 
 # ------------------------------------------------------------------ a layer added to the registry
-THROWAWAY = "throwaway_kiosk"
-KIOSKS = [(117.5566, 34.8640, 5), (117.5601, 34.8702, 7), (117.3210, 35.0860, 11)]  # lon, lat, capacity
-
-
-@pytest.fixture()
-def throwaway_layer(engine, monkeypatch):
-    """One more layer record (a copy of parking's under a new key) and three kiosks of it in the database."""
-    record = dataclasses.replace(LAYERS["parking"], key=THROWAWAY, name_zh="测试亭", name_en="Throw-away kiosks")
-    monkeypatch.setitem(LAYERS, THROWAWAY, record)
-    with engine.begin() as conn:
-        for i, (lon, lat, capacity) in enumerate(KIOSKS):
-            conn.execute(text(
-                "INSERT INTO facility (layer, source_id, name, capacity, geom, point, synthetic) VALUES"
-                " (:layer, :sid, :name, :cap, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),"
-                " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), true)"),
-                {"layer": THROWAWAY, "sid": f"K{i}", "name": f"测试亭{i}", "cap": capacity, "lon": lon, "lat": lat})
-    yield record
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM facility WHERE layer = :layer"), {"layer": THROWAWAY})
-
-
 def test_a_layer_added_to_the_registry_is_exported_published_and_tiled(client, throwaway_layer, tmp_path):
+    THROWAWAY, KIOSKS = throwaway_layer.key, THROWAWAY_SITES
     doc = json.loads(client.get(f"/export/{THROWAWAY}.geojson").get_data())
     assert sorted(f["properties"]["capacity"] for f in doc["features"]) == [5, 7, 11]
     assert feature_count(ogrinfo("-al", "-so", str(download(client, f"/export/{THROWAWAY}.gpkg", tmp_path,

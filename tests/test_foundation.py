@@ -22,13 +22,15 @@ AREAS = {"370402": 373, "370403": 513, "370404": 635, "370405": 538, "370406": 1
 
 
 class TestRegistry:
-    def test_cli_validates_the_five_layers(self, runner):
+    def test_cli_validates_the_ten_layers(self, runner):
         result = runner.invoke(args=["layers", "validate"])
         assert result.exit_code == 0, result.output
-        assert "5 layers OK" in result.output
+        assert "10 layers OK" in result.output
 
     def test_layer_keys_are_the_stable_interface(self):
-        assert LAYER_KEYS == ("service_office", "police_station", "pocket_park", "parking", "village_clinic")
+        assert LAYER_KEYS[:5] == ("service_office", "police_station", "pocket_park", "parking", "village_clinic")
+        assert set(LAYER_KEYS[5:]) == {"rehab_home", "children_station", "micro_fire_station", "hospice",
+                                       "tertiary_hospital"}
 
     def test_every_threshold_names_its_standard(self):
         for layer in LAYERS.values():

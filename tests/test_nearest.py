@@ -256,8 +256,8 @@ class TestBadParameters:
         ("lon=117.3&lat=34.8&k=51", "k", "1 to 50"),
         ("lon=117.3&lat=34.8&k=2.5", "k", "1 to 50"),
         ("lon=117.3&lat=34.8&layer=parks", "layer",
-         "service_office, police_station, pocket_park, parking, village_clinic, all"),
-        ("lon=117.3&lat=34.8&layer=1;%20DROP%20TABLE%20facility;", "layer", "village_clinic, all"),
+         "service_office, police_station, pocket_park, parking, village_clinic, rehab_home"),
+        ("lon=117.3&lat=34.8&layer=1;%20DROP%20TABLE%20facility;", "layer", "tertiary_hospital, all"),
         ("lon=117.3&lat=34.8&crs=utm50", "crs", "wgs84, gcj02, bd09"),
         ("lon=117.3&lon=117.4&lat=34.8", "lon", "once"),
     ])

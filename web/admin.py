@@ -24,7 +24,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from shapely.geometry.base import BaseGeometry
 
-from layers import LAYER_KEYS
+from layers import LAYER_KEYS, layer_keys
 from services import editing
 from web.auth import require
 from web.database import get_engine
@@ -98,10 +98,9 @@ def _degrees(lo: float, hi: float) -> Callable[[str, Any], float]:
     return read
 
 
-def _choice(allowed: Iterable[str]) -> Callable[[str, Any], str]:
-    values = list(allowed)
-
+def _choice(allowed: Iterable[str] | Callable[[], Iterable[str]]) -> Callable[[str, Any], str]:
     def read(name: str, value: Any) -> str:
+        values = list(allowed() if callable(allowed) else allowed)
         if value not in values:
             raise BadParameter(f"{name} was {str(value)[:40]!r} but is expected to be one of {', '.join(values)}",
                                parameter=name, allowed=values)
@@ -148,7 +147,7 @@ EDIT_FIELDS: dict[str, BodyField] = {f.name: f for f in (
 )}
 #: Fields of a new facility: an edit plus its layer and an optional source id.
 CREATE_FIELDS: dict[str, BodyField] = {
-    "layer": BodyField("layer", {"type": "string", "enum": list(LAYER_KEYS)}, _choice(LAYER_KEYS)),
+    "layer": BodyField("layer", {"type": "string", "enum": list(LAYER_KEYS)}, _choice(layer_keys)),
     "source_id": BodyField("source_id", _string(editing.MAX_SOURCE_ID), _text(editing.MAX_SOURCE_ID)),
     **EDIT_FIELDS}
 #: Fields of a retirement.
@@ -275,8 +274,8 @@ def admin_get(raw_id: str) -> ResponseReturnValue:
 def admin_create() -> ResponseReturnValue:
     values = read_body(CREATE_FIELDS)
     if "layer" not in values:
-        raise BadParameter(f"layer is required: one of {', '.join(LAYER_KEYS)}", parameter="layer",
-                           allowed=list(LAYER_KEYS))
+        raise BadParameter(f"layer is required: one of {', '.join(layer_keys())}", parameter="layer",
+                           allowed=list(layer_keys()))
     created = editing.create_facility(get_engine(), values["layer"], _edit(values, creating=True),
                                       source_id=values.get("source_id"), actor=g.token.actor)
     response = _with_etag(created, 201)

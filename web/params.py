@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import request
 
-from layers import LAYER_KEYS
+from layers import layer_keys
 from layers.districts import DISTRICT_CODES, DISTRICTS
 from web.errors import BadParameter
 
@@ -277,8 +277,8 @@ def operation(summary: str, tag: str, params: Iterable[Param] = (), *, responses
 
 
 # ------------------------------------------------------------------ shared declarations
-LAYER = Param("layer", "string", "Facility layer key.", required=True, enum=LAYER_KEYS)
-LAYER_OR_ALL = Param("layer", "string", "Facility layer key, or all layers.", enum=(*LAYER_KEYS, "all"),
+LAYER = Param("layer", "string", "Facility layer key.", required=True, enum=layer_keys)
+LAYER_OR_ALL = Param("layer", "string", "Facility layer key, or all layers.", enum=lambda: (*layer_keys(), "all"),
                      default="all")
 DISTRICT = Param("district", "string", "District adcode: " + ", ".join(f"{c} {n[0]} {n[1]}"
                                                                        for c, n in DISTRICTS.items()),
@@ -302,7 +302,7 @@ def choice(name: str, allowed: Iterable[str], *, default: str | None = None, req
 
 def layer(name: str = "layer", *, allow_all: bool = False, default: str | None = None,
           required: bool = True) -> Any:
-    allowed = (*LAYER_KEYS, "all") if allow_all else LAYER_KEYS
+    allowed = (*layer_keys(), "all") if allow_all else layer_keys()
     return choice(name, allowed, default=default, required=required and default is None)
 
 

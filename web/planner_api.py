@@ -21,7 +21,6 @@ from flask.typing import ResponseReturnValue
 
 from etl.candidates import SET_NAME
 from geo.crs import METRIC_EPSG
-from layers import LAYER_KEYS
 from services import planning, planning_tables
 from services.planning_inputs import (
     CELL_CANDIDATES,
@@ -53,7 +52,7 @@ CELLS = Param("cells", "string", "applicable: only cells where the layer's stand
 CANDIDATES = Param("candidates", "string", f"Candidate sites: {CELL_CANDIDATES} (centres of uncovered cells), the "
                    f"sites of a layer, or a loaded candidate set ({SET_PREFIX}<name>, see `flask etl candidates`).",
                    default=CELL_CANDIDATES,
-                   pattern=f"^({CELL_CANDIDATES}|{'|'.join(LAYER_KEYS)}|{SET_PREFIX}{SET_NAME.pattern})$")
+                   pattern=f"^({CELL_CANDIDATES}|[a-z][a-z_]*|{SET_PREFIX}{SET_NAME.pattern})$")
 
 COVERAGE_PARAMS = (LAYER_OR_ALL.but(required=True, default=None), *QUERY,
                    Param("format", "string", "Output format.", enum=("json", *TABLE_FORMATS), default="json"))
