@@ -26,6 +26,18 @@ SHARED = Path(os.environ.get("MINSHENG_SHARED", ROOT.parent / "shared"))
 SAMPLES = SHARED / "samples"
 
 
+#: Fixtures that reach the project's PostGIS; a test using any of them is marked ``db``
+#: (``make test-pure`` runs the others, with no database at all).
+DB_FIXTURES = frozenset({"database_url", "engine", "app", "client", "runner", "scratch_url", "scratch_engine",
+                         "scratch_app", "pg_url_libpq", "live_server", "demo_restored", "throwaway_layer"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if DB_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)
+
+
 def _test_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:

@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PGCLUSTER = ROOT / "scripts" / "pgcluster.py"
 SIX_DISTRICTS_POPULATION = 3_855_601  # census 2020, Zaozhuang
 
-pytestmark = pytest.mark.skipif(not glob.glob("/usr/lib/postgresql/*/bin/postgres"),
-                                reason="PostgreSQL server binaries are needed for a throw-away cluster")
+pytestmark = [pytest.mark.db,
+              pytest.mark.skipif(not glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+                                 reason="PostgreSQL server binaries are needed for a throw-away cluster")]
 
 
 def _cluster(command: str, env: dict, *extra: str) -> str:
