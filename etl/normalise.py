@@ -113,11 +113,17 @@ def normalise(raw: RawTable, layer: str, *, crs: str | None = None,
     Raises
     ------
     ETLError
-        No CRS from any source, an unknown CRS name, or a table without
-        coordinate columns.
+        No CRS from any source, an unknown CRS name, a file whose own CRS
+        cannot be read (a malformed ``.prj``) when ``crs`` is not given, or a
+        table without coordinate columns.
     """
     layer_rec = get_layer(layer)
+    given = crs is not None and str(crs).strip() != ""
+    if raw.crs_problem and not given:
+        raise ETLError(f"{raw.crs_problem}; fix it, or pass --crs with one of {ALLOWED_CRS}")
     source_crs, crs_note = resolve_crs(crs, raw.crs, default_crs)
+    if raw.crs_problem:
+        crs_note += f" ({raw.crs_problem}; --crs wins)"
     frame = raw.frame
     columns = detect_columns(list(frame.columns), need_coordinates=raw.geometry is None)
     notes = list(raw.notes) + [crs_note]
