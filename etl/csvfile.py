@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,15 +167,28 @@ def iter_csv(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, np.nda
     check_cells = scan.longest > MAX_CELL_CHARS  # a cell cannot be longer than its line
     first_row = 2
     with path.open(encoding=scan.encoding, newline="") as handle:
+        # index_col=False: a first data line with one field too many must not become an index
+        # (which shifts every column by one, silently).
         reader = pd.read_csv(handle, sep=sep, dtype=object, na_filter=False, skip_blank_lines=False,
-                             chunksize=rows)
+                             index_col=False, chunksize=rows)
+        while (frame := _next_piece(path, reader, columns)) is not None:
+            numbers = np.arange(len(frame)) + first_row
+            first_row += len(frame)
+            if check_cells:
+                _check_cells(path, frame, numbers)
+            yield frame, numbers, scan.encoding
+
+
+def _next_piece(path: Path, reader, columns: int) -> pd.DataFrame | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
-            for frame in reader:
-                numbers = np.arange(len(frame)) + first_row
-                first_row += len(frame)
-                if check_cells:
-                    _check_cells(path, frame, numbers)
-                yield frame, numbers, scan.encoding
+            return next(reader)
+        except StopIteration:
+            return None
+        except pd.errors.ParserWarning:  # pandas would drop the extra fields of the first data line
+            raise ETLError(f"{path.name} is not a well-formed CSV table: line 2 has more fields than the "
+                           f"header's {columns}; is a value with the delimiter in it missing its quotes?") from None
         except pd.errors.ParserError as exc:
             raise ETLError(f"{path.name} is not a well-formed CSV table: {exc}") from None
 
