@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,15 @@ from etl.errors import ETLError, Reject
 from etl.read import RawTable
 from geo.crs import ALLOWED_CRS, normalise_crs, to_wgs84
 from geo.errors import CRSError
-from geo.parse import (DMS_EXAMPLES, geometries_to_wgs84, is_blank, parse_coordinates,
-                       parse_integer, plausible_position, to_halfwidth)
+from geo.parse import (
+    DMS_EXAMPLES,
+    geometries_to_wgs84,
+    is_blank,
+    parse_coordinates,
+    parse_integer,
+    plausible_position,
+    to_halfwidth,
+)
 from layers import Layer, get_layer
 
 #: Usual header names per field, most specific first. Matching ignores case,
@@ -491,7 +498,7 @@ def _attrs(frame: pd.DataFrame, columns: dict[str, str]) -> list[dict]:
         values = _text(frame, column)
         lists.append(_bool_column(values) or values)
     keys = [str(c) for c in unused]
-    return [dict(zip(keys, vals)) for vals in zip(*lists)]
+    return [dict(zip(keys, vals, strict=True)) for vals in zip(*lists, strict=True)]
 
 
 def _records(rows: np.ndarray, ids: list, names: list, fields: dict[str, list], attrs: list[dict],
@@ -504,4 +511,5 @@ def _records(rows: np.ndarray, ids: list, names: list, fields: dict[str, list], 
     return [{"row": row, "source_id": sid, "name": name, "address": address, "phone": phone,
              "opening_hours": hours, "capacity": capacity, "opened_on": opened, "kind": kind,
              "attrs": attr, "geom": geom}
-            for row, sid, name, address, phone, hours, capacity, opened, kind, attr, geom in zip(*columns)]
+            for row, sid, name, address, phone, hours, capacity, opened, kind, attr, geom
+            in zip(*columns, strict=True)]

@@ -103,7 +103,7 @@ def _validate(records: list[dict], layer_rec: Layer, city: BaseGeometry, city_na
     geoms = _fit_geometries(records, layer_rec, notes)
     points = _points(geoms)
     inside = _inside(city, geoms)
-    for rec, (geom, geom_problem), point, ok in zip(records, geoms, points, inside):
+    for rec, (geom, geom_problem), point, ok in zip(records, geoms, points, inside, strict=True):
         problems = [geom_problem] if geom_problem else []
         if geom is not None and not ok:
             geom, point, problem = _unswap(rec, geom, city, city_name, notes)
@@ -151,7 +151,7 @@ def _fit_geometries(records: list[dict], layer: Layer, notes: list[str]) -> list
     wanted = (0,) if layer.geometry_kind == "point" else (3, 6)
     fast = np.isin(shapely.get_type_id(geoms), wanted) & shapely.is_valid(geoms) & ~shapely.is_empty(geoms)
     out: list[tuple] = []
-    for rec, geom, ok in zip(records, geoms, fast):
+    for rec, geom, ok in zip(records, geoms, fast, strict=True):
         if ok:
             out.append((geom, None))
             continue
@@ -364,7 +364,7 @@ def _values(rec: dict) -> tuple:
 def _differing(earlier: _Seen, later: dict) -> str | None:
     """The conflict of two records with one source_id, one name and one place, but other values."""
     differ = [f"{name} ({_short(a)} on row {earlier.row}, {_short(b)} on row {later.get('row')})"
-              for name, a, b in zip(COMPARED_FIELDS, earlier.values, _values(later)) if a != b]
+              for name, a, b in zip(COMPARED_FIELDS, earlier.values, _values(later), strict=True) if a != b]
     if not differ:
         return None
     return (f"conflicting records: rows {earlier.row} and {later.get('row')} both have source_id "
