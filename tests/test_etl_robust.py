@@ -15,6 +15,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
 from openpyxl import Workbook
 from shapely.geometry import Point
@@ -23,6 +24,7 @@ from sqlalchemy import text
 from etl.errors import ETLError
 from etl.limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_LINE_BYTES, MAX_SHEET_ROWS
 from etl.load import load_file
+from etl.normalise import normalise
 from etl.read import iter_source, read_source
 from etl.validate import MAX_SOURCE_ID_CHARS, MAX_TEXT_CHARS, validate
 
@@ -212,8 +214,6 @@ class TestMixedEncodings:
 
 class TestMixedEncodingsInShapefiles:
     def test_a_dbf_with_one_utf8_record_among_gbk_is_refused_naming_the_record(self, tmp_path):
-        import geopandas as gpd
-
         names = ["中心一二三四", "中心五六七八", "中心九十百千"]  # 12 bytes each in GBK
         frame = gpd.GeoDataFrame({"code": ["A", "B", "C"], "name": names},
                                  geometry=[Point(117.55 + i * 0.01, 34.86) for i in range(3)], crs="EPSG:4326")
@@ -355,7 +355,6 @@ class TestConflictingDuplicates:
         lines = ["序号," + ",".join(HEADER)] + [f"{n},{','.join(map(str, r))}" for n, r in
                                                 enumerate(rows + [rows[0]], 1)]
         raw = read_source(write_csv(tmp_path / "dup.csv", lines))
-        from etl.normalise import normalise
         checked = validate(normalise(raw, "service_office", crs="wgs84").records, "service_office",
                            Point(117.55, 34.86).buffer(0.5))
         assert checked.rejects == [] and len(checked.accepted) == 2
