@@ -112,9 +112,11 @@ def iter_source(path: str | Path, chunk_rows: int = 100_000) -> Iterator[RawTabl
     Row numbers keep counting across pieces, so a reject names the line a
     person sees in the file. Memory stays bounded for very large tables:
     pieces shrink for wide or long-lined ones (:func:`etl.limits.piece_rows`).
-    Every check that refuses a whole file (encoding, caps, no data rows)
-    happens before the first piece is returned, except caps met deep inside
-    a spreadsheet, which refuse when reached.
+    Checks that need one pass over the bytes refuse before the first piece:
+    a CSV's encoding, line lengths and header width, a sheet's row count.
+    Those met while parsing (a cell too long, a malformed line, a value past
+    the column cap in a sheet, no data rows) refuse when reached; a loader
+    reading the pieces inside one transaction then writes nothing.
 
     Raises
     ------
