@@ -7,9 +7,12 @@ from dataclasses import asdict, dataclass
 class ETLError(Exception):
     """A whole file cannot be loaded.
 
-    Raised for an unknown format, an encoding that cannot be read, a table
-    without coordinate columns, or a missing CRS. The message names what was
-    wrong and what is allowed; nothing of the file is loaded.
+    Raised for an unknown format, an encoding that cannot be read or text
+    that mixes two (naming the first line that does not fit), a file past a
+    cap of :mod:`etl.limits` (naming the cap and the line, sheet or cell), a
+    file without data rows, a table without coordinate columns, or a missing
+    or unreadable CRS. The message names what was wrong and what is allowed;
+    nothing of the file is loaded.
     """
 
 

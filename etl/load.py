@@ -33,7 +33,7 @@ from db import loading as db_loading
 from etl.errors import ETLError, Reject
 from etl.normalise import normalise
 from etl.read import iter_source
-from etl.validate import duplicate_conflict, validate
+from etl.validate import Seen, duplicate_conflict, validate
 from layers import get_layer
 
 #: Most distinct notes a load report keeps.
@@ -290,7 +290,7 @@ def _repeats_across_pieces(conn: Connection, result: LoadResult) -> None:
     dropped: set[int] = set()
     for r in db_loading.staged_repeats(conn):
         dropped.add(r["row_number"])
-        earlier = (r["first_row"], r["first_name"], r["first_lon"], r["first_lat"])
+        earlier = Seen(r["first_row"], r["first_name"], r["first_lon"], r["first_lat"])
         later = {"source_id": r["source_id"], "name": r["name"], "point": shapely.Point(r["lon"], r["lat"])}
         conflict = duplicate_conflict(earlier, later)
         if conflict:

@@ -12,48 +12,33 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import shapely
 
+from etl.columns import FIELD_NAMES, PAIR_NAMES, detect_columns
 from etl.errors import ETLError, Reject
+from etl.fields import column_text, extra_attrs, field_values, parse_dates
 from etl.read import RawTable
 from geo.crs import ALLOWED_CRS, normalise_crs, to_wgs84
 from geo.errors import CRSError
-from geo.parse import (DMS_EXAMPLES, geometries_to_wgs84, is_blank, parse_coordinates,
-                       parse_integer, plausible_position, to_halfwidth)
-from layers import Layer, get_layer
+from geo.parse import (
+    DMS_EXAMPLES,
+    geometries_to_wgs84,
+    is_blank,
+    parse_coordinates,
+    plausible_position,
+    to_halfwidth,
+)
+from layers import get_layer
 
-#: Usual header names per field, most specific first. Matching ignores case,
-#: spaces, underscores, hyphens and full-width forms; a bracketed suffix such
-#: as ``经度(GCJ-02)`` is ignored on a second pass.
-FIELD_NAMES: dict[str, tuple[str, ...]] = {
-    "lon": ("经度", "lng", "lon", "long", "longitude", "x", "x坐标", "东经", "经度坐标", "坐标x",
-            "pointx", "xcoord", "gcj经度", "gcj02经度", "wgs84经度", "百度经度", "bd09经度"),
-    "lat": ("纬度", "lat", "latitude", "y", "y坐标", "北纬", "纬度坐标", "坐标y",
-            "pointy", "ycoord", "gcj纬度", "gcj02纬度", "wgs84纬度", "百度纬度", "bd09纬度"),
-    "source_id": ("机构编号", "站点编号", "设施编号", "编号", "机构代码", "代码", "编码", "id", "code",
-                  "sourceid", "uid", "poiid"),
-    "name": ("机构名称", "站点名称", "公园名称", "停车场名称", "卫生室名称", "警务站名称", "网点名称",
-             "单位名称", "设施名称", "场所名称", "名称", "名字", "name", "title"),
-    "address": ("地址", "详细地址", "所在地址", "位置", "address", "addr"),
-    "phone": ("联系电话", "电话", "电话号码", "办公电话", "联系方式", "phone", "tel", "telephone"),
-    "opening_hours": ("办公时间", "开放时间", "营业时间", "开放时段", "服务时间", "工作时间",
-                      "openinghours", "hours"),
-    "capacity": ("车位数", "泊位数", "停车位数", "车位", "泊位", "容量", "capacity", "spaces"),
-    "opened_on": ("建成时间", "建成日期", "开放日期", "启用时间", "启用日期", "opened", "openedon",
-                  "日期"),
-    "kind": ("类型", "类别", "种类", "分类", "kind", "type"),
-}
-#: One column holding "lon,lat" together.
-PAIR_NAMES = ("经纬度", "经纬度坐标", "坐标", "lnglat", "lonlat", "coordinates", "location")
-
-_YES = {"是", "有", "yes", "y", "true", "√", "✓", "t"}
-_NO = {"否", "无", "没有", "no", "n", "false", "×", "✗", "f"}
+# Column names (etl.columns) and field parsers (etl.fields) are re-exported: callers import them from here.
+__all__ = ["FIELD_NAMES", "PAIR_NAMES", "Normalised", "crs_label", "detect_columns", "normalise", "parse_dates",
+           "resolve_crs", "without_gc"]
 _MAX_ROW_NOTES = 50
 _CRS_LABEL = {"wgs84": "WGS-84", "gcj02": "GCJ-02", "bd09": "BD-09"}
 
@@ -113,17 +98,23 @@ def normalise(raw: RawTable, layer: str, *, crs: str | None = None,
     Raises
     ------
     ETLError
-        No CRS from any source, an unknown CRS name, or a table without
-        coordinate columns.
+        No CRS from any source, an unknown CRS name, a file whose own CRS
+        cannot be read (a malformed ``.prj``) when ``crs`` is not given, or a
+        table without coordinate columns.
     """
     layer_rec = get_layer(layer)
+    given = crs is not None and str(crs).strip() != ""
+    if raw.crs_problem and not given:
+        raise ETLError(f"{raw.crs_problem}; fix it, or pass --crs with one of {ALLOWED_CRS}")
     source_crs, crs_note = resolve_crs(crs, raw.crs, default_crs)
+    if raw.crs_problem:
+        crs_note += f" ({raw.crs_problem}; --crs wins)"
     frame = raw.frame
     columns = detect_columns(list(frame.columns), need_coordinates=raw.geometry is None)
     notes = list(raw.notes) + [crs_note]
     if raw.encoding:
         notes.append(f"{raw.format} text read as {raw.encoding}")
-    names = _text(frame, columns.get("name"))
+    names = column_text(frame, columns.get("name"))
     ids = _ids(frame, columns, names, notes)
     rows = np.asarray(raw.row_numbers, dtype=np.int64)
     if raw.geometry is None:
@@ -131,10 +122,10 @@ def normalise(raw: RawTable, layer: str, *, crs: str | None = None,
     else:
         pos = _positions_from_geometry(raw.geometry, source_crs, rows, ids)
     notes += pos.notes + [_columns_note(columns, source_crs)]
-    fields, field_notes = _fields(frame, columns, layer_rec, rows)
+    fields, field_notes = field_values(frame, columns, layer_rec, rows)
     notes += field_notes
     with without_gc():  # millions of small dicts: the cyclic GC would rescan them all
-        records = _records(rows, ids, names, fields, _attrs(frame, columns), pos)
+        records = _records(rows, ids, names, fields, extra_attrs(frame, columns), pos)
     return Normalised(records=records, rejects=pos.rejects, notes=[n for n in notes if n],
                       crs=source_crs, columns=columns)
 
@@ -193,62 +184,6 @@ def _same_crs(value: str) -> str:
 
 
 # --- columns ---------------------------------------------------------------
-
-def _header_key(header: object, drop_brackets: bool = False) -> str:
-    text = to_halfwidth(str(header)).strip().lower()
-    if drop_brackets:
-        text = re.sub(r"[(\[【].*?[)\]】]", "", text)
-    return re.sub(r"[\s_\-.]+", "", text)
-
-
-def detect_columns(headers: list[str], *, need_coordinates: bool = True) -> dict[str, str]:
-    """Map each field (lon, lat, name, source_id, ...) to a header, by usual names.
-
-    Parameters
-    ----------
-    headers : list of str
-        The file's header names, as read.
-    need_coordinates : bool
-        True for tables: a lon/lat pair (or one combined ``经纬度`` column) must
-        be found.
-
-    Raises
-    ------
-    ETLError
-        When coordinates are needed and not found; the message lists the
-        headers seen and the names looked for.
-    """
-    found: dict[str, str] = {}
-    taken: set[str] = set()
-    for drop_brackets in (False, True):
-        keys = {h: _header_key(h, drop_brackets) for h in headers}
-        for fld, candidates in FIELD_NAMES.items():
-            if fld in found:
-                continue
-            for cand in candidates:
-                match = next((h for h in headers if h not in taken and keys[h] == _header_key(cand)), None)
-                if match is not None:
-                    found[fld] = match
-                    taken.add(match)
-                    break
-    if need_coordinates:
-        _require_coordinates(headers, found, taken)
-    return found
-
-
-def _require_coordinates(headers: list[str], found: dict[str, str], taken: set[str]) -> None:
-    if "lon" in found and "lat" in found:
-        return
-    pair = next((h for h in headers if h not in taken
-                 and _header_key(h, True) in {_header_key(p) for p in PAIR_NAMES}), None)
-    if pair is not None and "lon" not in found and "lat" not in found:
-        found["lon"] = found["lat"] = pair
-        return
-    raise ETLError(
-        f"no coordinate columns found among {', '.join(map(str, headers))}; expected a longitude "
-        f"column named one of {', '.join(FIELD_NAMES['lon'][:7])} and a latitude column named one "
-        f"of {', '.join(FIELD_NAMES['lat'][:7])} (or one column {PAIR_NAMES[0]} holding 'lon,lat')")
-
 
 def _columns_note(columns: dict[str, str], crs: str) -> str:
     if "lon" not in columns:
@@ -381,111 +316,14 @@ def _positions_from_geometry(geometry: list, crs: str, rows: np.ndarray, ids: li
 
 # --- other fields ----------------------------------------------------------
 
-def _text(frame: pd.DataFrame, column: str | None) -> list:
-    """Column values with surrounding whitespace removed; blanks become None."""
-    if column is None:
-        return [None] * len(frame)
-    out: list = []
-    append = out.append
-    for value in frame[column].tolist():
-        if value is None or value != value:  # None or NaN
-            append(None)
-            continue
-        text = value.strip() if isinstance(value, str) else str(value).strip()
-        append(text or None)
-    return out
-
-
 def _ids(frame: pd.DataFrame, columns: dict[str, str], names: list, notes: list[str]) -> list:
     if "source_id" in columns:
-        return _text(frame, columns["source_id"])
+        return column_text(frame, columns["source_id"])
     if "name" in columns:
         columns["source_id"] = columns["name"]
         notes.append(f"no id column (looked for {', '.join(FIELD_NAMES['source_id'][:8])}); "
                      f"the name in {columns['name']} is used as source_id")
     return list(names)
-
-
-def _capacity(values: list) -> list:
-    """Whole numbers as int; other text kept as given for validate to reject.
-
-    Plain integers take a vectorised path; only the rest (``１２０``, ``120个``,
-    ``1,200``, ``abc``) are parsed one by one.
-    """
-    series = pd.Series(values, dtype=object)
-    fast = np.array(pd.to_numeric(series, errors="coerce"), dtype=float)
-    whole = np.isfinite(fast) & (np.mod(fast, 1) == 0)
-    out = np.empty(len(values), dtype=object)
-    out[:] = None
-    out[whole] = [int(v) for v in fast[whole]]
-    for i in np.flatnonzero(~whole & series.notna().to_numpy()):
-        parsed = parse_integer(values[i])
-        out[i] = values[i] if parsed is None else parsed
-    return out.tolist()
-
-
-def parse_dates(values: list) -> tuple[list, list[int]]:
-    """Dates such as 2022-03-01, 2022/3/1, 2022年3月1日, 20220301, 2022-03 (first day).
-
-    Returns the dates (``datetime.date`` or None) and the indices of non-empty
-    values that are not dates.
-    """
-    text = pd.Series(values, dtype=object).map(lambda v: None if v is None else to_halfwidth(str(v)).strip())
-    clean = (text.fillna("").str.replace(r"[年月/.]", "-", regex=True)
-             .str.replace(r"(日|[T ]\d{1,2}:\d{2}.*)$", "", regex=True).str.strip("-"))
-    parsed = pd.to_datetime(clean, format="%Y-%m-%d", errors="coerce")
-    compact = parsed.isna() & clean.str.fullmatch(r"\d{8}")
-    parsed[compact] = pd.to_datetime(clean[compact], format="%Y%m%d", errors="coerce")
-    month = parsed.isna() & clean.str.fullmatch(r"\d{4}-\d{1,2}")
-    parsed[month] = pd.to_datetime(clean[month] + "-1", format="%Y-%m-%d", errors="coerce")
-    dates = [None if pd.isna(ts) else ts.date() for ts in parsed]
-    bad = np.flatnonzero(parsed.isna().to_numpy() & (clean != "").to_numpy()).tolist()
-    return dates, bad
-
-
-def _kinds(values: list, layer: Layer) -> list:
-    """Kind labels mapped to the layer's kind keys where they match; other text kept."""
-    lookup = {}
-    for key, (zh, en) in layer.kinds.items():
-        lookup.update({key.lower(): key, zh.lower(): key, en.lower(): key})
-    return [None if v is None else lookup.get(v.lower(), v) for v in values]
-
-
-def _fields(frame: pd.DataFrame, columns: dict[str, str], layer: Layer,
-            rows: np.ndarray) -> tuple[dict[str, list], list[str]]:
-    notes: list[str] = []
-    fields = {f: _text(frame, columns.get(f)) for f in ("address", "phone", "opening_hours")}
-    capacity, kind = _text(frame, columns.get("capacity")), _text(frame, columns.get("kind"))
-    fields["capacity"] = _capacity(capacity) if "capacity" in columns else capacity
-    fields["kind"] = _kinds(kind, layer) if "kind" in columns else kind
-    raw_dates = _text(frame, columns.get("opened_on"))
-    fields["opened_on"], bad = parse_dates(raw_dates) if "opened_on" in columns else (raw_dates, [])
-    if bad:
-        shown = ", ".join(f"row {rows[i]} {raw_dates[i]!r}" for i in bad[:5])
-        notes.append(f"{columns['opened_on']}: {len(bad)} value(s) are not dates ({shown}); left empty")
-    return fields, notes
-
-
-def _bool_column(values: list) -> list | None:
-    """The column as booleans when every filled cell is 是/否, yes/no...; else None."""
-    filled = {str(v).strip().lower() for v in values if v is not None}
-    if not filled or not filled <= (_YES | _NO):
-        return None
-    return [None if v is None else str(v).strip().lower() in _YES for v in values]
-
-
-def _attrs(frame: pd.DataFrame, columns: dict[str, str]) -> list[dict]:
-    """Unused columns per row, keyed by original header; 是/否 columns as booleans."""
-    used = set(columns.values())
-    unused = [c for c in frame.columns if c not in used]
-    if not unused:
-        return [{} for _ in range(len(frame))]
-    lists = []
-    for column in unused:
-        values = _text(frame, column)
-        lists.append(_bool_column(values) or values)
-    keys = [str(c) for c in unused]
-    return [dict(zip(keys, vals)) for vals in zip(*lists)]
 
 
 def _records(rows: np.ndarray, ids: list, names: list, fields: dict[str, list], attrs: list[dict],
@@ -498,4 +336,5 @@ def _records(rows: np.ndarray, ids: list, names: list, fields: dict[str, list], 
     return [{"row": row, "source_id": sid, "name": name, "address": address, "phone": phone,
              "opening_hours": hours, "capacity": capacity, "opened_on": opened, "kind": kind,
              "attrs": attr, "geom": geom}
-            for row, sid, name, address, phone, hours, capacity, opened, kind, attr, geom in zip(*columns)]
+            for row, sid, name, address, phone, hours, capacity, opened, kind, attr, geom
+            in zip(*columns, strict=True)]

@@ -9,18 +9,25 @@ column meaning, numbers and CRS conversion are :mod:`etl.normalise`'s job.
 from __future__ import annotations
 
 import codecs
-import datetime as dt
-import io
 import math
+import os
 import struct
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
+import pyogrio.errors
+import pyproj.exceptions
 
+from etl.csvfile import iter_csv
+from etl.encodings import TRIED_ENCODINGS, EncodingScan, UnknownEncoding, decode_text
 from etl.errors import ETLError
+from etl.xlsxfile import cell_text, iter_xlsx
 from geo.crs import crs_from_wkt, normalise_crs
 from geo.errors import CRSError
 
@@ -31,9 +38,8 @@ FORMATS: dict[str, str] = {
 }
 ALLOWED_EXTENSIONS = ", ".join(FORMATS)
 
-#: Text encodings tried for CSV and DBF, in order. UTF-8 first: GBK bytes are
-#: almost never valid UTF-8, whereas UTF-8 bytes often decode as (wrong) GBK.
-_TRIED_ENCODINGS = ("utf-8", "gbk", "gb18030")
+__all__ = ["ALLOWED_EXTENSIONS", "FORMATS", "RawTable", "decode_text", "iter_source", "read_source",
+           "shapefile_encoding"]
 
 #: DBF language-driver ids that name an East-Asian code page worth trusting.
 _LDID = {0x4D: "gbk", 0x7A: "gbk", 0x4F: "big5", 0x78: "big5", 0x13: "cp932", 0x7B: "cp932"}
@@ -64,6 +70,9 @@ class RawTable:
     notes : list of str
         What reading decided that a person should know (e.g. an encoding
         fallback).
+    crs_problem : str or None
+        Why the CRS the file declares could not be used (a malformed
+        ``.prj``...); then ``crs`` is None and the user's ``--crs`` is needed.
     """
 
     frame: pd.DataFrame
@@ -73,10 +82,13 @@ class RawTable:
     format: str
     row_numbers: list[int]
     notes: list[str] = field(default_factory=list)
+    crs_problem: str | None = None
 
 
 def read_source(path: str | Path) -> RawTable:
-    """Read a CSV, XLSX, GeoJSON, Shapefile or GeoPackage.
+    """Read a CSV, XLSX, GeoJSON, Shapefile or GeoPackage whole.
+
+    The same checks as :func:`iter_source`, whose pieces it joins.
 
     Parameters
     ----------
@@ -88,7 +100,28 @@ def read_source(path: str | Path) -> RawTable:
     ------
     ETLError
         Unknown extension (the message lists the allowed ones), a missing file,
-        or text that is not UTF-8, GBK or GB18030.
+        text that is not UTF-8, GBK or GB18030 or mixes them, a file past a
+        cap of :mod:`etl.limits`, or a file without data rows.
+    """
+    return _joined(list(iter_source(path, chunk_rows=1 << 62)))
+
+
+def iter_source(path: str | Path, chunk_rows: int = 100_000) -> Iterator[RawTable]:
+    """Read a file in pieces of at most ``chunk_rows`` rows (CSV, XLSX), or whole (GIS formats).
+
+    Row numbers keep counting across pieces, so a reject names the line a
+    person sees in the file. Memory stays bounded for very large tables:
+    pieces shrink for wide or long-lined ones (:func:`etl.limits.piece_rows`).
+    Checks that need one pass over the bytes refuse before the first piece:
+    a CSV's encoding, line lengths and header width, a sheet's row count.
+    Those met while parsing (a cell too long, a malformed line, a value past
+    the column cap in a sheet, no data rows) refuse when reached; a loader
+    reading the pieces inside one transaction then writes nothing.
+
+    Raises
+    ------
+    ETLError
+        As :func:`read_source`.
     """
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
@@ -98,38 +131,32 @@ def read_source(path: str | Path) -> RawTable:
     if not path.is_file():
         raise ETLError(f"file {path.name!r} does not exist")
     if fmt == "csv":
-        return _read_csv(path)
-    if fmt == "xlsx":
-        return _read_xlsx(path)
-    return _read_gis(path, fmt)
+        pieces = (_csv_table(frame, rows, encoding) for frame, rows, encoding in iter_csv(path, chunk_rows))
+    elif fmt == "xlsx":
+        pieces = (RawTable(frame=frame, geometry=None, crs=None, encoding=None, format="xlsx", row_numbers=rows)
+                  for frame, rows in iter_xlsx(path, chunk_rows))
+    else:
+        pieces = iter([_read_gis(path, fmt)])
+    found = False
+    for table in pieces:
+        if len(table.frame):
+            found = True
+            yield table
+    if not found:
+        what = "features" if fmt not in ("csv", "xlsx") else "data rows (only a header)"
+        raise ETLError(f"{path.name} has no {what}; nothing to load")
 
 
-def iter_source(path: str | Path, chunk_rows: int = 100_000) -> Iterator[RawTable]:
-    """Read a file in pieces of at most ``chunk_rows`` rows (CSV), or whole (other formats).
-
-    Row numbers keep counting across pieces, so a reject names the line a
-    person sees in the file. Memory stays bounded for very large CSV files.
-    """
-    path = Path(path)
-    if FORMATS.get(path.suffix.lower()) != "csv" or not path.is_file():
-        yield read_source(path)
-        return
-    text, encoding = decode_text(path.read_bytes(), path.name)  # checks the whole file decodes
-    if not text.strip():
-        raise ETLError(f"{path.name} is empty; expected a header line and data rows")
-    sep = _sniff_delimiter(text)
-    del text  # then stream it, so the whole text is never held beside the rows
-    first_row = 2
-    with path.open(encoding=encoding, newline="") as handle:
-        reader = pd.read_csv(handle, sep=sep, dtype=object, na_filter=False, skip_blank_lines=False,
-                             chunksize=chunk_rows)
-        try:
-            for frame in reader:
-                rows = np.arange(len(frame)) + first_row
-                first_row += len(frame)
-                yield _csv_table(frame, rows, encoding)
-        except pd.errors.ParserError as exc:
-            raise ETLError(f"{path.name} is not a well-formed CSV table: {exc}") from None
+def _joined(tables: list[RawTable]) -> RawTable:
+    """One table from the pieces of one file."""
+    if len(tables) == 1:
+        return tables[0]
+    first = tables[0]
+    frame = pd.concat([t.frame for t in tables], ignore_index=True).astype(object)
+    frame = frame.where(frame.notna(), None)
+    notes = list(dict.fromkeys(n for t in tables for n in t.notes))
+    return RawTable(frame=frame, geometry=None, crs=first.crs, encoding=first.encoding, format=first.format,
+                    row_numbers=[r for t in tables for r in t.row_numbers], notes=notes)
 
 
 def _csv_table(frame: pd.DataFrame, rows: np.ndarray, encoding: str) -> RawTable:
@@ -138,59 +165,6 @@ def _csv_table(frame: pd.DataFrame, rows: np.ndarray, encoding: str) -> RawTable
     frame = frame.loc[keep].reset_index(drop=True)
     return RawTable(frame=frame, geometry=None, crs=None, encoding=encoding, format="csv",
                     row_numbers=[int(r) for r in rows[keep]])
-
-
-# --- CSV -------------------------------------------------------------------
-
-def decode_text(data: bytes, what: str = "the file") -> tuple[str, str]:
-    """Decode bytes strictly; return ``(text, encoding)``.
-
-    Tries UTF-8 (with or without BOM), UTF-16 with BOM, GBK, GB18030, then
-    charset-normalizer's best guess. Never substitutes characters.
-    """
-    if data.startswith(codecs.BOM_UTF8):
-        try:
-            return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf-8-sig"
-        except UnicodeDecodeError as exc:
-            raise ETLError(f"{what} starts with a UTF-8 byte-order mark but is not UTF-8 "
-                           f"(bad byte at {exc.start}); save it as UTF-8") from None
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16"), "utf-16"
-    for encoding in _TRIED_ENCODINGS:
-        try:
-            return data.decode(encoding), encoding
-        except UnicodeDecodeError:
-            continue
-    return _decode_guess(data, what)
-
-
-def _decode_guess(data: bytes, what: str) -> tuple[str, str]:
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None or best.encoding is None:
-        raise ETLError(f"the encoding of {what} could not be read; allowed: UTF-8 (with or "
-                       "without BOM), GBK or GB18030")
-    return str(best), best.encoding
-
-
-def _sniff_delimiter(text: str) -> str:
-    header = text.split("\n", 1)[0]
-    counts = {sep: header.count(sep) for sep in (",", "\t", ";", "|")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else ","
-
-
-def _read_csv(path: Path) -> RawTable:
-    text, encoding = decode_text(path.read_bytes(), path.name)
-    if not text.strip():
-        raise ETLError(f"{path.name} is empty; expected a header line and data rows")
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=_sniff_delimiter(text), dtype=object,
-                            na_filter=False, skip_blank_lines=False)
-    except pd.errors.ParserError as exc:
-        raise ETLError(f"{path.name} is not a well-formed CSV table: {exc}") from None
-    return _csv_table(frame, np.arange(len(frame)) + 2, encoding)
 
 
 def _all_blank(frame: pd.DataFrame) -> np.ndarray:
@@ -208,79 +182,9 @@ def _drop_unnamed_empty(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=drop)
 
 
-# --- XLSX ------------------------------------------------------------------
-
-def _cell_text(value: object) -> str | None:
-    """A cell value as text: ints without ``.0``, dates as ISO 8601."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat()
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    text = str(value)
-    return text if text.strip() else None
-
-
-def _header_index(rows: list[tuple]) -> int:
-    """Index of the header row: the first with two or more filled cells.
-
-    Chinese spreadsheets often carry a one-cell title row above the header.
-    """
-    for i, row in enumerate(rows[:20]):
-        if sum(v is not None and str(v).strip() != "" for v in row) >= 2:
-            return i
-    return 0
-
-
-def _read_xlsx(path: Path) -> RawTable:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for a bad file
-        raise ETLError(f"{path.name} could not be opened as an Excel .xlsx workbook: {exc}") from None
-    try:
-        for sheet in book.worksheets:
-            rows = [tuple(_cell_text(v) for v in row)
-                    for row in sheet.iter_rows(min_row=1, values_only=True)]
-            if any(v is not None for row in rows for v in row):
-                return _table_from_rows(rows, path)
-    finally:
-        book.close()
-    raise ETLError(f"{path.name} has no sheet with data; expected a header row and data rows")
-
-
-def _table_from_rows(rows: list[tuple], path: Path) -> RawTable:
-    h = _header_index(rows)
-    width = max(len(r) for r in rows)
-    header = list(rows[h]) + [None] * (width - len(rows[h]))
-    used = [i for i, name in enumerate(header) if name is not None
-            or any(i < len(r) and r[i] is not None for r in rows[h + 1:])]
-    names = [header[i] if header[i] is not None else f"column {i + 1}" for i in used]
-    data, numbers = [], []
-    for offset, row in enumerate(rows[h + 1:], start=h + 2):
-        values = [row[i] if i < len(row) else None for i in used]
-        if any(v is not None for v in values):
-            data.append(values)
-            numbers.append(offset)
-    frame = pd.DataFrame(data, columns=[str(n).strip() for n in names], dtype=object)
-    return RawTable(frame=frame, geometry=None, crs=None, encoding=None, format="xlsx",
-                    row_numbers=numbers)
-
-
 # --- GIS formats -----------------------------------------------------------
 
 def _read_gis(path: Path, fmt: str) -> RawTable:
-    import geopandas as gpd
-    import pyogrio
-
     notes: list[str] = []
     kwargs: dict = {}
     encoding = None
@@ -296,31 +200,58 @@ def _read_gis(path: Path, fmt: str) -> RawTable:
         kwargs["layer"] = layers[0][0]
         if len(layers) > 1:
             notes.append(f"{path.name} has {len(layers)} layers; read the first, {layers[0][0]!r}")
+    prj = _sidecar(path, ".prj") if fmt == "shapefile" else None
+    crs_problem = None
     try:
-        gdf = pyogrio.read_dataframe(path, **kwargs)
-    except Exception as exc:  # GDAL errors come in several classes
-        raise ETLError(f"{path.name} could not be read as {fmt}: {exc}") from None
-    crs, crs_note = _gis_crs(gdf.crs, fmt)
-    if crs_note:
-        notes.append(crs_note)
+        gdf = _read_frame(path, fmt, kwargs)
+    except (pyogrio.errors.CRSError, pyproj.exceptions.CRSError) as exc:
+        if prj is None:
+            raise ETLError(f"{path.name}: its CRS could not be read ({exc})") from None
+        crs_problem = f"{prj.name} could not be read as a CRS ({exc})"
+        gdf = _read_without_prj(path, fmt, kwargs)
+    crs, problem = _gis_crs(gdf.crs, fmt, prj.name if prj else path.name)
     geom_column = gdf.geometry.name if isinstance(gdf, gpd.GeoDataFrame) else None
     geometry = list(gdf[geom_column].to_numpy()) if geom_column else None  # None: a plain table
     frame = pd.DataFrame({c: _as_text(gdf[c]) for c in gdf.columns if c != geom_column},
                          index=range(len(gdf)), dtype=object)
     return RawTable(frame=frame, geometry=geometry, crs=crs,
                     encoding=encoding or ("utf-8" if fmt in ("geojson", "gpkg") else None),
-                    format=fmt, row_numbers=list(range(1, len(gdf) + 1)), notes=notes)
+                    format=fmt, row_numbers=list(range(1, len(gdf) + 1)), notes=notes,
+                    crs_problem=crs_problem or problem)
 
 
-def _gis_crs(crs, fmt: str) -> tuple[str | None, str | None]:
-    """Canonical name of a GIS file's CRS; GeoJSON without one is WGS-84 (RFC 7946)."""
+def _read_frame(path: Path, fmt: str, kwargs: dict) -> pd.DataFrame:
+    try:
+        return pyogrio.read_dataframe(path, **kwargs)
+    except (pyogrio.errors.CRSError, pyproj.exceptions.CRSError):
+        raise
+    except Exception as exc:  # GDAL errors come in several classes
+        raise ETLError(f"{path.name} could not be read as {fmt}: {exc}") from None
+
+
+def _sidecar(path: Path, suffix: str) -> Path | None:
+    """A shapefile's sidecar (``.prj``, ``.cpg``, ``.dbf``) in either case, or None."""
+    return next((p for p in (path.with_suffix(suffix), path.with_suffix(suffix.upper())) if p.is_file()), None)
+
+
+def _read_without_prj(path: Path, fmt: str, kwargs: dict) -> pd.DataFrame:
+    """Read a shapefile as if its unreadable ``.prj`` were absent (links to the other parts)."""
+    with tempfile.TemporaryDirectory(prefix="minsheng-shp-") as folder:
+        for part in path.parent.iterdir():
+            if part.stem == path.stem and part.suffix.lower() != ".prj":
+                os.symlink(part.resolve(), Path(folder) / part.name)
+        return _read_frame(Path(folder) / path.name, fmt, kwargs)
+
+
+def _gis_crs(crs, fmt: str, where: str) -> tuple[str | None, str | None]:
+    """Canonical name of a GIS file's CRS, or why it cannot be used; GeoJSON without one is WGS-84 (RFC 7946)."""
     if crs is None:
         return ("wgs84", None) if fmt == "geojson" else (None, None)
     try:
         epsg = crs.to_epsg(min_confidence=60)
         return (normalise_crs(epsg) if epsg else crs_from_wkt(crs.to_wkt())), None
     except CRSError as exc:
-        return None, f"the file's CRS could not be used ({exc}); give one with --crs"
+        return None, f"the CRS in {where} could not be used ({exc})"
 
 
 def _as_text(series: pd.Series) -> list:
@@ -330,7 +261,7 @@ def _as_text(series: pd.Series) -> list:
         midnight = bool((stamps.dropna() == stamps.dropna().dt.normalize()).all())
         fmt = "%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%S"
         return [None if pd.isna(v) else v.strftime(fmt) for v in stamps]
-    return [_cell_text(v.item() if isinstance(v, np.generic) else v) if not _missing(v) else None
+    return [cell_text(v.item() if isinstance(v, np.generic) else v) if not _missing(v) else None
             for v in series.tolist()]
 
 
@@ -341,7 +272,7 @@ def _missing(value: object) -> bool:
 # --- Shapefile encodings ---------------------------------------------------
 
 def _cpg_encoding(path: Path) -> str | None:
-    cpg = next((p for p in (path.with_suffix(".cpg"), path.with_suffix(".CPG")) if p.is_file()), None)
+    cpg = _sidecar(path, ".cpg")
     if cpg is None:
         return None
     text = cpg.read_text("ascii", errors="ignore").strip()
@@ -353,8 +284,8 @@ def _cpg_encoding(path: Path) -> str | None:
         return None
 
 
-def _dbf_text_fields(dbf: Path, max_records: int = 20000) -> tuple[int, list[bytes]]:
-    """The DBF's language-driver id and the raw bytes of its character fields."""
+def _dbf_text_fields(dbf: Path, max_records: int = 20000) -> tuple[int, list[tuple[int, bytes]]]:
+    """The DBF's language-driver id and ``(record number, raw bytes)`` of its character fields."""
     data = dbf.read_bytes()
     if len(data) < 32:
         return 0, []
@@ -372,36 +303,37 @@ def _dbf_text_fields(dbf: Path, max_records: int = 20000) -> tuple[int, list[byt
     for i in range(min(count, max_records)):
         start = header_len + i * record_len
         for off, flen in fields:
-            values.append(data[start + off:start + off + flen].rstrip(b" \x00"))
+            values.append((i + 1, data[start + off:start + off + flen].rstrip(b" \x00")))
     return ldid, values
 
 
 def shapefile_encoding(shp: Path) -> tuple[str, str | None]:
     """Text encoding of a shapefile's DBF, and a note when it was not the declared one.
 
-    The ``.cpg`` (or the DBF language-driver byte) is honoured when the text
-    decodes with it; otherwise UTF-8, then GBK, then GB18030 are tried.
+    The ``.cpg`` (or the DBF language-driver byte) is preferred when the text
+    decodes with it; otherwise UTF-8, then GBK, then GB18030. Every
+    non-ASCII value is checked (:class:`etl.encodings.EncodingScan`), so a
+    DBF whose records mix UTF-8 and GBK is refused, naming the record.
 
     Raises
     ------
     ETLError
-        When no candidate decodes the text.
+        When no candidate decodes the text, or the records mix encodings.
     """
-    dbf = next((p for p in (shp.with_suffix(".dbf"), shp.with_suffix(".DBF")) if p.is_file()), None)
+    dbf = _sidecar(shp, ".dbf")
     declared = _cpg_encoding(shp)
     if dbf is None:
         return declared or "utf-8", None
     ldid, values = _dbf_text_fields(dbf)
     declared = declared or _LDID.get(ldid)
-    candidates = ([declared] if declared else []) + [e for e in _TRIED_ENCODINGS if e != declared]
-    for encoding in candidates:
-        try:
-            for value in values:
-                value.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if declared and encoding != declared:
-            return encoding, f"the DBF text is not {declared} as declared; read it as {encoding}"
-        return encoding, None
-    raise ETLError(f"the text in {dbf.name} is not {', '.join(candidates)}; "
-                   "add a .cpg naming its encoding")
+    candidates = ([declared] if declared else []) + [e for e in TRIED_ENCODINGS if e != declared]
+    scan = EncodingScan(dbf.name, tuple(candidates))
+    try:
+        for record, value in values:
+            if not value.isascii():
+                scan.check(value, f"record {record:,}")
+    except UnknownEncoding as exc:
+        raise ETLError(f"{exc}; add a .cpg naming its encoding") from None
+    if declared and scan.encoding != declared:
+        return scan.encoding, f"the DBF text is not {declared} as declared; read it as {scan.encoding}"
+    return scan.encoding, None

@@ -1,7 +1,9 @@
 """Check normalised records against the layer's rules and the city boundary.
 
 :func:`validate` decides, row by row, what loads: geometry of the layer's
-kind (polygons repaired with ``make_valid``), a non-empty name, a capacity
+kind (polygons repaired with ``make_valid``), a non-empty name, text fields
+no longer than the admin API allows (:data:`MAX_TEXT_CHARS`) and storable
+(no NUL, no lone surrogate, no U+FFFD left by a failed decoding), a capacity
 of 0 or more, a position inside the city (swapped lon/lat fixed when the swap
 lands inside), and one record per ``source_id``. Every refusal is a
 :class:`etl.errors.Reject` naming the row and the reason; every fix is a note.
@@ -9,6 +11,7 @@ Names are data and keep their text exactly: escaping is the web's job.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +27,19 @@ from layers import Layer, get_layer
 #: Two records with one source_id further apart than this (metres, geodesic
 #: on WGS-84) are different facilities, not a repeated row.
 DUPLICATE_DISTANCE_M = 50.0
-#: Longest text a facility field (name, address, phone, opening hours, kind) may hold, in
-#: characters. Declared here once; the admin API refuses longer values with the same limit.
+#: Longest name, address, phone, opening hours or kind, in characters: the
+#: same for a loaded file and for an edit through the admin API.
 MAX_TEXT_CHARS = 200
+#: Longest source id, in characters (loads and the admin API).
+MAX_SOURCE_ID_CHARS = 100
+#: Text fields checked for length, with their limit.
+TEXT_LIMITS = {"source_id": MAX_SOURCE_ID_CHARS, "name": MAX_TEXT_CHARS, "address": MAX_TEXT_CHARS,
+               "phone": MAX_TEXT_CHARS, "opening_hours": MAX_TEXT_CHARS, "kind": MAX_TEXT_CHARS}
+#: Fields compared when one source_id comes twice with one name (the position has its own rule).
+COMPARED_FIELDS = ("address", "phone", "opening_hours", "capacity", "opened_on", "kind", "attrs")
+#: Other columns left out of that comparison: running numbers that differ on every row.
+ROW_COUNTER_COLUMNS = frozenset({"序号", "行号", "序", "no", "no.", "#", "index", "fid", "objectid", "ogc_fid"})
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff\ufffd]")
 _GEOD = Geod(ellps="WGS84")
 _POLYGONAL = ("Polygon", "MultiPolygon")
 
@@ -90,12 +103,13 @@ def _validate(records: list[dict], layer_rec: Layer, city: BaseGeometry, city_na
     geoms = _fit_geometries(records, layer_rec, notes)
     points = _points(geoms)
     inside = _inside(city, geoms)
-    for rec, (geom, geom_problem), point, ok in zip(records, geoms, points, inside):
+    for rec, (geom, geom_problem), point, ok in zip(records, geoms, points, inside, strict=True):
         problems = [geom_problem] if geom_problem else []
         if geom is not None and not ok:
             geom, point, problem = _unswap(rec, geom, city, city_name, notes)
             problems += [problem] if problem else []
         problems += _name_problems(rec.get("name"))
+        problems += text_problems(rec)
         capacity, problem = check_capacity(rec.get("capacity"))
         problems += [problem] if problem else []
         if problems:
@@ -137,7 +151,7 @@ def _fit_geometries(records: list[dict], layer: Layer, notes: list[str]) -> list
     wanted = (0,) if layer.geometry_kind == "point" else (3, 6)
     fast = np.isin(shapely.get_type_id(geoms), wanted) & shapely.is_valid(geoms) & ~shapely.is_empty(geoms)
     out: list[tuple] = []
-    for rec, geom, ok in zip(records, geoms, fast):
+    for rec, geom, ok in zip(records, geoms, fast, strict=True):
         if ok:
             out.append((geom, None))
             continue
@@ -233,6 +247,44 @@ def _name_problems(name: object) -> list[str]:
     return []
 
 
+def text_problems(rec: dict) -> list[str]:
+    """Text fields too long (:data:`TEXT_LIMITS`) or holding characters that cannot be stored.
+
+    Checks the fields of :data:`TEXT_LIMITS` and every text key and value of
+    ``attrs`` (the file's other columns, bounded in length by
+    :data:`etl.limits.MAX_CELL_CHARS` when read).
+    """
+    problems = []
+    for name, limit in TEXT_LIMITS.items():
+        value = rec.get(name)
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else str(value)
+        if len(text) > limit:
+            problems.append(f"{name} is {len(text):,} characters long; at most {limit} are allowed")
+        else:
+            problems += _unstorable(name, text)
+    for key, value in (rec.get("attrs") or {}).items():
+        problems += _unstorable(f"column name {key!r}", str(key))
+        if isinstance(value, str):
+            problems += _unstorable(f"column {key!r}", value)
+    return problems
+
+
+def _unstorable(name: str, text: str) -> list[str]:
+    """A problem naming the first character of ``text`` that must not be stored, if any."""
+    if text.isascii() and "\x00" not in text:
+        return []
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return []
+    char = found.group()
+    what = ("a NUL character" if char == "\x00" else
+            "U+FFFD, the mark left where text could not be decoded" if char == "\ufffd" else
+            f"a lone surrogate U+{ord(char):04X} (broken UTF-16)")
+    return [f"{name}: character {found.start() + 1} is {what}; such text is not loaded, fix it in the source"]
+
+
 def check_capacity(value: object) -> tuple[int | None, str | None]:
     """Capacity as an int (or None when not given) and the problem, if any.
 
@@ -250,42 +302,90 @@ def check_capacity(value: object) -> tuple[int | None, str | None]:
 
 # --- duplicates ------------------------------------------------------------
 
+@dataclass
+class Seen:
+    """The first record of a source_id (and whether the id turned out to be in conflict)."""
+
+    row: int | None
+    name: object
+    lon: float
+    lat: float
+    values: tuple = ()
+    conflict: str | None = None
+
+
 def _collapse_duplicates(candidates: list[dict], rejects: list[Reject], notes: list[str],
-                         first: dict[str, tuple]) -> list[dict]:
+                         first: dict[str, Seen]) -> list[dict]:
     """One record per source_id: repeats collapse, conflicts are rejected.
 
-    A later record with the same source_id, the same name and a position
-    within :data:`DUPLICATE_DISTANCE_M` of the first is the same facility
-    typed twice (a note); otherwise it is rejected, naming the earlier row.
-    ``first`` maps each source_id seen so far to ``(row, name, lon, lat)``.
+    A later record with the same source_id, the same name, a position within
+    :data:`DUPLICATE_DISTANCE_M` and the same :data:`COMPARED_FIELDS` is the
+    same facility typed twice (a note). Another name or a position farther
+    away is another facility reusing the id: the later row is rejected,
+    naming the earlier one. The same name and place with other values is a
+    conflict nobody can settle here: both rows (and any later one with that
+    id) are rejected, naming both lines and the fields that differ, so no
+    guess is loaded. The first row is withdrawn only from this call's
+    records; an earlier call's records are the caller's. ``first`` maps each
+    source_id seen so far to its :class:`Seen`.
     """
-    accepted: list[dict] = []
+    kept: list[dict | None] = []
+    here: dict[str, int] = {}  # source_id -> index in kept, for ids first seen in this call
     for rec in candidates:
         sid = rec.get("source_id")
         earlier = first.get(sid) if sid is not None else None
         if earlier is None:
             if sid is not None:
-                first[sid] = (rec.get("row"), rec.get("name"), rec["point"].x, rec["point"].y)
-            accepted.append(rec)
+                first[sid] = Seen(rec.get("row"), rec.get("name"), rec["point"].x, rec["point"].y, _values(rec))
+                here[sid] = len(kept)
+            kept.append(rec)
             continue
-        conflict = duplicate_conflict(earlier, rec)
-        if conflict:
-            rejects.append(Reject(rec.get("row"), sid, conflict))
+        problem = earlier.conflict or duplicate_conflict(earlier, rec)
+        if problem is None:
+            problem = _differing(earlier, rec)
+            if problem is not None:  # no guess: the first row goes too
+                earlier.conflict = problem
+                index = here.pop(sid, None)
+                if index is not None:
+                    kept[index] = None
+                    rejects.append(Reject(earlier.row, sid, problem))
+        if problem is None:
+            notes.append(f"{_label(rec)} repeats row {earlier.row}; loaded once")
         else:
-            notes.append(f"{_label(rec)} repeats row {earlier[0]}; loaded once")
-    return accepted
+            rejects.append(Reject(rec.get("row"), sid, problem))
+    return [rec for rec in kept if rec is not None]
 
 
-def duplicate_conflict(earlier: tuple, later: dict) -> str | None:
-    """Why ``later`` cannot be a repeat of the record ``earlier`` with its source_id, or None if it is one.
+def _values(rec: dict) -> tuple:
+    attrs = {k: v for k, v in (rec.get("attrs") or {}).items() if str(k).strip().lower() not in ROW_COUNTER_COLUMNS}
+    return tuple(attrs if name == "attrs" else rec.get(name) for name in COMPARED_FIELDS)
 
-    ``earlier`` is ``(row, name, lon, lat)``; ``later`` a record with
-    ``source_id``, ``name`` and ``point`` (WGS-84). A repeat has the same name
-    and lies within :data:`DUPLICATE_DISTANCE_M` (geodesic metres on the WGS-84
+
+def _differing(earlier: Seen, later: dict) -> str | None:
+    """The conflict of two records with one source_id, one name and one place, but other values."""
+    differ = [f"{name} ({_short(a)} on row {earlier.row}, {_short(b)} on row {later.get('row')})"
+              for name, a, b in zip(COMPARED_FIELDS, earlier.values, _values(later), strict=True) if a != b]
+    if not differ:
+        return None
+    return (f"conflicting records: rows {earlier.row} and {later.get('row')} both have source_id "
+            f"{later.get('source_id')} and name {later.get('name')!r} but differ in {'; '.join(differ)}. "
+            "Neither is loaded: keep the right one in the file")
+
+
+def _short(value: object) -> str:
+    text = repr(value.isoformat() if hasattr(value, "isoformat") else value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def duplicate_conflict(earlier: Seen, later: dict) -> str | None:
+    """Why ``later`` cannot be a repeat of ``earlier`` (the first record with its source_id), or None.
+
+    Another facility reuses a source_id when the name differs or the place is
+    farther than :data:`DUPLICATE_DISTANCE_M` (geodesic metres on the WGS-84
     ellipsoid). The one duplicate rule: loads read in pieces use it too.
     """
     sid = later.get("source_id")
-    row, name, lon, lat = earlier
+    row, name, lon, lat = earlier.row, earlier.name, earlier.lon, earlier.lat
     if name != later.get("name"):
         return (f"source_id {sid} is already used by row {row} with another name "
                 f"({name!r}, here {later.get('name')!r})")
