@@ -12,21 +12,39 @@ DEMO_DB = $${DATABASE_URL:-$$($(SYSPY) scripts/pgcluster.py ensure --db minsheng
 TEST_DB = $${TEST_DATABASE_URL:-$$(if [ -n "$$DATABASE_URL" ]; then echo "$${DATABASE_URL%/*}/minsheng_test"; \
           else $(SYSPY) scripts/pgcluster.py ensure --db minsheng_test; fi)}
 
-.PHONY: help setup demo serve test bench stop backup restore
+.PHONY: help setup setup-dev demo serve test test-pure lint lock bench stop backup restore
 
 help:
 	@echo "make demo   set up, load the demo city and serve http://127.0.0.1:$(PORT)"
 	@echo "make test   set up and run the test suite against a real PostGIS"
+	@echo "make test-pure  the tests that need no database (seconds; no PostGIS started)"
+	@echo "make lint   ruff, mypy and the import-layering contract (CI runs it before the tests)"
 	@echo "make bench  run the benchmarks (writes bench/RESULTS.md)"
 	@echo "make stop   stop the private PostGIS cluster"
 	@echo "make backup / make restore FILE=...   pg_dump / pg_restore the demo database"
 
-$(VENV)/.installed: requirements.txt
+# Python packages come from the locks (every transitive version pinned): requirements.lock for the
+# app, requirements-dev.lock adds the test, benchmark and lint tools. `make lock` regenerates both
+# from requirements.txt and requirements-dev.txt.
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+$(VENV)/.runtime: requirements.lock
 	@echo "[setup] Python packages into $(VENV)"
 	@test -x $(PY) || $(SYSPY) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(PIP) --upgrade pip
+	@$(PIP) -r requirements.lock
 	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+	@echo "[setup] test, benchmark and lint tools into $(VENV)"
+	@$(PIP) -r requirements-dev.lock
+	@touch $@
+
+lock: $(VENV)/.dev
+	@$(VENV)/bin/pip-compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links -o requirements.lock requirements.txt
+	@$(VENV)/bin/pip-compile -q --strip-extras --no-header --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links -c requirements.lock -o requirements-dev.lock requirements-dev.txt
 
 node_modules/.installed: package.json package-lock.json
 	@echo "[setup] front-end assets from the npm registry"
@@ -35,7 +53,10 @@ node_modules/.installed: package.json package-lock.json
 
 setup:
 	@scripts/system-deps.sh demo
-	@$(MAKE) --no-print-directory $(VENV)/.installed node_modules/.installed
+	@$(MAKE) --no-print-directory $(VENV)/.runtime node_modules/.installed
+
+setup-dev: setup
+	@$(MAKE) --no-print-directory $(VENV)/.dev
 
 demo: setup
 	@url="$(DEMO_DB)" && export DATABASE_URL="$$url" && \
@@ -44,12 +65,21 @@ demo: setup
 	  exec $(VENV)/bin/gunicorn --workers 4 --threads 2 --bind 127.0.0.1:$(PORT) --access-logfile - \
 	    --graceful-timeout 5 "web:create_app()"
 
-test: setup
+test: setup-dev
 	@scripts/system-deps.sh test
 	@url="$(TEST_DB)" && export TEST_DATABASE_URL="$$url" && \
 	  $(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: setup
+# The tests that need no database: no PostGIS is started or reached.
+test-pure: $(VENV)/.dev
+	@env -u TEST_DATABASE_URL -u DATABASE_URL $(PY) -m pytest -q -m "not db" $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	@echo "[lint] ruff" && $(VENV)/bin/ruff check .
+	@echo "[lint] mypy" && $(VENV)/bin/mypy
+	@echo "[lint] import layering" && $(VENV)/bin/lint-imports --no-cache
+
+bench: setup-dev
 	@scripts/system-deps.sh bench
 	@url="$(TEST_DB)" && export TEST_DATABASE_URL="$$url" && $(PY) -m bench.run $(BENCH_ARGS)
 

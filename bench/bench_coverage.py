@@ -35,8 +35,8 @@ from scipy.spatial import cKDTree
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from etl.boundaries import read_districts  # noqa: E402
 from demo import build_demo_city  # noqa: E402
+from etl.boundaries import read_districts  # noqa: E402
 from geo.allocate import default_candidates, greedy_max_cover  # noqa: E402
 from geo.coverage import covered_mask  # noqa: E402
 from geo.crs import to_metric  # noqa: E402

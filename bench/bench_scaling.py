@@ -24,9 +24,9 @@ from sqlalchemy import text
 from bench.bench_coverage import demo_city, ours
 from bench.common import bench_url, median_of, write_json
 from db import make_engine
-from services.loading import load_demo
 from layers import LAYER_KEYS
 from services import nearest
+from services.loading import load_demo
 
 
 def coverage_seconds(scale: float, runs: int) -> dict:

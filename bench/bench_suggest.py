@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from bench.common import median_of, write_json
-from etl.boundaries import read_districts
 from demo import build_demo_city
+from etl.boundaries import read_districts
 from geo.allocate import default_candidates, exact_max_cover, greedy_max_cover
 from geo.coverage import covered_mask
 from geo.crs import to_metric

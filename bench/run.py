@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(_row(name, "failed", "", None, "", False, data["command"]))
             continue
         rows.extend(ADAPTERS[name](data))
-    meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+    meta = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
             "python": platform.python_version(), "machine": platform.machine(), "quick": args.quick}
     (ROOT / "bench" / "results.json").write_text(
         json.dumps({"meta": meta, "rows": rows, "raw": results}, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -6,10 +6,12 @@ from a URL the caller chooses (``DATABASE_URL``, or the private cluster's).
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
@@ -57,9 +59,7 @@ def make_engine(url: str, **kw) -> Engine:
     return create_engine(url, **kw)
 
 
-def alembic_config(url: str):
-    from alembic.config import Config
-
+def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", sa_url(url).replace("%", "%%"))
@@ -68,8 +68,6 @@ def alembic_config(url: str):
 
 def migrate(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision``."""
-    from alembic import command
-
     command.upgrade(alembic_config(url), revision)
 
 

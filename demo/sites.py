@@ -54,7 +54,7 @@ class Context:
     def seat_distance(self) -> np.ndarray:
         """Metres from each cell's centre to its own district's seat."""
         seats = np.array([d.seat for d in self.dists])
-        return np.hypot(self.cx - seats[self.cdist, 0], self.cy - seats[self.cdist, 1])  # type: ignore[no-any-return]
+        return np.hypot(self.cx - seats[self.cdist, 0], self.cy - seats[self.cdist, 1])
 
     def town_distance(self) -> np.ndarray:
         """Metres from each cell's centre to the nearest secondary town of its district (inf when none)."""

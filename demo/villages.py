@@ -101,7 +101,7 @@ def village_people(grid: Grid, villages: pd.DataFrame, chunk: int = 256) -> np.n
     for s in range(0, len(villages), chunk):
         sl = slice(s, s + chunk)
         total += _splat(grid, vx[sl], vy[sl], vd[sl], vp[sl], sigma[sl], reach[sl], dr, dc)
-    return total[grid.flat]  # type: ignore[no-any-return]
+    return total[grid.flat]
 
 
 def _splat(grid: Grid, x: np.ndarray, y: np.ndarray, district: np.ndarray, people: np.ndarray,

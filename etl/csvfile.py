@@ -140,7 +140,7 @@ def _too_long(path: Path, line: int, size: str) -> ETLError:
 def sniff_delimiter(header: str) -> str:
     """The delimiter a header line uses: the most frequent of ``, \\t ; |`` (comma when none)."""
     counts = {sep: header.count(sep) for sep in _DELIMITERS}
-    best = max(counts, key=counts.get)
+    best = max(counts, key=lambda sep: counts[sep])
     return best if counts[best] else ","
 
 

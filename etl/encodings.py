@@ -16,6 +16,8 @@ from __future__ import annotations
 import codecs
 import re
 
+from charset_normalizer import from_bytes
+
 from etl.errors import ETLError
 
 #: Text encodings tried for CSV and DBF, in order of preference.
@@ -140,8 +142,6 @@ def _first_bad(piece: bytes, encodings: tuple[str, ...]) -> str:
 
 def guess_encoding(sample: bytes) -> str | None:
     """charset-normalizer's guess for text in none of :data:`TRIED_ENCODINGS` (e.g. Big5), or None."""
-    from charset_normalizer import from_bytes
-
     best = from_bytes(sample).best()
     if best is None or best.encoding is None:
         return None

@@ -31,7 +31,7 @@ class Reject:
         What was wrong, naming the column and value.
     """
 
-    row: int
+    row: int | None
     source_id: str | None
     reason: str
 

@@ -239,7 +239,7 @@ def _positions_from_columns(frame: pd.DataFrame, columns: dict[str, str], crs: s
                               f"({x[i]}, {y[i]}) cannot be converted from {crs_label(crs)}"))
     geoms = np.full(len(x), None, dtype=object)
     geoms[converted] = shapely.points(lon[converted], lat[converted])
-    rejects.sort(key=lambda r: r.row)
+    rejects.sort(key=lambda r: r.row or 0)
     return _Positions(geoms=geoms, ok=converted, rejects=rejects, notes=notes)
 
 
@@ -310,7 +310,7 @@ def _positions_from_geometry(geometry: list, crs: str, rows: np.ndarray, ids: li
                        for g in converted], dtype=bool)
     for i in np.flatnonzero(~missing & ~empty & ~finite):
         rejects.append(Reject(int(rows[i]), ids[i], f"geometry cannot be converted from {crs_label(crs)}"))
-    rejects.sort(key=lambda r: r.row)
+    rejects.sort(key=lambda r: r.row or 0)
     return _Positions(geoms=converted, ok=finite, rejects=rejects)
 
 

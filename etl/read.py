@@ -130,6 +130,7 @@ def iter_source(path: str | Path, chunk_rows: int = 100_000) -> Iterator[RawTabl
                        f"but is expected to be one of {ALLOWED_EXTENSIONS}")
     if not path.is_file():
         raise ETLError(f"file {path.name!r} does not exist")
+    pieces: Iterator[RawTable]
     if fmt == "csv":
         pieces = (_csv_table(frame, rows, encoding) for frame, rows, encoding in iter_csv(path, chunk_rows))
     elif fmt == "xlsx":

@@ -345,7 +345,7 @@ def _collapse_duplicates(candidates: list[dict], rejects: list[Reject], notes: l
             problem = _differing(earlier, rec)
             if problem is not None:  # no guess: the first row goes too
                 earlier.conflict = problem
-                index = here.pop(sid, None)
+                index = here.pop(str(sid), None)
                 if index is not None:
                     kept[index] = None
                     rejects.append(Reject(earlier.row, sid, problem))

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Union
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError as _PyprojCRSError
 
-from geo.errors import CRSError
+from geo.errors import CRSError, UnitsError
 
-ArrayLike = Union[float, np.ndarray]
+ArrayLike = float | np.ndarray
 
 # Krasovsky 1940 ellipsoid parameters used by the GCJ-02 formula.
 _A = 6378245.0
@@ -70,7 +72,7 @@ def _asarrays(lon: ArrayLike, lat: ArrayLike) -> tuple[np.ndarray, np.ndarray, b
     return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), scalar
 
 
-def _ret(lon: np.ndarray, lat: np.ndarray, scalar: bool):
+def _ret(lon: np.ndarray, lat: np.ndarray, scalar: bool) -> tuple[Any, Any]:
     if scalar:
         return float(lon), float(lat)
     return lon, lat
@@ -103,7 +105,7 @@ def in_china(lon: ArrayLike, lat: ArrayLike) -> np.ndarray:
     return (lon_a > 72.004) & (lon_a < 137.8347) & (lat_a > 0.8293) & (lat_a < 55.8271)
 
 
-def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike):
+def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
     """WGS-84 to GCJ-02 (the published forward formula)."""
     lon_a, lat_a, scalar = _asarrays(lon, lat)
     dlon, dlat = _delta(lon_a, lat_a)
@@ -111,7 +113,8 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike):
     return _ret(np.where(inside, lon_a + dlon, lon_a), np.where(inside, lat_a + dlat, lat_a), scalar)
 
 
-def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-9, max_iter: int = 30):
+def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-9,
+                  max_iter: int = 30) -> tuple[Any, Any]:
     """GCJ-02 to WGS-84, solved by fixed-point iteration.
 
     Converges to ``tol_deg`` (1e-9 degrees is about 0.1 mm) in a handful of
@@ -129,7 +132,7 @@ def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-9, max
     return _ret(wlon, wlat, scalar)
 
 
-def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike):
+def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
     """GCJ-02 to BD-09 (Baidu's published forward formula)."""
     lon_a, lat_a, scalar = _asarrays(lon, lat)
     z = np.sqrt(lon_a * lon_a + lat_a * lat_a) + 0.00002 * np.sin(lat_a * _X_PI)
@@ -137,7 +140,8 @@ def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike):
     return _ret(z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006, scalar)
 
 
-def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-10, max_iter: int = 30):
+def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-10,
+                  max_iter: int = 30) -> tuple[Any, Any]:
     """BD-09 to GCJ-02: the closed-form inverse refined by iteration."""
     lon_a, lat_a, scalar = _asarrays(lon, lat)
     x = lon_a - 0.0065
@@ -154,12 +158,12 @@ def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-10, max
     return _ret(glon, glat, scalar)
 
 
-def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike):
+def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
     """WGS-84 to BD-09."""
     return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
 
 
-def bd09_to_wgs84(lon: ArrayLike, lat: ArrayLike):
+def bd09_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
     """BD-09 to WGS-84."""
     return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
 
@@ -216,7 +220,7 @@ def _cached_transformer(src: str, dst: int) -> Transformer:
     return _TRANSFORMERS[key]
 
 
-def to_wgs84(x: ArrayLike, y: ArrayLike, crs: str):
+def to_wgs84(x: ArrayLike, y: ArrayLike, crs: str) -> tuple[Any, Any]:
     """Convert coordinates in ``crs`` (see :func:`normalise_crs`) to WGS-84 lon/lat."""
     name = normalise_crs(crs)
     if name == "wgs84":
@@ -231,7 +235,7 @@ def to_wgs84(x: ArrayLike, y: ArrayLike, crs: str):
     return _ret(np.asarray(lon), np.asarray(lat), scalar)
 
 
-def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str):
+def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str) -> tuple[Any, Any]:
     """Convert WGS-84 lon/lat to ``crs`` (see :func:`normalise_crs`)."""
     name = normalise_crs(crs)
     if name == "wgs84":
@@ -246,19 +250,18 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str):
     return _ret(np.asarray(x), np.asarray(y), scalar)
 
 
-def to_metric(lon: ArrayLike, lat: ArrayLike):
+def to_metric(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
     """WGS-84 lon/lat to EPSG:4548 metres (x east, y north)."""
     return from_wgs84(lon, lat, f"EPSG:{METRIC_EPSG}")
 
 
-def from_metric(x: ArrayLike, y: ArrayLike):
+def from_metric(x: ArrayLike, y: ArrayLike) -> tuple[Any, Any]:
     """EPSG:4548 metres to WGS-84 lon/lat."""
     return to_wgs84(x, y, f"EPSG:{METRIC_EPSG}")
 
 
-def transform_geometry(geom, func):
+def transform_geometry(geom: Any, func: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]) -> Any:
     """Apply a vectorised ``func(lon, lat) -> (lon, lat)`` to a shapely geometry."""
-    import shapely
 
     def _apply(coords: np.ndarray) -> np.ndarray:
         lon, lat = func(coords[:, 0], coords[:, 1])
@@ -267,9 +270,8 @@ def transform_geometry(geom, func):
     return shapely.transform(geom, _apply)
 
 
-def assert_projected_metres(crs) -> None:
+def assert_projected_metres(crs: Any) -> None:
     """Raise :class:`geo.errors.UnitsError` unless ``crs`` is projected in metres."""
-    from geo.errors import UnitsError
 
     if crs is None:
         raise UnitsError("the CRS is missing; distances need a projected CRS in metres such as EPSG:4548")

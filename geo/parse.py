@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import math
 import re
+
 import numpy as np
 import pandas as pd
 import shapely
+from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import in_china, normalise_crs, to_wgs84
 
 # Full-width ASCII (U+FF01..U+FF5E) to half-width, plus the ideographic space,
 # the ideographic full stop (typed for a decimal point) and the minus sign.
-_HALFWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_HALFWIDTH: dict[int, int | str] = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 _HALFWIDTH.update({0x3000: " ", 0x3002: ".", 0x2212: "-", 0x00A0: " ", 0xFE50: ",", 0xFF64: ","})
 
 _HEMI = r"(?:北纬|南纬|东经|西经|[NSEWnsew北南东西])"
@@ -117,7 +119,7 @@ def parse_coordinate(text: object) -> float | None:
 def is_blank(values: pd.Series) -> np.ndarray:
     """Boolean array: the cell is missing or only whitespace."""
     text = values.astype(object).where(values.notna(), "")
-    return (text.astype(str).str.strip() == "").to_numpy()
+    return np.asarray((text.astype(str).str.strip() == "").to_numpy(), dtype=bool)
 
 
 def parse_coordinates(values: pd.Series) -> np.ndarray:
@@ -165,16 +167,14 @@ def geographic_area_ok(lon: np.ndarray, lat: np.ndarray, crs: str) -> np.ndarray
     globe = finite & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
     name = normalise_crs(crs)
     if name in ("gcj02", "bd09"):
-        return globe & in_china(lon, lat)
+        return np.asarray(globe & in_china(lon, lat), dtype=bool)
     if name == "wgs84":
-        return globe
-    from pyproj import CRS
-
+        return np.asarray(globe, dtype=bool)
     area = CRS.from_user_input(name).area_of_use
     if area is None:
-        return globe
-    return (globe & (lon >= area.west - 1) & (lon <= area.east + 1)
-            & (lat >= area.south - 1) & (lat <= area.north + 1))
+        return np.asarray(globe, dtype=bool)
+    return np.asarray(globe & (lon >= area.west - 1) & (lon <= area.east + 1)
+                      & (lat >= area.south - 1) & (lat <= area.north + 1), dtype=bool)
 
 
 def plausible_position(x: np.ndarray, y: np.ndarray, lon: np.ndarray, lat: np.ndarray,
@@ -202,9 +202,9 @@ def geometries_to_wgs84(geoms: np.ndarray, crs: str) -> np.ndarray:
     out = shapely.force_2d(np.asarray(geoms, dtype=object))
     coords = shapely.get_coordinates(out)
     if len(coords) == 0:
-        return out
+        return np.asarray(out, dtype=object)
     lon, lat = to_wgs84(coords[:, 0], coords[:, 1], crs)
-    return shapely.set_coordinates(out, np.column_stack([lon, lat]))
+    return np.asarray(shapely.set_coordinates(out, np.column_stack([lon, lat])), dtype=object)
 
 
 def swap_xy(geom: BaseGeometry) -> BaseGeometry:

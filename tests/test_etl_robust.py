@@ -21,9 +21,9 @@ from openpyxl import Workbook
 from shapely.geometry import Point
 from sqlalchemy import text
 
+from etl import load as etl_load
 from etl.errors import ETLError
 from etl.limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_LINE_BYTES, MAX_SHEET_ROWS
-from etl import load as etl_load
 from etl.normalise import normalise
 from etl.read import iter_source, read_source
 from etl.validate import MAX_SOURCE_ID_CHARS, MAX_TEXT_CHARS, validate

@@ -9,7 +9,6 @@ police stations, 61 + 12 parks, 6,235 + 3,528 parking spaces, 1,496 clinics,
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import io
 import json

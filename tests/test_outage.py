@@ -134,9 +134,9 @@ def test_outage_then_recovery_without_restart(cluster, outage_app):
 
 def test_pages_served_while_down_say_so_in_a_browser(cluster, outage_app):
     """A page that is a static shell (200 while down) must tell the reader the data is unavailable."""
-    from werkzeug.serving import make_server
-
     import threading
+
+    from werkzeug.serving import make_server
 
     url, env = cluster
     server = make_server("127.0.0.1", 0, outage_app, threaded=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -172,12 +173,9 @@ def _string(p: Param, raw: str) -> str:
     if not lo <= len(raw) <= hi:
         raise BadParameter(f"{p.name} must be {lo} to {hi} characters long (it was {len(raw)})",
                            parameter=p.name, allowed={"min_length": lo, "max_length": hi})
-    if p.pattern is not None:
-        import re
-
-        if not re.fullmatch(p.pattern, raw):
-            raise BadParameter(f"{p.name} was {raw[:40]!r} but must match {p.pattern}", parameter=p.name,
-                               allowed={"pattern": p.pattern})
+    if p.pattern is not None and not re.fullmatch(p.pattern, raw):
+        raise BadParameter(f"{p.name} was {raw[:40]!r} but must match {p.pattern}", parameter=p.name,
+                           allowed={"pattern": p.pattern})
     return raw
 
 
@@ -195,7 +193,7 @@ def _timestamp(p: Param, raw: str) -> dt.datetime:
     except ValueError:
         raise BadParameter(f"{p.name} was {raw[:40]!r} but must be an ISO 8601 date or time, "
                            "e.g. 2022-06-30 or 2022-06-30T12:00:00Z", parameter=p.name) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def _bbox(p: Param, raw: str) -> tuple[float, float, float, float]:

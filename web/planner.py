@@ -153,7 +153,7 @@ def _map_parts(outlines: dict[str, Any], rows: list[dict[str, Any]], gaps: dict[
                                     f"({t['cumulative']} {s['cumulative_percent']}%)",
                             class_name="suggested-site").add_to(fmap)
     fmap.fit_bounds(_bounds(outlines))
-    fig = fmap.get_root()
+    fig: Any = fmap.get_root()  # a branca Figure (typed as its base Element)
     fig.render()
     return add_nonce(fig.header.render()), fig.html.render(), fig.script.render()
 

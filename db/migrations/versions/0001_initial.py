@@ -138,5 +138,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("app_meta", "change_log", "village", "demand_cell", "facility", "load_reject", "load_run", "district"):
+    for table in ("app_meta", "change_log", "village", "demand_cell", "facility", "load_reject", "load_run",
+                  "district"):
         op.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
