@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 
+import brotli
 import pytest
 from pyproj import Geod
 from sqlalchemy import text
@@ -136,3 +138,18 @@ class TestHealth:
         response = app.test_client().get("/healthz")
         assert response.status_code == 503
         assert "database" in response.get_json()["error"]["message"]
+
+
+class TestCompression:
+    """Responses are compressed when the client asks (brotli preferred, gzip otherwise)."""
+
+    @pytest.mark.parametrize("encoding,decode", [("br", brotli.decompress), ("gzip", gzip.decompress)])
+    def test_json_is_compressed_and_decodes_to_the_same_document(self, client, encoding, decode):
+        plain = client.get("/api/layers")
+        packed = client.get("/api/layers", headers={"Accept-Encoding": encoding})
+        assert packed.headers["Content-Encoding"] == encoding
+        assert len(packed.data) < len(plain.data) / 3
+        assert decode(packed.data) == plain.data
+
+    def test_nothing_is_compressed_unasked(self, client):
+        assert "Content-Encoding" not in client.get("/api/layers").headers

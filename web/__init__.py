@@ -5,6 +5,7 @@ import os
 from typing import Any
 
 from flask import Flask
+from flask_compress import Compress
 
 from db import default_url
 from layers.modes import WALK_SPEED_M_PER_MIN
@@ -40,6 +41,15 @@ def _config_from_env() -> dict[str, Any]:
         "TIANDITU_KEY": env.get("TIANDITU_KEY", ""),
         "WALK_SPEED_M_PER_MIN": float(env.get("MINSHENG_WALK_SPEED_M_PER_MIN", WALK_SPEED_M_PER_MIN)),
         "EXPORT_DIR": env.get("MINSHENG_EXPORT_DIR", ""),
+        # Compression (brotli first, then gzip) of pages, scripts, JSON, GeoJSON and vector tiles.
+        # Streamed downloads stay uncompressed so they start at once and hold no buffer.
+        "COMPRESS_ALGORITHM": ["br", "gzip"],
+        "COMPRESS_MIMETYPES": ["text/html", "text/css", "text/javascript", "application/javascript",
+                               "application/json", "application/geo+json", "application/schema+json",
+                               "application/vnd.oai.openapi+json;version=3.0", "image/svg+xml",
+                               "application/vnd.mapbox-vector-tile", "text/csv"],
+        "COMPRESS_MIN_SIZE": 500,
+        "COMPRESS_STREAMS": False,
     }
 
 
@@ -56,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     security.init_app(app)
     register_error_handlers(app)
+    Compress(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_cli(app)

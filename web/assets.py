@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, abort, send_from_directory
 
 NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
-PACKAGES = {"leaflet", "leaflet.markercluster", "swagger-ui-dist"}
+PACKAGES = {"leaflet", "leaflet.markercluster", "swagger-ui-dist", "maplibre-gl"}
 
 bp = Blueprint("assets", __name__)
 
