@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import demo_city as db_demo
 from db import loading as db_loading
-from demo import build_demo_city
+from demo import DemoCity, build_demo_city
+from demo.roads import Place, write_demo_roads
 from etl import candidates as etl_candidates
 from etl import load as etl_load
 from etl.boundaries import BOUNDARIES, CENSUS, SOURCE, read_districts
@@ -33,14 +35,15 @@ from etl.errors import ETLError, Reject
 from etl.load import LoadResult
 from geo.errors import CRSError
 from layers import LAYERS
+from services import roads
 from services.errors import InvalidRequest
 
 _ROOT = Path(__file__).resolve().parents[1]
 #: What the demo city is made from: when any of these files changes, ``load_demo`` rebuilds it.
 DEMO_SOURCES: tuple[Path, ...] = (
     BOUNDARIES, CENSUS, *sorted((_ROOT / "demo").glob("*.py")), *sorted((_ROOT / "layers").glob("*.py")),
-    *(_ROOT / "etl" / name for name in ("boundaries.py", "load.py", "validate.py")),
-    *(_ROOT / "db" / name for name in ("loading.py", "demo_city.py")), Path(__file__).resolve())
+    *(_ROOT / "etl" / name for name in ("boundaries.py", "load.py", "validate.py", "roads.py")),
+    *(_ROOT / "db" / name for name in ("loading.py", "demo_city.py", "roads.py")), Path(__file__).resolve())
 
 Echo = Callable[[str], Any]
 
@@ -158,12 +161,35 @@ def load_demo(engine: Engine, *, seed: int = 20221, resolution_m: float = 250.0,
         source = f"demo:seed={seed}:res={resolution_m:g}:scale={scale:g}"
         counts = _write_facilities(conn, city.facilities, source=source, progress=progress)
         echo("facilities: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        network = load_demo_roads(engine, city, districts, seed=seed, progress=progress)
+        echo(f"synthetic road network: {network.edges:,} edges, {network.vertices:,} vertices "
+             f"(written as OSM XML, imported like any extract)")
         with conn.begin():
             db_demo.set_fingerprint(conn, json.dumps({"fingerprint": fp, "seed": seed, "resolution_m": resolution_m,
                                                       "scale": scale, "synthetic": True}))
     elapsed = time.perf_counter() - started
     echo(f"demo city loaded in {elapsed:.1f} s")
     return {"skipped": False, "counts": counts, "seconds": elapsed}
+
+
+def load_demo_roads(engine: Engine, city: DemoCity, districts: gpd.GeoDataFrame, *, seed: int,
+                    progress: bool = False) -> roads.ImportReport:
+    """The demo city's synthetic road network, written as an OSM file and imported by the real importer.
+
+    Seats are the real district seats; towns the demo's secondary urban
+    centres; every synthetic village gets its road. The file goes through
+    :func:`services.roads.import_roads`, the path ``flask etl roads`` takes.
+    """
+    seats = [Place(r.name_zh, r.seat_lon, r.seat_lat) for r in districts.itertuples()]
+    names = dict(zip(districts["adcode"], districts["name_zh"], strict=True))
+    others = city.centres[~city.centres["seat"]]
+    towns = [Place(f"{names[a]}示例镇{i}", p.x, p.y)
+             for i, (a, p) in enumerate(zip(others["adcode"], others.geometry, strict=True), start=1)]
+    villages = [Place(str(n), p.x, p.y) for n, p in zip(city.villages["name"], city.villages.geometry, strict=True)]
+    with tempfile.TemporaryDirectory(prefix="minsheng-demo-roads-") as tmp:
+        path = Path(tmp) / "demo-roads.osm"
+        write_demo_roads(path, seats, towns, villages, list(districts.geometry), seed=seed)
+        return roads.import_roads(engine, path, progress=progress)
 
 
 def _ewkt(frame: gpd.GeoDataFrame) -> pd.Series:
