@@ -8,7 +8,8 @@ site. Reach is measured like coverage (:mod:`services.planning_measure`):
 straight, or along the roads, where each candidate's reach is one bounded
 Dijkstra (:func:`geo.reach.network_pairs`) for the :data:`NETWORK_CANDIDATES`
 candidates that could gain most in a straight line (a road is never shorter,
-so that gain bounds theirs).
+so that gain bounds theirs), fewer when the reach is long
+(:data:`MAX_NETWORK_PAIRS`).
 
 The work is bounded before it starts: the cell-candidate pairs a request
 would weigh are estimated from the counts and the radius; a candidate grid
@@ -40,6 +41,8 @@ from services.planning_inputs import CELL_CANDIDATES, GAP_CELLS, SET_PREFIX, Pla
 MAX_PAIRS = 6_000_000
 #: Candidates whose reach is measured along the roads, the best by straight-line gain.
 NETWORK_CANDIDATES = 1_500
+#: Most cell-candidate pairs measured along the roads (each candidate's Dijkstra grows with its reach).
+MAX_NETWORK_PAIRS = 1_500_000
 #: Seconds the interchange after the greedy picks may take.
 SWAP_BUDGET_S = 0.5
 
@@ -164,7 +167,8 @@ def _reach(engine: Engine, grid: db_grid.DemandGrid, layer: Layer, by: str, scop
     if by == "straight" or not len(cand_xy):
         return straight, len(cand_xy)
     bound = straight @ free
-    best = np.argsort(-bound, kind="stable")[:NETWORK_CANDIDATES]
+    per_candidate = pairs_estimate(1, float(rad.max()), grid.resolution_m)
+    best = np.argsort(-bound, kind="stable")[:max(1, min(NETWORK_CANDIDATES, int(MAX_NETWORK_PAIRS / per_candidate)))]
     best = best[bound[best] > 0]
     cells, starts = [], []
     for urban in (True, False):
