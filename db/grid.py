@@ -165,9 +165,9 @@ def villages(conn: Connection) -> Villages:
 # a layer's facilities and candidate sites
 # --------------------------------------------------------------------------
 
-_FACILITY = sa.table("facility", sa.column("id"), sa.column("attrs"), sa.column("layer"), sa.column("status"), sa.column("point"),
-                     sa.column("geom"), sa.column("opened_on"), sa.column("retired_on"), sa.column("district_adcode"),
-                     sa.column("synthetic"))
+_FACILITY = sa.table("facility", sa.column("id"), sa.column("attrs"), sa.column("layer"), sa.column("status"),
+                     sa.column("point"), sa.column("geom"), sa.column("opened_on"), sa.column("retired_on"),
+                     sa.column("district_adcode"), sa.column("synthetic"))
 
 
 def open_on(as_of: dt.date) -> list[sa.ColumnElement[bool]]:

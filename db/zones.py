@@ -50,7 +50,7 @@ def zones(conn: Connection, set_name: str) -> list[Zone]:
 
 
 def cell_zones(conn: Connection, set_name: str) -> np.ndarray:
-    """Each demand cell's zone id in ``set_name`` (``""`` when no zone holds its centre), in ``demand_cell.id`` order."""
+    """Each demand cell's zone id in ``set_name`` (``""`` when no zone holds its centre), by ``demand_cell.id``."""
     rows = conn.execute(_CELL_ZONES, {"set_name": set_name}).all()
     return np.array([r.zone_id or "" for r in rows], dtype=object)
 

@@ -9,15 +9,13 @@ Distances are metres in a projected CRS (EPSG:4548 in this project); see
   fast enough for the whole city (hundreds of thousands of cells, tens of
   thousands of candidates) and, for coverage, is within ``1 - 1/e`` of the
   optimum in the worst case and usually within a fraction of a percent.
-* :func:`max_cover` starts from the greedy picks and improves them by
-  interchange (1-swaps) within a time budget: on the demo city's districts it
-  reaches at least 0.995 of the exact optimum for every layer.
+* :func:`geo.siting.max_cover` starts from the greedy picks and improves
+  them within a time budget (what the planners' suggestions use).
 * :func:`exact_max_cover` solves the integer programme with PuLP/CBC, for
   small instances and for checking the greedy answer.
 """
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
@@ -154,10 +152,10 @@ def greedy_max_cover(xy: Any, population: Any, candidates_xy: Any, radius: Any, 
     cells, pop, candidates, done = _check_problem(xy, population, candidates_xy, radius, n,
                                                   already_covered)
     reach = coverage_matrix(cells, candidates, radius)
-    return _incremental_greedy(reach, pop, candidates, int(n), done.copy())
+    return incremental_greedy(reach, pop, candidates, int(n), done.copy())
 
 
-def _incremental_greedy(reach: csr_matrix, pop: np.ndarray, candidates: np.ndarray, n: int,
+def incremental_greedy(reach: csr_matrix, pop: np.ndarray, candidates: np.ndarray, n: int,
                  done: np.ndarray) -> list[dict[str, Any]]:
     reached_by = reach.T.tocsr()  # cell -> candidates reaching it
     gain = reach @ np.where(done, 0.0, pop)
@@ -189,97 +187,6 @@ def _lower_gains(gain: np.ndarray, reached_by: csr_matrix, new: np.ndarray,
     owners = sub.indices
     weights = np.repeat(pop[new], np.diff(sub.indptr))
     gain -= np.bincount(owners, weights=weights, minlength=len(gain))
-
-
-# --------------------------------------------------------------------------
-# greedy, then interchange
-# --------------------------------------------------------------------------
-
-def reach_from_pairs(cell: np.ndarray, candidate: np.ndarray, n_cells: int, n_candidates: int) -> csr_matrix:
-    """Sparse (k, n) bool matrix from (cell, candidate) pairs within reach (straight or along the roads)."""
-    data = np.ones(len(cell), dtype=bool)
-    return csr_matrix((data, (np.asarray(candidate), np.asarray(cell))), shape=(n_candidates, n_cells))
-
-
-def max_cover(reach: csr_matrix, population: Any, n: int, *, already_covered: Any = None,
-              time_budget_s: float = 0.8) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Greedy picks improved by interchange (Teitz-Bart style 1-swaps) until no swap gains or time runs out.
-
-    After the greedy choice, each chosen site in turn is dropped and the
-    candidate that then adds most residents takes its place when it adds more
-    than the dropped one covered alone; passes repeat until a pass changes
-    nothing or ``time_budget_s`` seconds have gone. The chosen sites are then
-    listed in greedy order among themselves, each with its marginal gain.
-
-    Parameters
-    ----------
-    reach : csr_matrix (k, n_cells) of bool
-        Candidate j reaches cell i (:func:`coverage_matrix` or :func:`reach_from_pairs`).
-    population : array (n_cells,)
-        Residents per cell (0 where the cell does not count).
-    n : int
-        Sites to choose.
-    already_covered : bool array (n_cells,), optional
-        Cells existing facilities cover.
-    time_budget_s : float
-        Seconds the interchange may take (the greedy answer is kept when none).
-
-    Returns
-    -------
-    picks : list of dict
-        As :func:`greedy_max_cover` (``candidate`` is a row of ``reach``;
-        ``x``/``y`` are NaN: the caller knows the positions).
-    info : dict
-        ``greedy_covered`` and ``covered`` (residents newly covered before and
-        after the interchange), ``swaps`` made and ``passes`` run.
-    """
-    k, n_cells = reach.shape
-    pop = as_weights(population, n_cells, "population")
-    done = np.zeros(n_cells, bool) if already_covered is None else as_mask(already_covered, n_cells, "already_covered")
-    free = np.where(done, 0.0, pop)
-    chosen = [p["candidate"] for p in _incremental_greedy(reach, pop, np.full((k, 2), np.nan), int(n), done.copy())]
-    greedy_gain = _covered_by(reach, chosen, free)
-    swaps, passes = _interchange(reach, free, chosen, time_budget_s)
-    picks = _incremental_greedy(reach[chosen], pop, np.full((len(chosen), 2), np.nan), len(chosen), done.copy())
-    for p in picks:
-        p["candidate"] = int(chosen[p["candidate"]])
-    return picks, {"greedy_covered": greedy_gain, "covered": _covered_by(reach, chosen, free),
-                   "swaps": swaps, "passes": passes}
-
-
-def _covered_by(reach: csr_matrix, chosen: list[int], free: np.ndarray) -> float:
-    if not chosen:
-        return 0.0
-    hit = np.asarray(reach[chosen].sum(axis=0)).ravel() > 0
-    return float(free[hit].sum())
-
-
-def _interchange(reach: csr_matrix, free: np.ndarray, chosen: list[int], budget_s: float) -> tuple[int, int]:
-    """1-swaps in place on ``chosen``; returns (swaps made, passes run)."""
-    start, swaps, passes = time.perf_counter(), 0, 0
-    if not chosen:
-        return 0, 0
-    count = np.asarray(reach[chosen].sum(axis=0)).ravel().astype(np.int64)
-    improved = True
-    while improved and time.perf_counter() - start < budget_s:
-        improved, passes = False, passes + 1
-        for pos in range(len(chosen)):
-            j = chosen[pos]
-            mine = reach.indices[reach.indptr[j]:reach.indptr[j + 1]]
-            alone = mine[count[mine] == 1]
-            loss = float(free[alone].sum())
-            weight = np.where(count == 0, free, 0.0)
-            weight[alone] = free[alone]
-            gains = reach @ weight
-            gains[chosen] = -np.inf
-            best = int(np.argmax(gains))
-            if gains[best] > loss * (1 + 1e-9) + 1e-9:
-                count[mine] -= 1
-                count[reach.indices[reach.indptr[best]:reach.indptr[best + 1]]] += 1
-                chosen[pos], swaps, improved = best, swaps + 1, True
-            if time.perf_counter() - start >= budget_s:
-                break
-    return swaps, passes
 
 
 # --------------------------------------------------------------------------

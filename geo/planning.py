@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from scipy.spatial import cKDTree
 
 from geo.coverage import as_points, covered_mask

@@ -85,7 +85,8 @@ def _coverage(engine: Engine, q: PlanningQuery, by: str) -> dict[str, Any]:
                 masks[layer.key], applies[layer.key] = cover.covered, where
             if composite_only:
                 continue
-            head = {"layer": layer.key, "layer_name": layer.name(q.lang), "measure": measuring.measure(layer, by, q.lang)}
+            head = {"layer": layer.key, "layer_name": layer.name(q.lang),
+                    "measure": measuring.measure(layer, by, q.lang)}
             extra = planning_figures.figures(engine, conn, grid, layer, q, cover, areas, by)
             rows += _rows(grid, areas, cover.covered, where, "+".join(layer.applies_to), head,
                           threshold(layer, q), _target(layer.target, q.lang), extra)

@@ -26,10 +26,11 @@ import numpy as np
 from sqlalchemy.engine import Connection, Engine
 
 from db import grid as db_grid
-from geo.allocate import coverage_matrix, max_cover, reach_from_pairs
+from geo.allocate import coverage_matrix
 from geo.crs import from_metric
 from geo.network import snap
 from geo.reach import network_pairs
+from geo.siting import max_cover, reach_from_pairs
 from layers import LAYERS, Layer, get_layer
 from services import planning_inputs as inputs
 from services import planning_measure as measuring
@@ -43,10 +44,11 @@ MAX_PAIRS = 6_000_000
 NETWORK_CANDIDATES = 1_500
 #: Most cell-candidate pairs measured along the roads (each candidate's Dijkstra grows with its reach).
 MAX_NETWORK_PAIRS = 1_500_000
-#: Seconds the interchange after the greedy picks may take.
+#: Seconds the improvement after the greedy picks may take.
 SWAP_BUDGET_S = 0.5
 
-METHOD = {"zh": "最大覆盖选址（贪心选点后逐一交换改进）", "en": "maximal covering (greedy picks improved by interchange)"}
+METHOD = {"zh": "最大覆盖选址（贪心选点，逐一交换与拉格朗日松弛改进）",
+          "en": "maximal covering (greedy picks improved by interchange and Lagrangian relaxation)"}
 
 
 def suggest_report(engine: Engine, q: PlanningQuery, n: int, candidates: str = CELL_CANDIDATES,
@@ -134,7 +136,7 @@ def _suggest(engine: Engine, q: PlanningQuery, by: str, layer: Layer, n: int, ca
         describe = _site_describer(candidates, offered.id[mine], offered.district[mine], names)
     reach, measured = _reach(engine, grid, layer, by, scope, cand_xy, rad, np.where(done, 0.0, weight))
     picks, info = max_cover(reach, weight, n, already_covered=done, time_budget_s=SWAP_BUDGET_S) \
-        if reach.shape[0] else ([], {"greedy_covered": 0.0, "covered": 0.0, "swaps": 0, "passes": 0})
+        if reach.shape[0] else ([], {"greedy_covered": 0.0, "covered": 0.0, "upper_bound": 0.0, "steps": 0})
     total, before = float(weight.sum()), float(weight[done].sum())
     return {"layer": q.layer, **inputs.meta(q, grid.synthetic or cover.sites.synthetic, by),
             "threshold": {"urban_m": float(cover.radius[grid.urban].max()) if grid.urban.any() else None,
@@ -145,7 +147,8 @@ def _suggest(engine: Engine, q: PlanningQuery, by: str, layer: Layer, n: int, ca
             "baseline_percent": round(100.0 * before / total, 2) if total else None,
             "candidates": int(len(cand_xy)), "candidates_measured": int(measured),
             "candidate_spacing_m": spacing, "candidate_source": candidates,
-            "method": METHOD[q.lang], "swaps": info["swaps"],
+            "method": METHOD[q.lang],
+            "optimum_at_most": None if not np.isfinite(info["upper_bound"]) else int(math.floor(info["upper_bound"])),
             "greedy_newly_covered": int(round(info["greedy_covered"])),
             "newly_covered": int(round(info["covered"])),
             "sites": [{**_site(p, rank, cand_xy), **describe(p["candidate"])} for rank, p in enumerate(picks, start=1)]}

@@ -6,10 +6,6 @@ so these requests ask for ``by=straight``; network figures are tested in test_pl
 """
 from __future__ import annotations
 
-import csv
-import io
-import subprocess
-
 import pytest
 from sqlalchemy import text
 

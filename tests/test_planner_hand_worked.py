@@ -1,9 +1,12 @@
 """Planners' figures on a hand-worked 3×3 grid (the scratch database: no road network, so straight lines)."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import text
 
+from db.editing import retire_facility
 
 X0, Y0, STEP = 545_000.0, 3_857_000.0, 100.0
 #: Residents per cell, row by row from the south-west corner.
@@ -119,3 +122,33 @@ def test_hand_worked_as_of(scratch_app, grid3):
     assert (before["covered_population"], after["covered_population"]) == (0, 450)  # 500 m reaches all 9
 
 
+
+
+def test_as_of_counts_a_retired_facility_only_while_it_was_open(scratch_app, grid3):
+    # Opened 2020-01-01, retired through the editor's SQL: open on any day before its retirement only.
+    _facility(grid3, "pocket_park", X0 + STEP, Y0 + STEP, opened_on="2020-01-01")
+    with grid3.begin() as conn:
+        fid = conn.execute(text("SELECT id FROM facility WHERE layer = 'pocket_park'")).scalar()
+        retire_facility(conn, fid, "closed for works")
+        retired_on = conn.execute(text("SELECT retired_on FROM facility WHERE id = :i"), {"i": fid}).scalar()
+        assert retired_on == dt.date.today()
+        conn.execute(text("UPDATE facility SET retired_on = '2022-06-01' WHERE id = :i"), {"i": fid})
+    client = scratch_app.test_client()
+    covered = {day: _row(client.get(f"/api/coverage?layer=pocket_park&as_of={day}").get_json())["covered_population"]
+               for day in ("2019-12-31", "2020-01-01", "2022-05-31", "2022-06-01")}
+    assert covered == {"2019-12-31": 0, "2020-01-01": 450, "2022-05-31": 450, "2022-06-01": 0}
+    today = client.get("/api/coverage?layer=pocket_park").get_json()
+    assert _row(today)["covered_population"] == 0 and today["as_of_given"] is False
+
+
+def test_a_future_date_is_refused_naming_as_of(scratch_app, grid3):
+    res = scratch_app.test_client().get("/api/coverage?layer=pocket_park&as_of=2999-01-01")
+    assert res.status_code == 400 and res.get_json()["error"]["parameter"] == "as_of"
+    assert "plan" in res.get_json()["error"]["message"]
+
+
+def test_without_a_network_the_default_is_straight_and_roads_are_refused(scratch_app, grid3):
+    client = scratch_app.test_client()
+    assert client.get("/api/coverage?layer=pocket_park").get_json()["by"] == "straight"
+    res = client.get("/api/coverage?layer=pocket_park&by=walk")
+    assert res.status_code == 400 and res.get_json()["error"]["parameter"] == "by"

@@ -30,12 +30,14 @@ from layers.districts import CITY_CODE
 from services import planning, zones
 from services.errors import ServiceError
 from services.planning_inputs import ALL, SET_PREFIX, PlanningQuery
-from web import cache, planner_map
+from services.planning_tables import file_stem
+from web import cache, planner_map, report, report_render
 from web.database import get_engine
 from web.errors import SERVICE_STATUS, APIError
 from web.params import LAYER_OR_ALL, Args, parse
 from web.planner_api import COMPARE, QUERY, RADIUS, SITES, compare_dates, planning_query
 from web.planner_text import TEXT, error_message
+from web.responses import download
 
 bp = Blueprint("planner", __name__)
 
@@ -88,7 +90,7 @@ def planner_page(engine: Engine, q: PlanningQuery, n: int, compare: str | None) 
             "layers": [(ALL, LIFE_CIRCLE.name(q.lang)), *((k, x.name(q.lang)) for k, x in LAYERS.items())],
             "radius": RADIUS, "sites": PAGE_SITES, "single": q.layer in LAYERS,
             "compare": planning.compare_report(engine, q, *compare_dates(compare)) if compare else None,
-            "compare_raw": compare or "",
+            "compare_raw": compare or "", "outlines": outlines, "key_field": key_field,
             "downloads": _downloads(query, n, q.layer in LAYERS),
             "cells_label": " / ".join(t[c] for c in city["cells"].split("+")),
             "measure_label": _measure_label(city, t), "other_lang": other,
@@ -128,6 +130,27 @@ def planner() -> ResponseReturnValue:
     engine = get_engine()
     return cache.cached_html(engine, "planner", (q, n, args.compare, current_app.config.get("BASEMAP")),
                              lambda: render_template("planner.html", **planner_page(engine, q, n, args.compare)))
+
+
+@bp.get("/planner/report.pdf")
+def report_pdf() -> ResponseReturnValue:
+    """下载报告 / Download report: the PDF of the planner page's figures (one page for the city, one per area)."""
+    args = page_args()
+    q = planning_query(args, args.layer)
+    ctx = planner_page(get_engine(), q, args.n, args.compare)
+    html = render_template("planner_report.html", pages=report.report_pages(ctx), **ctx)
+    return download(report_render.pdf(html), "application/pdf", file_stem("report", q) + ".pdf")
+
+
+@bp.get("/planner/map.png")
+def map_png() -> ResponseReturnValue:
+    """The planner's map alone, with its legend, as a PNG."""
+    args = page_args()
+    q = planning_query(args, args.layer)
+    ctx = planner_page(get_engine(), q, args.n, args.compare)
+    html = render_template("planner_map_png.html", page=report.report_pages(ctx)[0], **ctx)
+    return download(report_render.png(html, report.MAP_W + 320, report.MAP_H + 160), "image/png",
+                    file_stem("map", q) + ".png")
 
 
 @bp.errorhandler(APIError)

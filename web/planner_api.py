@@ -72,7 +72,7 @@ CANDIDATES = Param("candidates", "string", f"Candidate sites: {CELL_CANDIDATES} 
 
 COVERAGE_LAYER = LAYER_OR_ALL.but(required=True, default=None, description="Facility layer key, all layers (all), "
                                   f"or the composite life circle alone ({LIFE_CIRCLE.key}).",
-                                  enum=lambda: (*LAYER_OR_ALL.allowed_values(), LIFE_CIRCLE.key))
+                                  enum=lambda: (*(LAYER_OR_ALL.allowed_values() or []), LIFE_CIRCLE.key))
 COVERAGE_PARAMS = (COVERAGE_LAYER, *QUERY, COMPARE,
                    Param("format", "string", "Output format.", enum=("json", *TABLE_FORMATS), default="json"))
 GAPS_PARAMS = (LAYER, *QUERY, GAPS_LIMIT, CELLS,

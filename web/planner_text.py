@@ -29,7 +29,8 @@ TEXT: dict[str, dict[str, str]] = {
            "classes_quantiles": "分级为各区域数值的五分位", "classes_fixed": "等距分级（每20个百分点）",
            "method": "方法说明", "working": "正在计算……", "error_title": "参数有误", "back": "返回规划页面",
            "confidence": "", "synthetic_zones": "演示分区为合成数据",
-           "method_text": "人口：250米人口网格（合成，区县总数与2020年人口普查一致）。城乡：每平方公里1500人及以上的网格为城区，"
+           "method_text": "人口：250米人口网格（合成，区县总数与2020年人口普查一致）。"
+                          "城乡：每平方公里1500人及以上的网格为城区，"
                           "其余为乡村；各图层仅在其适用的城区或乡村网格计算（如村卫生室仅计乡村，警务站仅计城区）。"
                           "距离：默认沿道路网量算（步行及“任意方式”用步行路网，驾车用驾车路网，网格中心以最近道路位置接入，"
                           "接入段计入距离）；选择“直线距离”则按EPSG:4548平面直线量算。公园等面状设施量算至其边界。"
@@ -82,7 +83,8 @@ def error_message(exc: Any, lang: str) -> str:
         return exc.message
     allowed_text = ""
     if isinstance(allowed, dict):
-        allowed_text = "，".join(f"{'最小' if k == 'min' else '最大' if k == 'max' else k}：{v}" for k, v in allowed.items())
+        words = {"min": "最小", "max": "最大"}
+        allowed_text = "，".join(f"{words.get(k, k)}：{v}" for k, v in allowed.items())
     elif allowed:
         allowed_text = "、".join(str(a) for a in allowed)
     head = f"参数“{parameter}”的值无效" if parameter else "请求无效"
