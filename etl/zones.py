@@ -101,3 +101,31 @@ def _problem(geom: Any, name: Any, zone_id: str, seen: set[str], city: Any) -> s
     if outside > MAX_OUTSIDE_SHARE:
         return f"{outside:.0%} of the zone lies outside the city (at most {MAX_OUTSIDE_SHARE:.0%} may)"
     return None
+
+
+#: The demo's zone set: each district cut into quarters of its bounding box (synthetic planning units).
+DEMO_SET = "demo_units"
+
+
+def demo_zone_rows(conn: Connection) -> list[dict[str, Any]]:
+    """Synthetic planning units for the demo: each district's quarters (by its bounding box), labelled synthetic.
+
+    Ids are ``<adcode>-<1..4>``; names say which district and that they are synthetic (合成).
+    """
+    _, codes, polygons = city_and_districts(conn)
+    names = dict(conn.exec_driver_sql("SELECT adcode, name_zh FROM district").all())
+    rows = []
+    for code, polygon in zip(codes, polygons, strict=True):
+        x0, y0, x1, y1 = polygon.bounds
+        xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+        quarters = [shapely.box(a, b, c, d) for a, b, c, d in
+                    ((x0, ym, xm, y1), (xm, ym, x1, y1), (x0, y0, xm, ym), (xm, y0, x1, ym))]
+        for i, quarter in enumerate(quarters, start=1):
+            part = shapely.make_valid(polygon.intersection(quarter))
+            part = shapely.union_all([g for g in getattr(part, "geoms", [part]) if g.geom_type in ("Polygon",
+                                                                                                  "MultiPolygon")])
+            if part.is_empty or part.area <= 0:
+                continue
+            rows.append({"zone_id": f"{code}-{i}", "name": f"{names.get(code, code)}规划单元{i}（合成）",
+                         "wkb": shapely.to_wkb(part), "synthetic": True})
+    return rows

@@ -45,6 +45,13 @@ def load_zones(engine: Engine, path: str | Path, set_name: str, *,
     return len(rows), []
 
 
+def load_demo_zones(engine: Engine) -> int:
+    """Load the demo's synthetic zone set (:data:`etl.zones.DEMO_SET`): each district's quarters; returns zones."""
+    with engine.begin() as conn:
+        rows = etl_zones.demo_zone_rows(conn)
+        return db_zones.replace_set(conn, etl_zones.DEMO_SET, rows, "demo (synthetic)")
+
+
 def set_names(engine: Engine) -> list[str]:
     """The loaded zone sets, sorted."""
     with engine.connect() as conn:
