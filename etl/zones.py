@@ -113,7 +113,7 @@ def demo_zone_rows(conn: Connection) -> list[dict[str, Any]]:
     Ids are ``<adcode>-<1..4>``; names say which district and that they are synthetic (合成).
     """
     _, codes, polygons = city_and_districts(conn)
-    names = dict(conn.exec_driver_sql("SELECT adcode, name_zh FROM district").all())
+    names: dict[str, str] = {code: name for code, name in conn.exec_driver_sql("SELECT adcode, name_zh FROM district")}
     rows = []
     for code, polygon in zip(codes, polygons, strict=True):
         x0, y0, x1, y1 = polygon.bounds
