@@ -76,16 +76,17 @@ def test_hand_worked_2sfca(scratch_app, grid3):
 
 
 def test_hand_worked_suggestions(scratch_app, grid3):
-    # No station yet, 120 m reach. The north-middle cell t21 (80) reaches 70, 90 and the centre 50:
-    # 290 residents, more than the centre's plus (250). Left: 10, 20, 30, 40, 60. The centre t11 still
-    # reaches 20, 40 and 60: 120, more than any corner (t02: 20 + 30 + 60 = 110; t00: 10 + 20 + 40 = 70).
+    # No station yet, 120 m reach (the plus around a site). Greedy would take the north-middle cell t21
+    # (70 + 80 + 90 + the centre 50 = 290), then the centre t11 (20 + 40 + 60 = 120): 410. The optimum pair
+    # is t12 (30 + 50 + 60 + 90 = 230) and t20 (40 + 70 + 80 = 190): 420, which no other pair reaches.
     body = scratch_app.test_client().get("/api/suggest?layer=police_station&n=2&radius_m=120").get_json()
     sites = body["sites"]
-    assert [s["cell_id"] for s in sites] == ["t21", "t11"]
-    assert [s["marginal_gain"] for s in sites] == [290, 120]
-    assert [s["cumulative_percent"] for s in sites] == [pytest.approx(100 * 290 / 450, abs=0.01),
-                                                        pytest.approx(100 * 410 / 450, abs=0.01)]
-    assert (sites[0]["x_m"], sites[0]["y_m"]) == (X0 + STEP, Y0 + 2 * STEP)
+    assert [s["cell_id"] for s in sites] == ["t12", "t20"]
+    assert [s["marginal_gain"] for s in sites] == [230, 190]
+    assert body["greedy_newly_covered"] == 410 and body["newly_covered"] == 420
+    assert [s["cumulative_percent"] for s in sites] == [pytest.approx(100 * 230 / 450, abs=0.01),
+                                                        pytest.approx(100 * 420 / 450, abs=0.01)]
+    assert (sites[0]["x_m"], sites[0]["y_m"]) == (X0 + 2 * STEP, Y0 + STEP)
 
 
 def test_hand_worked_suggestions_count_existing_cover(scratch_app, grid3):
