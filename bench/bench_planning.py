@@ -98,9 +98,8 @@ def page_against_api(url: str, runs: int) -> dict:
 
 
 PGR_SQL = text("""
-    WITH v AS (SELECT id, ST_Transform(geom, 4548) AS p FROM road_vertex),
-    f AS (SELECT DISTINCT x.id AS vid FROM facility f CROSS JOIN LATERAL (SELECT id FROM v ORDER BY
-          v.p <-> ST_Transform(f.point, 4548) LIMIT 1) x WHERE f.layer = :layer AND f.status = 'active'),
+    WITH f AS (SELECT DISTINCT x.id AS vid FROM facility f CROSS JOIN LATERAL (SELECT id FROM road_vertex v
+          ORDER BY v.geom <-> f.point LIMIT 1) x WHERE f.layer = :layer AND f.status = 'active'),
     dd AS (SELECT node, min(agg_cost) AS d FROM pgr_drivingDistance(
            'SELECT id, source, target, length_m AS cost, length_m AS reverse_cost FROM road_edge WHERE walk',
            (SELECT array_agg(vid) FROM f), :reach, false) GROUP BY node)
@@ -108,9 +107,8 @@ PGR_SQL = text("""
     FROM cell_vertex c LEFT JOIN dd ON dd.node = c.vid""")
 CELL_VERTEX = text("""
     CREATE TEMP TABLE cell_vertex AS SELECT c.population, c.urban, x.id AS vid,
-      ST_Distance(ST_Transform(c.geom, 4548), x.p) AS acc FROM demand_cell c CROSS JOIN LATERAL
-      (SELECT id, ST_Transform(geom, 4548) AS p FROM road_vertex ORDER BY ST_Transform(geom, 4548)
-       <-> ST_Transform(c.geom, 4548) LIMIT 1) x""")
+      ST_Distance(ST_Transform(c.geom, 4548), ST_Transform(x.geom, 4548)) AS acc FROM demand_cell c
+      CROSS JOIN LATERAL (SELECT id, geom FROM road_vertex v ORDER BY v.geom <-> c.geom LIMIT 1) x""")
 
 
 def network_coverage(engine, runs: int) -> dict:

@@ -53,16 +53,15 @@ def test_walking_coverage_agrees_with_pgrouting(client, engine):
     city = next(r for r in body["rows"] if r["district"] == "370400")
     with engine.connect() as conn:
         share = conn.execute(text("""
-            WITH v AS (SELECT id, ST_Transform(geom, 4548) AS p FROM road_vertex),
-            f AS (SELECT DISTINCT ON (f.id) f.id, v.id AS vid, ST_Distance(ST_Transform(f.point, 4548), v.p) AS acc
-                  FROM facility f CROSS JOIN LATERAL (SELECT id, p FROM v ORDER BY v.p <-> ST_Transform(f.point, 4548)
-                  LIMIT 1) v WHERE f.layer = 'village_clinic' AND f.status = 'active'),
+            WITH f AS (SELECT DISTINCT x.id AS vid FROM facility f CROSS JOIN LATERAL (SELECT id FROM road_vertex v
+                  ORDER BY v.geom <-> f.point LIMIT 1) x WHERE f.layer = 'village_clinic' AND f.status = 'active'),
             dd AS (SELECT node, min(agg_cost) AS d FROM pgr_drivingDistance(
                    'SELECT id, source, target, length_m AS cost, length_m AS reverse_cost FROM road_edge WHERE walk',
                    (SELECT array_agg(vid) FROM f), 2500, false) GROUP BY node),
-            c AS (SELECT c.population, c.urban, x.id AS vid, ST_Distance(ST_Transform(c.geom, 4548), x.p) AS acc
-                  FROM demand_cell c CROSS JOIN LATERAL (SELECT id, p FROM v ORDER BY v.p <-> ST_Transform(c.geom, 4548)
-                  LIMIT 1) x WHERE NOT c.urban)
+            c AS (SELECT c.population, x.id AS vid, ST_Distance(ST_Transform(c.geom, 4548),
+                         ST_Transform(x.geom, 4548)) AS acc
+                  FROM demand_cell c CROSS JOIN LATERAL (SELECT id, geom FROM road_vertex v
+                  ORDER BY v.geom <-> c.geom LIMIT 1) x WHERE NOT c.urban)
             SELECT 100.0 * sum(population) FILTER (WHERE dd.d + c.acc <= 2500) / sum(population)
             FROM c LEFT JOIN dd ON dd.node = c.vid""")).scalar()
     # Vertex snapping (pgRouting) against edge snapping (ours): the same picture within a few points.
