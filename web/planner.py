@@ -72,7 +72,11 @@ def planner_page(engine: Engine, q: PlanningQuery, n: int, compare: str | None) 
     city = next(r for r in coverage["rows"] if r.get("district") == CITY_CODE)
     life = next(r for r in shown["composite"]["rows"] if r.get("district") == CITY_CODE)
     outlines, key_field, name_field = _areas(engine, q, shown["outlines"])
-    percents = {str(r.get("zone", r.get("district"))): r["percent"] for r in rows}
+    # The map keeps every area coloured (a district filter zooms; it does not grey the others).
+    whole = q.but(district=None, layer=q.layer if q.layer in LAYERS else LIFE_CIRCLE.key)
+    every = planning.coverage_report(engine, whole) if q.district else coverage
+    percents = {str(r.get("zone", r.get("district"))): r["percent"] for r in every["rows"]
+                if r.get("district") != CITY_CODE}
     target = (city.get("target") or {}).get("percent")
     bounds, rule = planner_map.classes(list(percents.values()), target)
     focus = None

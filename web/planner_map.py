@@ -136,8 +136,8 @@ def _sites(fmap: folium.Map, sites: list[dict[str, Any]], t: dict[str, str]) -> 
 
 
 def _offline_map() -> folium.Map:
-    fmap = folium.Map(location=[34.85, 117.45], zoom_start=9, tiles=None, control_scale=True,
-                      prefer_canvas=False)
+    fmap = folium.Map(location=[34.85, 117.45], zoom_start=9, tiles=None, control_scale=False,
+                      prefer_canvas=False)  # a metric-only scale is added by the page
     fmap.default_js = [("leaflet", "/vendor/leaflet/dist/leaflet.js")]
     fmap.default_css = [("leaflet_css", "/vendor/leaflet/dist/leaflet.css")]
     return fmap
