@@ -87,8 +87,8 @@ def page_against_api(url: str, runs: int) -> dict:
         def get(path: str) -> None:
             cache.clear()
             assert client.get(path).status_code == 200
-        page_s, _ = median_of(lambda: get(f"/planner?layer={key}"), runs)
-        api_s, _ = median_of(lambda: get(f"/api/coverage?layer={key}"), runs)
+        page_s, _ = median_of(lambda key=key: get(f"/planner?layer={key}"), runs)
+        api_s, _ = median_of(lambda key=key: get(f"/api/coverage?layer={key}"), runs)
         out[key] = {"page_s": round(page_s, 3), "api_s": round(api_s, 3), "ratio": round(page_s / api_s, 2)}
     cache.clear()
     start = time.perf_counter()
@@ -164,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     worst_page = max(v["page_s"] for k, v in page.items() if isinstance(v, dict))
     result = {"task": "Planning: suggestions, planner view, network coverage", "suggest": quality, "page": page,
               "network": net,
-              "met": {"suggest_ratio": quality["worst"] >= 0.995, "city_10_sites": quality["city_10_sites_s"] < 2.0,
+              "met": {"suggest_ratio": quality["worst"] >= 0.995,
+                      "city_10_sites": quality["city_10_sites_s"] < 2.0,
                       "page_under_1s": worst_page < 1.0, "network_under_3s": net["ours_s"] <= 3.0,
-                      "network_half_pgrouting": net["ratio"] <= 0.5, "network_within_0_1": net["max_abs_points"] <= 0.1}}
+                      "network_half_pgrouting": net["ratio"] <= 0.5,
+                      "network_within_0_1": net["max_abs_points"] <= 0.1}}
     write_json(result, args.json)
     print(result)
     return 0

@@ -184,7 +184,8 @@ def rows_planning(d):
              met["network_under_3s"] and met["network_half_pgrouting"] and met["network_within_0_1"], d["command"])]
 
 
-ADAPTERS = {"planning": rows_planning, "etl": rows_etl, "nearest": rows_nearest, "coverage": rows_coverage, "suggest": rows_suggest,
+ADAPTERS = {"planning": rows_planning,
+            "etl": rows_etl, "nearest": rows_nearest, "coverage": rows_coverage, "suggest": rows_suggest,
             "page": rows_page, "export": rows_export, "scaling": rows_scaling, "load": rows_load}
 
 

@@ -5,7 +5,7 @@ in the report's language) and is written by :mod:`formats.tabular`, which
 also defuses text a spreadsheet would run as a formula. The headline column
 is the share of the residents where the layer applies; the all-resident
 share stands beside it, labelled. File names carry the layer, the date and
-the radius (``coverage_parking_2026-11-29_r500.csv``). Distances are metres
+the radius (``coverage_<layer>_2026-11-29_r500_walk.csv``). Distances are metres
 (EPSG:4548); positions are WGS-84 degrees.
 """
 from __future__ import annotations

@@ -13,16 +13,6 @@ from sqlalchemy import text
 
 from layers import LAYERS
 
-#: Thresholds written out from STANDARDS.md (urban m, rural m), not read from the registry.
-STANDARD_REACH = {
-    "service_office": (1000, 3000),
-    "police_station": (1500, 1500),
-    "pocket_park": (500, 500),
-    "parking": (500, 500),
-    "village_clinic": (2500, 2500),
-}
-DISTRICTS = ("370402", "370403", "370404", "370405", "370406", "370481")
-
 
 def _city(rows, layer):
     return next(r for r in rows if r["layer"] == layer and r["district"] == "370400")

@@ -118,7 +118,8 @@ def test_a_bad_parameter_gets_a_page_in_the_pages_language(browser, live_server)
 
 
 #: Latin words allowed on the Chinese page: units, formats, standards' codes and the map library's credit.
-LATIN_OK = {"Leaflet", "SFCA", "m", "km", "GB", "T", "CSV", "PDF", "PNG", "Excel", "WGS", "EPSG", "SC", "English", "SYNTHETIC", "2SFCA"}
+LATIN_OK = {"Leaflet", "SFCA", "m", "km", "GB", "T", "CSV", "PDF", "PNG", "Excel", "WGS", "EPSG", "SC",
+            "English", "SYNTHETIC", "2SFCA"}
 
 
 def test_the_chinese_page_is_all_chinese(browser, live_server):
