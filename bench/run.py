@@ -43,6 +43,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "scaling": (_cmd("bench.bench_scaling", "--scales", "1,10,100"),
                 _cmd("bench.bench_scaling", "--scales", "1,10", "--points", "100")),
     "network": (_cmd("bench.bench_network", "--runs", "3"), _cmd("bench.bench_network", "--runs", "1")),
+    "planning": (_cmd("bench.bench_planning", "--runs", "3"),
+                 _cmd("bench.bench_planning", "--runs", "1", "--exact-seconds", "30")),
     "load": (_cmd("bench.bench_load"), _cmd("bench.bench_load", "--seconds", "15", "--ref-seconds", "5")),
 }
 
@@ -162,7 +164,28 @@ def rows_load(d):
                  "zero 5xx; p99 recorded (ratio = p99 / /healthz p99)", load["status_5xx"] == 0, d["command"])]
 
 
-ADAPTERS = {"etl": rows_etl, "nearest": rows_nearest, "coverage": rows_coverage, "suggest": rows_suggest,
+def rows_planning(d):
+    s, p, n, met = d["suggest"], d["page"], d["network"], d["met"]
+    ratios = ", ".join(f"{k} {v['ratio']}" for k, v in s["per_layer"].items())
+    pages = ", ".join(f"{k} {v['page_s']} s / {v['api_s']} s" for k, v in p.items() if isinstance(v, dict))
+    worst = max((v for v in p.values() if isinstance(v, dict)), key=lambda v: v["page_s"])
+    return [
+        _row("Planning: 5 suggested sites per layer in Shizhong vs the exact optimum (HiGHS)", ratios,
+             "exact MCLP, same candidates", s["worst"], "≥ 0.995 on every layer (ratio = worst layer)",
+             met["suggest_ratio"], d["command"]),
+        _row("Planning: 10 sites city-wide", f"{s['city_10_sites_s']} s", "", None, "< 2 s", met["city_10_sites"],
+             d["command"]),
+        _row("Planning: uncached /planner vs uncached /api/coverage", pages + f"; suggest r=19999 "
+             f"{p['suggest_radius_19999_s']} s", "/api/coverage alone", worst["ratio"], "page < 1 s",
+             met["page_under_1s"], d["command"]),
+        _row(f"Network coverage: all layers by walking, {n['cells']:,} cells", f"{n['ours_s']} s",
+             f"pgRouting pgr_drivingDistance {n['pgrouting_s']} s; max difference {n['max_abs_points']} points",
+             n["ratio"], "≤ 3 s; ≤ 0.5× pgRouting; within 0.1 point",
+             met["network_under_3s"] and met["network_half_pgrouting"] and met["network_within_0_1"], d["command"])]
+
+
+ADAPTERS = {"planning": rows_planning,
+            "etl": rows_etl, "nearest": rows_nearest, "coverage": rows_coverage, "suggest": rows_suggest,
             "page": rows_page, "export": rows_export, "scaling": rows_scaling, "load": rows_load}
 
 

@@ -59,7 +59,7 @@ _UPDATE = text(
     f" OR NOT ST_Equals(f.geom, {_GEOM}))")
 
 _RETIRE = text(
-    "UPDATE facility SET status = 'retired', version = version + 1, updated_at = now(),"
+    "UPDATE facility SET status = 'retired', retired_on = current_date, version = version + 1, updated_at = now(),"
     " attrs = CASE WHEN CAST(:reason AS text) IS NULL THEN attrs"
     " ELSE attrs || jsonb_build_object('retired_reason', CAST(:reason AS text)) END WHERE id = :id")
 

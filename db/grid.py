@@ -78,6 +78,12 @@ class Sites:
         District adcode of each site.
     synthetic : bool
         True when any site is synthetic.
+    wkb : object array (m,), optional
+        Each site's whole geometry (WKB, EPSG:4548) for area facilities
+        (polygons); ``None`` when only the points were read.
+    home : object array (m,), optional
+        The village a facility says it serves (its ``village_id`` or
+        ``village`` attribute, as the source gave it; ``None`` when absent).
     """
 
     id: np.ndarray
@@ -85,6 +91,8 @@ class Sites:
     capacity: np.ndarray
     district: np.ndarray
     synthetic: bool
+    wkb: np.ndarray | None = None
+    home: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.id)
@@ -92,9 +100,10 @@ class Sites:
 
 @dataclass(frozen=True)
 class Villages:
-    """Villages as arrays, metres in the metric CRS (EPSG:4548)."""
+    """Villages as arrays (ids, names, district adcodes), metres in the metric CRS (EPSG:4548)."""
 
     village_id: np.ndarray
+    name: np.ndarray
     xy: np.ndarray
     district: np.ndarray
     synthetic: bool
@@ -116,8 +125,8 @@ _GRID = text(
     "FROM demand_cell ORDER BY id")
 
 _VILLAGES = text(
-    "SELECT village_id, ST_X(p) AS x, ST_Y(p) AS y, district_adcode, synthetic FROM "
-    "(SELECT id, village_id, district_adcode, synthetic, ST_Transform(geom, CAST(:srid AS integer)) AS p "
+    "SELECT village_id, name, ST_X(p) AS x, ST_Y(p) AS y, district_adcode, synthetic FROM "
+    "(SELECT id, village_id, name, district_adcode, synthetic, ST_Transform(geom, CAST(:srid AS integer)) AS p "
     " FROM village) v ORDER BY id")
 
 
@@ -145,34 +154,49 @@ def villages(conn: Connection) -> Villages:
     """Every village, projected to metres (EPSG:4548), in ``village.id`` order."""
     rows = conn.execute(_VILLAGES, {"srid": METRIC_EPSG}).all()
     if not rows:
-        return Villages(np.empty(0, dtype=object), np.empty((0, 2)), np.empty(0, dtype=object), False)
-    vid, x, y, district, synthetic = zip(*rows, strict=True)
-    return Villages(np.array(vid, dtype=object), _xy(x, y), np.array(district, dtype=object), bool(any(synthetic)))
+        return Villages(np.empty(0, dtype=object), np.empty(0, dtype=object), np.empty((0, 2)),
+                        np.empty(0, dtype=object), False)
+    vid, name, x, y, district, synthetic = zip(*rows, strict=True)
+    return Villages(np.array(vid, dtype=object), np.array(name, dtype=object), _xy(x, y),
+                    np.array(district, dtype=object), bool(any(synthetic)))
 
 
 # --------------------------------------------------------------------------
 # a layer's facilities and candidate sites
 # --------------------------------------------------------------------------
 
-_FACILITY = sa.table("facility", sa.column("id"), sa.column("layer"), sa.column("status"), sa.column("point"),
-                     sa.column("opened_on"), sa.column("district_adcode"), sa.column("synthetic"))
+_FACILITY = sa.table("facility", sa.column("id"), sa.column("attrs"), sa.column("layer"), sa.column("status"),
+                     sa.column("point"), sa.column("geom"), sa.column("opened_on"), sa.column("retired_on"),
+                     sa.column("district_adcode"), sa.column("synthetic"))
 
 
-def layer_sites(conn: Connection, layer: str, as_of: dt.date | None = None, *,
-                capacity_field: str | None = None) -> Sites:
-    """Active facilities of ``layer`` opened on or before ``as_of``, in metres.
+def open_on(as_of: dt.date) -> list[sa.ColumnElement[bool]]:
+    """Conditions keeping the facilities open on ``as_of``: opened on or before it (or no opening date known)
+    and not retired on or before it (an active facility, or one retired later)."""
+    f = _FACILITY
+    return [sa.or_(f.c.opened_on.is_(None), f.c.opened_on <= as_of),
+            sa.or_(sa.and_(f.c.status == "active", f.c.retired_on.is_(None)), f.c.retired_on > as_of)]
+
+
+def layer_sites(conn: Connection, layer: str, as_of: dt.date, *, capacity_field: str | None = None,
+                area: bool = False) -> Sites:
+    """Facilities of ``layer`` open on ``as_of``, in metres.
 
     Parameters
     ----------
     conn : Connection
     layer : str
         A layer key (already checked against the registry).
-    as_of : date, optional
-        Keep facilities with ``opened_on <= as_of``, or no opening date.
-        ``None`` keeps every active facility.
+    as_of : date
+        Keep the facilities open that day (:func:`open_on`): opened on or
+        before it (or with no opening date) and not retired on or before it.
     capacity_field : str, optional
         The layer's capacity column (``Layer.capacity_field``); its values
         fill :attr:`Sites.capacity` (0 when null). Without it capacity is 0.
+    area : bool
+        Also read each facility's whole geometry (``facility.geom``, e.g. a
+        park's polygon) projected to EPSG:4548, into :attr:`Sites.wkb`, so
+        distances can be measured to its boundary.
 
     Returns
     -------
@@ -181,21 +205,25 @@ def layer_sites(conn: Connection, layer: str, as_of: dt.date | None = None, *,
         a point inside the polygon) projected to EPSG:4548 metres, by id.
     """
     f = _FACILITY
+    srid = sa.bindparam("srid", METRIC_EPSG, type_=sa.Integer)
     capacity = sa.func.coalesce(sa.column(capacity_field), 0) if capacity_field else sa.literal(0)
-    opened = [] if as_of is None else [sa.or_(f.c.opened_on.is_(None), f.c.opened_on <= as_of)]
+    shape = sa.func.ST_AsBinary(sa.func.ST_Transform(f.c.geom, srid)) if area else sa.null()
     projected = (sa.select(f.c.id, f.c.district_adcode, f.c.synthetic, capacity.label("cap"),
-                           sa.func.ST_Transform(f.c.point, sa.bindparam("srid", METRIC_EPSG, type_=sa.Integer))
-                           .label("p"))
-                 .where(f.c.layer == layer, f.c.status == "active", f.c.point.is_not(None), *opened))
+                           sa.func.ST_Transform(f.c.point, srid).label("p"), shape.label("shape"),
+                           sa.func.coalesce(f.c.attrs.op("->>")("village_id"), f.c.attrs.op("->>")("village"))
+                           .label("home"))
+                 .where(f.c.layer == layer, f.c.point.is_not(None), *open_on(as_of)))
     p = projected.subquery("f")
     query = sa.select(p.c.id, sa.func.ST_X(p.c.p), sa.func.ST_Y(p.c.p), p.c.cap, p.c.district_adcode,
-                      p.c.synthetic).order_by(p.c.id)
+                      p.c.synthetic, p.c.shape, p.c.home).order_by(p.c.id)
     rows = conn.execute(query).all()
     if not rows:
         return Sites(np.empty(0, dtype=np.int64), np.empty((0, 2)), np.empty(0), np.empty(0, dtype=object), False)
-    ids, x, y, cap, district, synthetic = zip(*rows, strict=True)
+    ids, x, y, cap, district, synthetic, shapes, home = zip(*rows, strict=True)
+    wkb = np.array([bytes(s) for s in shapes], dtype=object) if area else None
     return Sites(id=np.array(ids, dtype=np.int64), xy=_xy(x, y), capacity=np.array(cap, dtype=float),
-                 district=np.array(district, dtype=object), synthetic=bool(any(synthetic)))
+                 district=np.array(district, dtype=object), synthetic=bool(any(synthetic)), wkb=wkb,
+                 home=np.array(home, dtype=object))
 
 
 _SET_NAMES = text("SELECT DISTINCT set_name FROM candidate_site ORDER BY set_name")

@@ -25,7 +25,8 @@ PER_RESIDENTS = 1000.0
 
 
 def two_step_fca(xy: Any, population: Any, fxy: Any, capacity: Any = None,
-                 radius: Any = 500.0) -> tuple[np.ndarray, np.ndarray]:
+                 radius: Any = 500.0, *, pairs: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """2SFCA accessibility of each cell, and supply ratio of each facility.
 
     Parameters
@@ -40,6 +41,9 @@ def two_step_fca(xy: Any, population: Any, fxy: Any, capacity: Any = None,
         Supply of each facility (e.g. parking spaces); 1 each when omitted.
     radius : float or array (n,)
         Catchment radius in metres, for all cells or per cell.
+    pairs : (cell, facility) int arrays, optional
+        The pairs within reach when measured otherwise (e.g. along the roads,
+        :func:`geo.reach.network_pairs`); default: straight line within ``radius``.
 
     Returns
     -------
@@ -54,7 +58,7 @@ def two_step_fca(xy: Any, population: Any, fxy: Any, capacity: Any = None,
     pop = as_weights(population, len(cells), "population")
     facilities = as_points(fxy, "fxy")
     supply = _capacity(capacity, len(facilities))
-    cell, fac, _ = pairs_within(cells, facilities, radius)
+    cell, fac = pairs_within(cells, facilities, radius)[:2] if pairs is None else pairs
     facility_ratio = _supply_ratio(cell, fac, pop, supply)
     contribution = np.nan_to_num(facility_ratio, nan=0.0)[fac]
     cell_ratio = np.bincount(cell, weights=contribution, minlength=len(cells))
@@ -108,3 +112,45 @@ def district_2sfca(cell_ratio: Any, population: Any, groups: Any) -> list[dict[s
 def _ratio_row(group: Any, population: float, weighted: float) -> dict[str, Any]:
     mean = float(weighted) / float(population) if population > 0 else None
     return {"group": group, "population": float(population), "ratio_per_1000": mean}
+
+
+def ratio_spread(cell_ratio: Any, population: Any, groups: Any) -> dict[Any, dict[str, float | None]]:
+    """Per group (and ``None`` for all): how the 2SFCA ratio is spread over the residents.
+
+    Parameters
+    ----------
+    cell_ratio : array (n,)
+        Per-cell ratio from :func:`two_step_fca` (per 1,000 residents).
+    population : array (n,)
+        Residents per cell.
+    groups : array (n,)
+        Group code of each cell.
+
+    Returns
+    -------
+    dict
+        ``{group: {"none_in_reach_percent", "q1", "median", "q3"}}``: the
+        share of residents (0-100) whose cell has no supply in reach (ratio 0),
+        and the population-weighted quartiles of the cell ratio (per 1,000
+        residents; each the lowest ratio with at least that share of the
+        residents at or below it). ``None`` values when a group has no residents.
+    """
+    ratio = np.asarray(cell_ratio, dtype=float)
+    pop = as_weights(population, len(ratio), "population")
+    codes = np.asarray(groups, dtype=object)
+    out: dict[Any, dict[str, float | None]] = {None: _spread(ratio, pop)}
+    for code in np.unique(codes.astype(str)) if len(codes) else []:
+        mine = codes.astype(str) == code
+        out[plain_key(code)] = _spread(ratio[mine], pop[mine])
+    return out
+
+
+def _spread(ratio: np.ndarray, pop: np.ndarray) -> dict[str, float | None]:
+    total = float(pop.sum())
+    if total <= 0:
+        return {"none_in_reach_percent": None, "q1": None, "median": None, "q3": None}
+    order = np.argsort(ratio, kind="stable")
+    share = np.cumsum(pop[order]) / total
+    q = [float(ratio[order][min(int(np.searchsorted(share, p - 1e-12)), len(order) - 1)]) for p in (0.25, 0.5, 0.75)]
+    return {"none_in_reach_percent": 100.0 * float(pop[ratio <= 0].sum()) / total,
+            "q1": q[0], "median": q[1], "q3": q[2]}

@@ -9,6 +9,8 @@ Distances are metres in a projected CRS (EPSG:4548 in this project); see
   fast enough for the whole city (hundreds of thousands of cells, tens of
   thousands of candidates) and, for coverage, is within ``1 - 1/e`` of the
   optimum in the worst case and usually within a fraction of a percent.
+* :func:`geo.siting.max_cover` starts from the greedy picks and improves
+  them within a time budget (what the planners' suggestions use).
 * :func:`exact_max_cover` solves the integer programme with PuLP/CBC, for
   small instances and for checking the greedy answer.
 """
@@ -150,10 +152,10 @@ def greedy_max_cover(xy: Any, population: Any, candidates_xy: Any, radius: Any, 
     cells, pop, candidates, done = _check_problem(xy, population, candidates_xy, radius, n,
                                                   already_covered)
     reach = coverage_matrix(cells, candidates, radius)
-    return _incremental_greedy(reach, pop, candidates, int(n), done.copy())
+    return incremental_greedy(reach, pop, candidates, int(n), done.copy())
 
 
-def _incremental_greedy(reach: csr_matrix, pop: np.ndarray, candidates: np.ndarray, n: int,
+def incremental_greedy(reach: csr_matrix, pop: np.ndarray, candidates: np.ndarray, n: int,
                  done: np.ndarray) -> list[dict[str, Any]]:
     reached_by = reach.T.tocsr()  # cell -> candidates reaching it
     gain = reach @ np.where(done, 0.0, pop)

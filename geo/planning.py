@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from geo.coverage import as_points, covered_mask
 from geo.errors import GeoError
@@ -102,4 +103,56 @@ def villages_without_reach(vxy: Any, vdistrict: Any, fxy: Any, radius_m: float,
         mine = codes == code
         out[code] = {"villages": int(mine.sum()), "without": int((mine & ~reached).sum())}
     out[None] = {"villages": len(points), "without": int((~reached).sum())}
+    return out
+
+
+def facility_homes(vid: Any, vname: Any, vxy: Any, fxy: Any, fhome: Any) -> tuple[np.ndarray, int]:
+    """The village each facility belongs to (the one-per-village rule): by its own field, else the nearest.
+
+    Parameters
+    ----------
+    vid, vname : arrays (v,)
+        Village ids and names.
+    vxy : array (v, 2)
+        Villages, metres in a projected CRS.
+    fxy : array (m, 2)
+        Facilities, metres, same CRS.
+    fhome : array (m,)
+        The village each facility names (an id, or a name that only one
+        village has), or ``None``.
+
+    Returns
+    -------
+    home : int array (m,)
+        Row of the villages (-1 when there are no villages).
+    by_field : int
+        How many facilities were placed by their own field (the rest: nearest village).
+    """
+    points, sites = as_points(vxy, "vxy"), as_points(fxy, "fxy")
+    home = np.full(len(sites), -1, dtype=np.int64)
+    if len(points) == 0 or len(sites) == 0:
+        return home, 0
+    ids = {str(v): i for i, v in enumerate(vid)}
+    names: dict[str, int] = {}
+    for i, name in enumerate(vname):
+        names[str(name)] = -2 if str(name) in names else i  # -2: a name two villages share
+    for j, given in enumerate(fhome):
+        if given is not None:
+            home[j] = ids.get(str(given), names.get(str(given), -1))
+    home[home == -2] = -1
+    by_field = int((home >= 0).sum())
+    unknown = home < 0
+    if unknown.any():
+        home[unknown] = cKDTree(points).query(sites[unknown], k=1)[1]
+    return home, by_field
+
+
+def villages_without_own(vdistrict: Any, home: Any, n_villages: int, districts: list[str]) -> dict[str | None, int]:
+    """Per district (and ``None`` for all), villages that no facility belongs to (see :func:`facility_homes`)."""
+    codes = np.asarray(vdistrict, dtype=object)
+    served = np.zeros(n_villages, dtype=bool)
+    h = np.asarray(home, dtype=np.int64)
+    served[h[h >= 0]] = True
+    out: dict[str | None, int] = {code: int(((codes == code) & ~served).sum()) for code in districts}
+    out[None] = int((~served).sum())
     return out

@@ -25,6 +25,10 @@ CELL_CLASSES: tuple[str, ...] = ("urban", "rural")
 #:   without a facility of their own and villages with none in reach.
 FIGURES: tuple[str, ...] = ("supply_ratio", "per_village")
 
+#: The road network each travel mode of a threshold is measured on: walking and "any mode" (bicycle or
+#: e-bike, at its own speed) use the walking network, driving the driving network.
+NETWORK_OF_MODE: dict[str, str] = {"walk": "walk", "any": "walk", "drive": "drive"}
+
 #: Placement rules the demo generator knows (``demo/facilities.py``).
 DEMO_PLACEMENTS: tuple[str, ...] = (
     "offices", "urban", "parks", "parking", "villages", "towns", "rural", "seats")

@@ -16,6 +16,8 @@ for control in /usr/share/postgresql/*/extension/postgis.control; do
   [ -x "/usr/lib/postgresql/$ver/bin/postgres" ] || continue
   [ -e "/usr/share/postgresql/$ver/extension/pgrouting.control" ] || need+=("postgresql-$ver-pgrouting")
 done
+# The planner's PDF/PNG report: headless Chromium and a CJK font; its tests read the PDF with poppler.
+command -v chromium >/dev/null 2>&1 || need+=(chromium); fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || need+=(fonts-noto-cjk); [ "$mode" = demo ] || command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
   command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)

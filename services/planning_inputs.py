@@ -1,11 +1,12 @@
-"""What every planning report starts from: the request, the snapshot, the grid and a layer's cover.
+"""What every planning report starts from: the request, its limits, the snapshot, the grid and the areas.
 
-The planners' reports (:mod:`services.planning`) share these steps: one
-read-only transaction on one snapshot (:func:`snapshot`), the demand grid and
-the villages in metres (EPSG:4548) remembered with
-:func:`services.cache.memo` until the data changes, a layer's facilities and
-the cells they reach (:func:`layer_cover`), and the labels every report
-carries. Layer facts come from the layer's record only.
+The planners' reports (:mod:`services.planning`, :mod:`services.planning_suggest`)
+share these steps: one read-only transaction on one snapshot (:func:`snapshot`),
+the demand grid and the villages in metres (EPSG:4548) remembered with
+:func:`services.cache.memo` until the data changes, the areas figures are
+given by (districts, or the zones of a loaded set: :func:`areas`), and the
+labels every report carries. How far each cell is from a layer's facilities
+is :mod:`services.planning_measure`. Layer facts come from the layer's record only.
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import districts as db_districts
 from db import grid as db_grid
-from geo.coverage import covered_mask
+from db import zones as db_zones
 from geo.crs import METRIC_EPSG
-from geo.planning import applies_mask, cell_radius
+from geo.planning import applies_mask
 from layers import Layer
 from layers.districts import CITY_CODE, CITY_NAME
 from services.cache import data_versions, memo
@@ -38,15 +39,15 @@ MIN_RADIUS_M = 50.0
 MAX_RADIUS_M = 20_000.0
 #: Most sites one suggestion may ask for.
 MAX_SITES = 50
-#: Candidate sites drawn (seeded) from the uncovered cells' centres.
-MAX_CANDIDATES = 20_000
 #: Most gap clusters one report carries.
 MAX_GAPS = 5_000
-#: Which cells a gaps report keeps: where the layer applies, or every cell.
+#: Which cells a gaps report or a suggestion counts: where the layer applies, or every cell.
 GAP_CELLS = ("applicable", "all")
 #: Candidate sources of a suggestion besides a layer's key: uncovered cells' centres, or a loaded set.
 CELL_CANDIDATES = "cells"
 SET_PREFIX = "set:"
+#: How distances are measured: along the walking or driving network, or in a straight line.
+MEASURES = ("walk", "drive", "straight")
 #: The ``data_version`` rows the demand grid and the villages depend on (migration 0003 bumps
 #: ``grid`` on every change to ``demand_cell`` or ``village``).
 GRID_FAMILIES = ("grid",)
@@ -66,7 +67,11 @@ class PlanningQuery:
 
     ``layer`` is a layer key (or :data:`ALL` for coverage); ``radius_m``
     overrides the layer's thresholds with one reach in metres; ``as_of``
-    keeps facilities opened on or before that date; ``lang`` is zh or en.
+    counts the facilities open on that date (default: today; a date after
+    today is refused); ``by`` how distances are measured (:data:`MEASURES`;
+    ``None``: walking when a road network is loaded, else straight);
+    ``zones`` gives the figures by the zones of a loaded set
+    (``set:<name>``) instead of by district; ``lang`` is zh or en.
     """
 
     layer: str
@@ -74,6 +79,8 @@ class PlanningQuery:
     radius_m: float | None = None
     as_of: dt.date | None = None
     lang: str = "zh"
+    by: str | None = None
+    zones: str | None = None
 
     def __post_init__(self) -> None:
         if self.lang not in SYNTHETIC_NOTE:
@@ -83,18 +90,41 @@ class PlanningQuery:
             raise InvalidRequest(f"radius_m was {self.radius_m!r} but is expected to be metres from "
                                  f"{MIN_RADIUS_M:g} to {MAX_RADIUS_M:g}", parameter="radius_m",
                                  allowed={"min": MIN_RADIUS_M, "max": MAX_RADIUS_M})
+        if self.as_of is not None and self.as_of > dt.date.today():
+            raise InvalidRequest(f"as_of was {self.as_of.isoformat()} but is expected to be today "
+                                 f"({dt.date.today().isoformat()}) or earlier: figures count the facilities open "
+                                 "on that day, and a later day would be a plan, not a record",
+                                 parameter="as_of", allowed={"max": dt.date.today().isoformat()})
+        if self.by is not None and self.by not in MEASURES:
+            raise InvalidRequest(f"by was {self.by!r} but is expected to be one of {', '.join(MEASURES)}",
+                                 parameter="by", allowed=list(MEASURES))
+        if self.zones is not None and not self.zones.startswith(SET_PREFIX):
+            raise InvalidRequest(f"zones was {self.zones[:60]!r} but is expected to be {SET_PREFIX}<name> of a "
+                                 "loaded zone set (flask etl zones FILE --set NAME)", parameter="zones")
 
     def but(self, **changes: Any) -> PlanningQuery:
         return replace(self, **changes)
 
+    @property
+    def day(self) -> dt.date:
+        """The day whose open facilities count (``as_of``, or today)."""
+        return self.as_of or dt.date.today()
+
 
 @dataclass(frozen=True)
-class LayerCover:
-    """One layer against the grid: covered cells, each cell's radius (metres) and the sites."""
+class Areas:
+    """What the figures are given by: one code per cell, and the codes and names of the rows.
 
-    covered: Mask
-    radius: npt.NDArray[np.float64]
-    sites: db_grid.Sites
+    ``kind`` is ``district`` or ``zone``; ``code`` holds each cell's code
+    (``""`` for a cell in no zone of the set); ``codes`` the rows in order;
+    ``names`` code → name in the report's language (with the city's).
+    """
+
+    kind: str
+    code: npt.NDArray[Any]
+    codes: list[str]
+    names: dict[str, str]
+    synthetic: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -132,24 +162,6 @@ def applies(layer: Layer, urban: Mask) -> Mask:
     return applies_mask(urban, in_urban=layer.applies("urban"), in_rural=layer.applies("rural"))
 
 
-def layer_cover(conn: Connection, grid: db_grid.DemandGrid, layer: Layer, q: PlanningQuery) -> LayerCover:
-    """The layer's facilities (as of ``q.as_of``) and the cells within its reach (its thresholds, or ``q.radius_m``)."""
-    t = layer.threshold
-    radius = cell_radius(grid.urban, t.urban_m, t.rural_m, q.radius_m)
-    sites = db_grid.layer_sites(conn, layer.key, q.as_of, capacity_field=layer.capacity_field)
-    return LayerCover(covered_mask(grid.xy, sites.xy, radius), radius, sites)
-
-
-def threshold(layer: Layer, q: PlanningQuery) -> dict[str, Any]:
-    """The reach a report used, in metres, with the standard it comes from (in ``q.lang``)."""
-    t = layer.threshold
-    return {"urban_m": q.radius_m if q.radius_m is not None else t.urban_m,
-            "rural_m": q.radius_m if q.radius_m is not None else t.rural_m,
-            "overridden": q.radius_m is not None,
-            "standard": t.standard_en if q.lang == "en" else t.standard_zh,
-            "source": t.source, "confidence": t.confidence}
-
-
 def district_names(conn: Connection, lang: str) -> dict[str, str]:
     """adcode → name in ``lang`` of every loaded district, and of the city."""
     names = {code: (en if lang == "en" else zh) for code, (zh, en) in db_districts.names(conn).items()}
@@ -157,13 +169,35 @@ def district_names(conn: Connection, lang: str) -> dict[str, str]:
     return names
 
 
-def district_codes(names: dict[str, str], district: str | None) -> list[str]:
-    """The districts a report has rows for: the one asked for, or all of them in adcode order."""
-    return [district] if district else sorted(c for c in names if c != CITY_CODE)
+def areas(engine: Engine, conn: Connection, grid: db_grid.DemandGrid, q: PlanningQuery) -> Areas:
+    """The rows of a report: the districts (or the one asked for), or the zones of ``q.zones``.
+
+    With a district and zones, only the zones that hold some of that district's cells are rows.
+    """
+    names = district_names(conn, q.lang)
+    if q.zones is None:
+        codes = [q.district] if q.district else sorted(c for c in names if c != CITY_CODE)
+        return Areas("district", grid.district, codes, names)
+    set_name = q.zones[len(SET_PREFIX):]
+    known = db_zones.set_names(conn)
+    if set_name not in known:
+        raise InvalidRequest(f"zones was {q.zones[:60]!r} but the loaded zone sets are "
+                             f"{', '.join(SET_PREFIX + s for s in known) or 'none'} (flask etl zones FILE --set NAME)",
+                             parameter="zones", allowed=[SET_PREFIX + s for s in known])
+    version = data_versions(conn, (*GRID_FAMILIES, "zones"))
+    code = memo(engine, "planning.zones", (set_name, version), lambda: db_zones.cell_zones(conn, set_name),
+                families=(*GRID_FAMILIES, "zones"))
+    zones = db_zones.zones(conn, set_name)
+    mine = code if not q.district else code[grid.district == q.district]
+    present = set(mine.tolist())
+    codes = [z.zone_id for z in zones if z.zone_id in present]
+    zone_names = {z.zone_id: z.name for z in zones}
+    zone_names[CITY_CODE] = names[CITY_CODE]
+    return Areas("zone", code, codes, zone_names, synthetic=any(z.synthetic for z in zones))
 
 
-def meta(q: PlanningQuery, synthetic: bool) -> dict[str, Any]:
-    """The fields every report starts with: the request, the distance CRS and the synthetic-data note."""
-    return {"as_of": (q.as_of or dt.date.today()).isoformat(), "district": q.district,
-            "radius_m": q.radius_m, "crs_for_distances": f"EPSG:{METRIC_EPSG} (metres)",
+def meta(q: PlanningQuery, synthetic: bool, by: str) -> dict[str, Any]:
+    """The fields every report starts with: the request, the measure, the distance CRS and the synthetic note."""
+    return {"as_of": q.day.isoformat(), "as_of_given": q.as_of is not None, "district": q.district,
+            "radius_m": q.radius_m, "by": by, "zones": q.zones, "crs_for_distances": f"EPSG:{METRIC_EPSG} (metres)",
             "synthetic": synthetic, "note": SYNTHETIC_NOTE[q.lang]}

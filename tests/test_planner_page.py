@@ -1,34 +1,29 @@
 """The planners' page in a real headless Chromium, against the app on real HTTP.
 
-A planner sees, for the chosen layer: the district choropleth with its legend,
-the gap clusters, the suggested sites, the table, the bar chart and the
-downloads, with the synthetic-data note; nothing is fetched from outside.
+A planner sees, for the chosen layer: the areas coloured with the legend's own colours, district labels,
+the layer's facilities, the gap clusters (named, zooming on click), numbered suggested sites, the table
+and bar chart on the applicable residents, the method note and the downloads, with the synthetic-data
+note; nothing is fetched from outside. Accessibility is checked with axe-core at phone and desktop widths.
 """
 from __future__ import annotations
 
+import json
+import re
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
-#: The choropleth classes' colours (light to dark green), as the planner sees them in the legend.
-GREENS = {"#f7fcb9", "#c2e699", "#78c679", "#31a354", "#006837", "#cccccc"}
+from tests.browser import axe_violations, launch
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-    yield b
-    b.close()
-    pw.stop()
+    yield from launch()
 
 
-def _open(browser, url: str, width: int = 1280, height: int = 900):
+def _open(browser, url: str, width: int = 1280, height: int = 900, status: int = 200):
     page = browser.new_page(viewport={"width": width, "height": height})
     requests: list[str] = []
     errors: list[str] = []
@@ -36,67 +31,119 @@ def _open(browser, url: str, width: int = 1280, height: int = 900):
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     response = page.goto(url, wait_until="networkidle")
-    assert response.status == 200
+    assert response.status == status
     return page, requests, errors
 
 
+def _api(live_server, path):
+    with urllib.request.urlopen(f"{live_server}{path}") as r:
+        return json.load(r)
+
+
+def _areas_fills(page):
+    return page.eval_on_selector_all(
+        "path.leaflet-interactive", "els => els.map(e => [e.getAttribute('fill'), e.getAttribute('fill-opacity')])")
+
+
 @pytest.mark.parametrize("layer", ["service_office", "police_station", "pocket_park", "parking", "village_clinic"])
-def test_every_layer_shows_choropleth_legend_gaps_and_sites(browser, live_server, layer):
+def test_every_layer_shows_its_map_legend_gaps_and_numbered_sites(browser, live_server, layer):
     page, requests, errors = _open(browser, f"{live_server}/planner?layer={layer}&n=4&lang=en")
     host = urlparse(live_server).netloc
     assert all(urlparse(u).netloc == host for u in requests if not u.startswith("data:")), requests
     assert not errors, errors
-    # Six districts filled with the legend's colours.
-    fills = page.eval_on_selector_all(
-        "path.leaflet-interactive", "els => els.map(e => e.getAttribute('fill'))")
-    assert sum(f in GREENS for f in fills) >= 6
-    legend = page.locator("#legend")
-    assert legend.is_visible() and "0–20%" in legend.inner_text() and "80–100%" in legend.inner_text()
-    # Gap clusters: red outlines on the map and listed below it.
-    assert sum(f == "#d7301f" for f in fills) >= 1
-    assert page.locator("#gap-list li").count() >= 1
-    # Four suggested sites on the map and in their table.
-    assert page.locator("path.suggested-site").count() == 4
-    assert page.locator("#suggest-table tbody tr").count() == 4
-    # Table and chart: 6 districts (+ the city row in the table), each bar as wide as its percent.
+    legend = page.eval_on_selector_all("#legend .swatch[data-colour]", "els => els.map(e => e.dataset.colour)")
+    drawn = [(f, o) for f, o in _areas_fills(page) if f in legend]
+    assert len(drawn) == 6 and {o for _, o in drawn} == {"1"}  # six districts, opaque: the legend's colours
+    assert page.locator("#legend-rule").inner_text()
+    assert page.locator(".area-label").count() == 6
+    assert sum(f == "#d7301f" for f, _ in _areas_fills(page)) >= 1
+    assert page.locator("#gap-list .gap-link").count() >= 1
+    numbers = page.locator(".suggested-site .site-number").all_inner_texts()
+    assert numbers == [str(i) for i in range(1, len(numbers) + 1)] and 1 <= len(numbers) <= 4
+    assert page.locator("#suggest-table tbody tr").count() == len(numbers)
     assert page.locator("#coverage-table tbody tr").count() == 7
     assert page.locator("#bar-chart .bar-row").count() == 6
+    assert "None" not in page.content()
     assert "SYNTHETIC" in page.locator("#synthetic-note").inner_text()
     page.close()
 
 
-def test_figures_match_the_api_and_show_their_standard(browser, live_server, client):
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(f"{live_server}/api/coverage?layer=pocket_park&lang=en") as r:
-        city = [row for row in json.load(r)["rows"] if row["district"] == "370400"][0]
-    page, _, _ = _open(browser, f"{live_server}/planner?layer=pocket_park&lang=en")
+def test_the_headline_is_the_applicable_figure_with_all_residents_beside_it(browser, live_server):
+    city = next(r for r in _api(live_server, "/api/coverage?layer=police_station&lang=en")["rows"]
+                if r["district"] == "370400")
+    page, _, _ = _open(browser, f"{live_server}/planner?layer=police_station&lang=en")
     assert page.locator("#city-percent").inner_text() == f"{city['percent']:.1f}%"
-    headline = page.locator("#headline").inner_text()
-    assert "GB/T 51346-2019" in headline and "500 m" in headline
-    rows = page.locator("#coverage-table tbody tr")
-    assert "GB/T 51346-2019" in rows.last.inner_text()
+    assert page.locator("#all-percent").inner_text() == f"{city['all_residents']['percent']:.1f}%"
+    assert "urban" in page.locator("#headline").inner_text()
+    assert "along" in page.locator("#measure").inner_text()  # which measure the figures use
     page.close()
 
 
-def test_chinese_by_default_and_phone_width_fits(browser, live_server):
-    page, _, errors = _open(browser, f"{live_server}/planner?layer=village_clinic", width=390, height=844)
-    assert not errors
-    assert page.locator("h1").inner_text() == "民生设施覆盖规划"
-    assert "合成" in page.locator("#synthetic-note").inner_text()
-    assert "枣庄市" in page.locator("#coverage-table").inner_text()
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    assert page.locator(".map-wrap").bounding_box()["width"] <= 390
+def test_the_composite_page_answers(browser, live_server):
+    page, _, errors = _open(browser, f"{live_server}/planner?layer=all&lang=en")
+    assert not errors and "life circle" in page.locator("#headline").inner_text()
     page.close()
 
 
-def test_downloads_are_csv_with_bom_and_xlsx(browser, live_server):
-    page, _, _ = _open(browser, f"{live_server}/planner?layer=parking")
+def test_a_district_zooms_and_keeps_the_others_coloured(browser, live_server):
+    page, _, _ = _open(browser, f"{live_server}/planner?layer=pocket_park&lang=en")
+    city_zoom = page.evaluate("() => document.querySelector('.leaflet-container') && "
+                              "[...document.querySelectorAll('.leaflet-control-scale-line')][0].innerText")
+    page.goto(f"{live_server}/planner?layer=pocket_park&lang=en&district=370402", wait_until="networkidle")
+    district_zoom = page.evaluate("() => [...document.querySelectorAll('.leaflet-control-scale-line')][0].innerText")
+    assert _scale_m(district_zoom) < _scale_m(city_zoom)
+    assert "#cccccc" not in {f for f, _ in _areas_fills(page)}  # no district greyed as "no data"
+    page.close()
+
+
+def _scale_m(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)\s*(km|m)", text).groups()
+    return float(value) * (1000 if unit == "km" else 1)
+
+
+def test_a_gap_zooms_the_map_on_click(browser, live_server):
+    page, _, _ = _open(browser, f"{live_server}/planner?layer=parking&lang=en")
+    before = page.locator(".leaflet-control-scale-line").first.inner_text()
+    page.locator("#gap-list .gap-link").first.click()
+    page.wait_for_timeout(500)
+    assert _scale_m(page.locator(".leaflet-control-scale-line").first.inner_text()) < _scale_m(before)
+    page.close()
+
+
+def test_a_bad_parameter_gets_a_page_in_the_pages_language(browser, live_server):
+    page, _, _ = _open(browser, f"{live_server}/planner?layer=parks&lang=zh", status=400)
+    message = page.locator("#error-message").inner_text()
+    assert "layer" in message and "参数" in message and "service_office" in message
+    page.close()
+
+
+#: Latin words allowed on the Chinese page: units, formats, standards' codes and the map library's credit.
+LATIN_OK = {"Leaflet", "SFCA", "m", "km", "GB", "T", "CSV", "PDF", "PNG", "Excel", "WGS", "EPSG", "SC",
+            "English", "SYNTHETIC", "2SFCA"}
+
+
+def test_the_chinese_page_is_all_chinese(browser, live_server):
+    for layer in ("police_station", "village_clinic", "parking"):
+        page, _, _ = _open(browser, f"{live_server}/planner?layer={layer}&lang=zh")
+        words = set(re.findall(r"[A-Za-z]{2,}", page.locator("body").inner_text()))
+        assert words <= LATIN_OK, words - LATIN_OK
+        page.close()
+
+
+def test_blank_form_fields_count_as_absent(browser, live_server):
+    page, _, errors = _open(browser, f"{live_server}/planner?layer=parking&radius_m=&as_of=&by=&compare=&lang=en")
+    assert not errors and page.locator("#city-percent").inner_text().endswith("%")
+    page.close()
+
+
+def test_downloads_carry_the_date_and_radius_and_chinese_headers(browser, live_server):
+    page, _, _ = _open(browser, f"{live_server}/planner?layer=parking&radius_m=400&as_of=2022-06-30")
     with page.expect_download() as info:
         page.locator("#download-csv").click()
+    name = info.value.suggested_filename
+    assert "2022-06-30" in name and "r400" in name and name.endswith(".csv")
     data = Path(info.value.path()).read_bytes()
-    assert data.startswith(b"\xef\xbb\xbf") and "滕州市".encode() in data
+    assert data.startswith(b"\xef\xbb\xbf") and "滕州市".encode() in data and "覆盖率（适用人口，%）".encode() in data
     with page.expect_download() as info:
         page.locator("#download-xlsx").click()
     assert Path(info.value.path()).read_bytes()[:2] == b"PK"
@@ -109,4 +156,21 @@ def test_as_of_before_this_year_shows_lower_police_coverage(browser, live_server
     page.goto(f"{live_server}/planner?layer=police_station&lang=en")
     after = float(page.locator("#city-percent").inner_text().rstrip("%"))
     assert before == 0.0 and after > 10.0
+    page.close()
+
+
+def test_before_and_after_side_by_side(browser, live_server):
+    page, _, _ = _open(browser, f"{live_server}/planner?layer=police_station&compare=2021-12-31,2022-06-30&lang=en")
+    rows = page.locator("#compare-table tbody tr")
+    assert rows.count() == 7 and "+" in rows.last.inner_text()
+    page.close()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("width, height", [(390, 844), (1280, 900)])
+def test_no_serious_accessibility_violations(browser, live_server, lang, width, height):
+    page, _, _ = _open(browser, f"{live_server}/planner?layer=parking&lang={lang}", width=width, height=height)
+    assert axe_violations(page) == []
+    if width < 500:
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     page.close()

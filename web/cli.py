@@ -24,6 +24,7 @@ from web.admin_cli import admin_cli
 from web.database import get_engine
 from web.export_cli import export_command
 from web.roads_cli import roads_command
+from web.zones_cli import zones_command
 
 etl_cli = AppGroup("etl", help="Load facility files, candidate sites and the demo city.")
 layers_cli = AppGroup("layers", help="The layer registry.")
@@ -121,6 +122,7 @@ def etl_demo(seed: int, resolution_m: float, scale: float, force: bool) -> None:
 
 
 etl_cli.add_command(roads_command)
+etl_cli.add_command(zones_command)
 
 
 def register_cli(app: Flask) -> None:

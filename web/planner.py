@@ -1,185 +1,169 @@
-"""The planners' page ``/planner``: coverage by district, gaps and suggested sites.
+"""The planners' page ``/planner``: coverage by district or zone, gaps, suggested sites, before/after, the report.
 
-One Folium map (a choropleth of coverage % by district with its legend, the
-largest gap clusters and the suggested sites) plus a table and a bar chart by
-district, downloads of the table (CSV with BOM, XLSX), in Chinese by default
-and English with ``?lang=en``. Everything is served by the app itself: Folium
-is pointed at the npm copy of Leaflet under ``/vendor``, and unless a basemap
-is configured (``MINSHENG_BASEMAP``) no tiles are loaded, so the page works
-with no internet.
+One map (:mod:`web.planner_map`: areas coloured by coverage with a legend
+that states its classes, district labels, the layer's facilities, the
+largest gap clusters named by district and nearest village, numbered
+suggested sites) plus the table and bar chart by area, the method note and
+downloads (CSV with BOM, XLSX, the PDF report and the map as PNG), all in
+Chinese by default and English with ``?lang=en``. ``layer=all`` shows the
+composite life circle. Everything is served by the app itself.
 
-The view parses the planner API's parameter declarations (the form's
-``min``/``max`` come from the same ones), calls
-:func:`services.planning.planner_overview` once, and renders; the page is
-cached until the data changes (:func:`web.cache.cached_html`).
+The view parses the planner API's parameter declarations (blank form
+fields count as absent), calls :func:`services.planning.planner_overview`
+(and :func:`services.planning.compare_report` for ``compare``) and renders;
+the page is cached until the data changes (:func:`web.cache.cached_html`).
+A bad parameter gets a page in the page's language (:func:`bad_parameter`).
 """
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
-import folium
-import shapely.geometry
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from sqlalchemy.engine import Engine
+from werkzeug.datastructures import MultiDict
 
-from geo.crs import wgs84_to_gcj02
 from layers import LAYER_KEYS, LAYERS, LIFE_CIRCLE
 from layers.districts import CITY_CODE
-from services import planning
-from services.planning_inputs import PlanningQuery
-from web import cache
+from services import planning, zones
+from services.errors import ServiceError
+from services.planning_inputs import ALL, SET_PREFIX, PlanningQuery
+from services.planning_tables import file_stem
+from web import cache, planner_map, report, report_render
 from web.database import get_engine
-from web.pages import add_basemap, basemap_setting, districts_to_gcj02
-from web.params import LAYER, parse
-from web.planner_api import QUERY, RADIUS, SITES, planning_query
-from web.security import add_nonce
+from web.errors import SERVICE_STATUS, APIError
+from web.params import LAYER_OR_ALL, Args, parse
+from web.planner_api import COMPARE, QUERY, RADIUS, SITES, compare_dates, planning_query
+from web.planner_text import TEXT, error_message
+from web.responses import download
 
 bp = Blueprint("planner", __name__)
 
-#: Choropleth classes: (lower bound %, colour), light to dark green.
-CLASSES: tuple[tuple[float, str], ...] = (
-    (0.0, "#f7fcb9"), (20.0, "#c2e699"), (40.0, "#78c679"), (60.0, "#31a354"), (80.0, "#006837"))
-NO_DATA = "#cccccc"
-#: Gap clusters drawn on the map (the table of gaps is the API's job).
+#: Gap clusters drawn on the map and listed under it (the full list is the API's job).
 MAP_GAPS = 10
-#: The page's parameters: the API's, with the first layer of the registry and 5 sites by default.
+#: The page's parameters: the API's, with the first layer of the registry (or all) and 5 sites by default.
 PAGE_SITES = SITES.but(default=5)
-PAGE_PARAMS = (LAYER.but(required=False, default=LAYER_KEYS[0]), *QUERY, PAGE_SITES)
-
-TEXT = {
-    "zh": {"title": "民生设施覆盖规划", "layer": "设施图层", "radius": "服务半径（米，可选）",
-           "as_of": "截至日期", "sites": "建议新增数量", "apply": "更新", "district": "区县",
-           "population": "人口", "covered": "覆盖人口", "percent": "覆盖率", "standard": "对照标准",
-           "threshold": "服务半径", "urban": "城区", "rural": "乡村", "legend": "覆盖率（按区县）",
-           "gaps": "未覆盖人口聚集区（前{n}个，仅计适用的{cells}网格）", "suggest": "建议新增站点",
-           "gain": "新增覆盖人口",
-           "cumulative": "累计覆盖率", "download": "下载表格", "chart": "各区县覆盖率",
-           "life": "15分钟生活圈（综合）", "spaces": "每千人车位（2SFCA）",
-           "villages": "无卫生室覆盖的村", "target": "目标", "rank": "序号", "no_data": "无数据",
-           "gap_legend": "未覆盖聚集区", "site_legend": "建议站点", "city": "全市",
-           "overridden": "（已自定义）", "residents": "居民"},
-    "en": {"title": "Service coverage planner", "layer": "Layer", "radius": "Radius (m, optional)",
-           "as_of": "As of", "sites": "New sites", "apply": "Update", "district": "District",
-           "population": "Population", "covered": "Covered", "percent": "Coverage", "standard": "Standard",
-           "threshold": "Reach", "urban": "urban", "rural": "rural", "legend": "Coverage by district",
-           "gaps": "Largest uncovered clusters (top {n}, {cells} cells where the layer applies)",
-           "suggest": "Suggested new sites",
-           "gain": "Newly covered", "cumulative": "Cumulative coverage", "download": "Download the table",
-           "chart": "Coverage by district", "life": "15-minute life circle (composite)",
-           "spaces": "Spaces per 1,000 residents (2SFCA)", "villages": "Villages without a clinic in reach",
-           "target": "Target", "rank": "#", "no_data": "no data", "gap_legend": "Uncovered cluster",
-           "site_legend": "Suggested site", "city": "City", "overridden": " (overridden)", "residents": " residents"},
-}
+PAGE_PARAMS = (LAYER_OR_ALL.but(required=False, default=LAYER_KEYS[0]), *QUERY, PAGE_SITES, COMPARE)
 
 
-def colour(percent: float | None) -> str:
-    """The choropleth colour of a coverage percentage (0-100)."""
-    if percent is None:
-        return NO_DATA
-    chosen = CLASSES[0][1]
-    for lower, col in CLASSES:
-        if percent >= lower:
-            chosen = col
-    return chosen
+def page_args() -> Args:
+    """The page's parameters, blank form fields counted as absent (HTML forms submit empty fields)."""
+    given = MultiDict([(k, v) for k, v in request.args.items(multi=True) if str(v).strip() != ""])
+    return parse(PAGE_PARAMS, given)
 
 
-def legend_items(lang: str) -> list[tuple[str, str]]:
-    """(colour, label) for each class, then the no-data colour."""
-    bounds = [c[0] for c in CLASSES] + [100.0]
-    items = [(col, f"{bounds[i]:g}–{bounds[i + 1]:g}%") for i, (_, col) in enumerate(CLASSES)]
-    return items + [(NO_DATA, TEXT[lang]["no_data"])]
+def _areas(engine: Engine, q: PlanningQuery, shown: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """The outlines drawn, their key field and their name field (districts, or the zones of ``q.zones``)."""
+    if q.zones:
+        return zones.outlines(engine, q.zones[len(SET_PREFIX):]), "zone_id", "name"
+    for f in shown["features"]:
+        f["properties"]["name"] = f["properties"]["name_en" if q.lang == "en" else "name_zh"]
+    return shown, "adcode", "name"
 
 
-def planner_page(engine: Engine, q: PlanningQuery, n: int) -> dict[str, Any]:
+def planner_page(engine: Engine, q: PlanningQuery, n: int, compare: str | None) -> dict[str, Any]:
     """Everything the template needs: the reports, the map's HTML parts, the form's bounds and links."""
     shown = planning.planner_overview(engine, q, n, MAP_GAPS)
     coverage, gaps, suggest = shown["coverage"], shown["gaps"], shown["suggest"]
-    rows = [r for r in coverage["rows"] if r["district"] != CITY_CODE]
-    city = next(r for r in coverage["rows"] if r["district"] == CITY_CODE)
-    life = next(r for r in shown["composite"]["rows"] if r["layer"] == LIFE_CIRCLE.key and r["district"] == CITY_CODE)
-    head, body, script = _map_parts(shown["outlines"], rows, gaps, suggest, q.lang)
-    query = {k: v for k, v in (("layer", q.layer), ("district", q.district), ("radius_m", q.radius_m),
-                               ("as_of", q.as_of.isoformat() if q.as_of else None), ("lang", q.lang)) if v}
-    other_lang = "en" if q.lang == "zh" else "zh"
-    return {"q": q, "n": n, "t": TEXT[q.lang], "coverage": coverage, "rows": rows, "city": city,
-            "life": life, "gaps": gaps, "suggest": suggest, "legend": legend_items(q.lang),
-            "map_head": Markup(head), "map_body": Markup(body), "map_script": Markup(script),
-            "layers": [(key, layer.name(q.lang)) for key, layer in LAYERS.items()],
-            "radius": RADIUS, "sites": PAGE_SITES,
-            "csv_url": "/api/coverage?" + urlencode({**query, "format": "csv"}),
-            "xlsx_url": "/api/coverage?" + urlencode({**query, "format": "xlsx"}),
-            "gaps_url": "/api/gaps?" + urlencode(query),
-            "suggest_url": "/api/suggest?" + urlencode({**query, "n": n}),
-            "gaps_cells": " / ".join(TEXT[q.lang][c] for c in LAYERS[q.layer].applies_to),
-            "other_lang": other_lang, "other_lang_url": "/planner?" + urlencode({**query, "n": n, "lang": other_lang})}
+    t = TEXT[q.lang]
+    rows = [r for r in coverage["rows"] if r.get("district") != CITY_CODE]
+    city = next(r for r in coverage["rows"] if r.get("district") == CITY_CODE)
+    life = next(r for r in shown["composite"]["rows"] if r.get("district") == CITY_CODE)
+    outlines, key_field, name_field = _areas(engine, q, shown["outlines"])
+    # The map keeps every area coloured (a district filter zooms; it does not grey the others).
+    whole = q.but(district=None, layer=q.layer if q.layer in LAYERS else LIFE_CIRCLE.key)
+    every = planning.coverage_report(engine, whole) if q.district else coverage
+    percents = {str(r.get("zone", r.get("district"))): r["percent"] for r in every["rows"]
+                if r.get("district") != CITY_CODE}
+    target = (city.get("target") or {}).get("percent")
+    bounds, rule = planner_map.classes(list(percents.values()), target)
+    focus = None
+    if q.district and not q.zones:
+        focus = {"features": [f for f in outlines["features"] if f["properties"]["adcode"] == q.district]}
+    head, body, script, map_name = planner_map.build(
+        outlines, percents, bounds, t, gaps["features"] if gaps else [], suggest["sites"] if suggest else [],
+        shown["facilities"], planner_map.area_labels(outlines, name_field), focus, key_field)
+    query = _query(q)
+    other = "en" if q.lang == "zh" else "zh"
+    return {"q": q, "n": n, "t": t, "coverage": coverage, "rows": rows, "city": city, "life": life,
+            "gaps": gaps, "suggest": suggest, "legend": planner_map.legend_items(bounds, t["no_data"]),
+            "legend_rule": t["classes_" + rule].format(target=target),
+            "map_head": Markup(head), "map_body": Markup(body), "map_script": Markup(script), "map_name": map_name,
+            "layers": [(ALL, LIFE_CIRCLE.name(q.lang)), *((k, x.name(q.lang)) for k, x in LAYERS.items())],
+            "radius": RADIUS, "sites": PAGE_SITES, "single": q.layer in LAYERS,
+            "compare": planning.compare_report(engine, q, *compare_dates(compare)) if compare else None,
+            "compare_raw": compare or "", "outlines": outlines, "key_field": key_field,
+            "downloads": _downloads(query, n, q.layer in LAYERS),
+            "cells_label": " / ".join(t[c] for c in city["cells"].split("+")),
+            "measure_label": _measure_label(city, t), "other_lang": other,
+            "other_lang_url": "/planner?" + urlencode({**query, "n": n, "lang": other})}
 
 
-def _map_parts(outlines: dict[str, Any], rows: list[dict[str, Any]], gaps: dict[str, Any],
-               suggest: dict[str, Any], lang: str) -> tuple[str, str, str]:
-    """(head, body, script) of the Folium map, with local Leaflet and nonces."""
-    by_code = {r["district"]: r for r in rows}
-    for f in outlines["features"]:
-        r = by_code.get(f["properties"]["adcode"])
-        pct = None if r is None else r["percent"]
-        f["properties"].update(name=f["properties"]["name_en" if lang == "en" else "name_zh"],
-                               percent=("–" if pct is None else f"{pct:.1f}%"), fill=colour(pct))
-    basemap, key, display_crs = basemap_setting()
-    if display_crs == "gcj02":  # AMap tiles: draw every overlay in GCJ-02 to sit on them
-        outlines = districts_to_gcj02(outlines)
-        gaps = {**gaps, "features": districts_to_gcj02({"features": gaps["features"]})["features"]}
-        suggest = {**suggest, "sites": [_site_to_gcj02(s) for s in suggest["sites"]]}
-    fmap = _offline_map()
-    add_basemap(fmap, basemap, key)
-    t = TEXT[lang]
-    folium.GeoJson(outlines, name="choropleth",
-                   style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#333333",
-                                             "weight": 1.5, "fillOpacity": 0.75},
-                   tooltip=folium.GeoJsonTooltip(["name", "percent"], aliases=[t["district"], t["percent"]]),
-                   ).add_to(fmap)
-    if gaps["features"]:
-        folium.GeoJson({"type": "FeatureCollection", "features": gaps["features"]}, name="gaps",
-                       style_function=lambda f: {"fillColor": "#d7301f", "color": "#b30000", "weight": 1,
-                                                 "fillOpacity": 0.3},
-                       tooltip=folium.GeoJsonTooltip(["rank", "population", "district_name"],
-                                                     aliases=[t["rank"], t["population"], t["district"]]),
-                       ).add_to(fmap)
-    for s in suggest["sites"]:
-        folium.CircleMarker([s["lat"], s["lon"]], radius=7, color="#08306b", weight=2, fill=True,
-                            fill_color="#4292c6", fill_opacity=0.9,
-                            tooltip=f"{t['site_legend']} {s['rank']}: +{s['marginal_gain']:,} "
-                                    f"({t['cumulative']} {s['cumulative_percent']}%)",
-                            class_name="suggested-site").add_to(fmap)
-    fmap.fit_bounds(_bounds(outlines))
-    fig: Any = fmap.get_root()  # a branca Figure (typed as its base Element)
-    fig.render()
-    return add_nonce(fig.header.render()), fig.html.render(), fig.script.render()
+def _query(q: PlanningQuery) -> dict[str, Any]:
+    return {k: v for k, v in (("layer", q.layer), ("district", q.district), ("radius_m", q.radius_m),
+                               ("as_of", q.as_of.isoformat() if q.as_of else None), ("by", q.by),
+                               ("zones", q.zones), ("lang", q.lang)) if v}
 
 
-def _site_to_gcj02(site: dict[str, Any]) -> dict[str, Any]:
-    lon, lat = wgs84_to_gcj02(site["lon"], site["lat"])
-    return {**site, "lon": lon, "lat": lat}
+def _downloads(query: dict[str, Any], n: int, single: bool) -> dict[str, str]:
+    coverage_query = {**query, "layer": query["layer"] if single else LIFE_CIRCLE.key}
+    links = {"csv": "/api/coverage?" + urlencode({**coverage_query, "format": "csv"}),
+             "xlsx": "/api/coverage?" + urlencode({**coverage_query, "format": "xlsx"}),
+             "pdf": "/planner/report.pdf?" + urlencode({**query, "n": n}),
+             "png": "/planner/map.png?" + urlencode({**query, "n": n})}
+    if single:
+        links.update(gaps="/api/gaps?" + urlencode(query), suggest="/api/suggest?" + urlencode({**query, "n": n}))
+    return links
 
 
-def _offline_map() -> folium.Map:
-    fmap = folium.Map(location=[34.85, 117.45], zoom_start=9, tiles=None, control_scale=True,
-                      prefer_canvas=False)
-    fmap.default_js = [("leaflet", "/vendor/leaflet/dist/leaflet.js")]
-    fmap.default_css = [("leaflet_css", "/vendor/leaflet/dist/leaflet.css")]
-    return fmap
-
-
-def _bounds(geojson: dict[str, Any]) -> list[list[float]]:
-    boxes = [shapely.geometry.shape(f["geometry"]).bounds for f in geojson["features"]] or [(117.0, 34.4, 117.9, 35.3)]
-    return [[min(b[1] for b in boxes), min(b[0] for b in boxes)], [max(b[3] for b in boxes), max(b[2] for b in boxes)]]
+def _measure_label(city: dict[str, Any], t: dict[str, str]) -> str:
+    m = city.get("measure") or {}
+    if "urban" not in m:
+        return t["by_" + m.get("by", "straight")]
+    parts = [f"{t[c]}: {m[c]['text']}" for c in ("urban", "rural") if c in city["cells"].split("+")]
+    area = t["area_to_boundary"] if m.get("area_to") == "boundary" else ""
+    return "；".join(parts) + (f" · {area}" if area else "")
 
 
 @bp.get("/planner")
 def planner() -> ResponseReturnValue:
-    args = parse(PAGE_PARAMS)
+    args = page_args()
     q, n = planning_query(args, args.layer), args.n
     engine = get_engine()
-    return cache.cached_html(engine, "planner", (q, n, current_app.config.get("BASEMAP")),
-                             lambda: render_template("planner.html", **planner_page(engine, q, n)))
+    return cache.cached_html(engine, "planner", (q, n, args.compare, current_app.config.get("BASEMAP")),
+                             lambda: render_template("planner.html", **planner_page(engine, q, n, args.compare)))
+
+
+@bp.get("/planner/report.pdf")
+def report_pdf() -> ResponseReturnValue:
+    """下载报告 / Download report: the PDF of the planner page's figures (one page for the city, one per area)."""
+    args = page_args()
+    q = planning_query(args, args.layer)
+    ctx = planner_page(get_engine(), q, args.n, args.compare)
+    html = render_template("planner_report.html", pages=report.report_pages(ctx), **ctx)
+    return download(report_render.pdf(html), "application/pdf", file_stem("report", q) + ".pdf")
+
+
+@bp.get("/planner/map.png")
+def map_png() -> ResponseReturnValue:
+    """The planner's map alone, with its legend, as a PNG."""
+    args = page_args()
+    q = planning_query(args, args.layer)
+    ctx = planner_page(get_engine(), q, args.n, args.compare)
+    html = render_template("planner_map_png.html", page=report.report_pages(ctx)[0], **ctx)
+    return download(report_render.png(html, report.MAP_W + 320, report.MAP_H + 160), "image/png",
+                    file_stem("map", q) + ".png")
+
+
+@bp.errorhandler(APIError)
+@bp.errorhandler(ServiceError)
+def bad_parameter(exc: APIError | ServiceError) -> ResponseReturnValue:
+    """A page (not JSON) saying which parameter was wrong and what is allowed, in the page's language."""
+    lang = "en" if request.args.get("lang") == "en" else "zh"
+    status = exc.status if isinstance(exc, APIError) else next(
+        (SERVICE_STATUS[c] for c in type(exc).__mro__ if c in SERVICE_STATUS), 400)
+    body = render_template("planner_error.html", t=TEXT[lang], lang=lang, status=status,
+                           message=error_message(exc, lang), back="/planner?" + urlencode({"lang": lang}))
+    return body, status

@@ -1,12 +1,15 @@
 """Planners' JSON API: coverage, gaps and suggested sites, by district.
 
-* ``GET /api/coverage?layer=&district=&radius_m=&as_of=&lang=&format=``: one
-  row per district plus the whole city, each with its threshold and
-  standard; ``layer=all`` adds the composite "15-minute life circle".
-* ``GET /api/gaps?layer=&district=&radius_m=&as_of=&lang=&limit=&cells=&format=``:
+* ``GET /api/coverage?layer=&district=&radius_m=&as_of=&by=&zones=&compare=&lang=&format=``:
+  one row per district (or zone) plus the whole city, each leading with the
+  share of the residents where the layer applies, with its threshold,
+  standard and measure; ``layer=all`` adds the composite "15-minute life
+  circle", ``layer=composite`` gives it alone; ``compare=DATE1,DATE2`` gives
+  both dates side by side with the change.
+* ``GET /api/gaps?layer=&district=&radius_m=&as_of=&by=&lang=&limit=&cells=&format=``:
   GeoJSON of clusters of uncovered cells, largest population first.
-* ``GET /api/suggest?layer=&n=&candidates=&district=&radius_m=&as_of=&lang=&format=``:
-  n new sites by greedy maximal covering, each with its marginal gain.
+* ``GET /api/suggest?layer=&n=&candidates=&cells=&district=&radius_m=&as_of=&by=&lang=&format=``:
+  n new sites by maximal covering, each with its marginal gain.
 
 Each view parses the parameters declared here (the same declarations build
 ``/openapi.json`` and the planner page's form bounds), calls one function of
@@ -14,6 +17,7 @@ Each view parses the parameters declared here (the same declarations build
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -21,13 +25,15 @@ from flask.typing import ResponseReturnValue
 
 from etl.candidates import SET_NAME
 from geo.crs import METRIC_EPSG
-from services import planning, planning_tables
+from layers import LIFE_CIRCLE
+from services import planning, planning_suggest, planning_tables
 from services.planning_inputs import (
     CELL_CANDIDATES,
     GAP_CELLS,
     MAX_GAPS,
     MAX_RADIUS_M,
     MAX_SITES,
+    MEASURES,
     MIN_RADIUS_M,
     SET_PREFIX,
     PlanningQuery,
@@ -42,23 +48,36 @@ bp = Blueprint("planner_api", __name__)
 # ------------------------------------------------------------------ the parameters, declared once
 RADIUS = Param("radius_m", "number", f"Service radius in metres (EPSG:{METRIC_EPSG}) for every cell; default: the "
                "layer's own urban and rural thresholds.", minimum=MIN_RADIUS_M, maximum=MAX_RADIUS_M)
-AS_OF = Param("as_of", "date", "Count facilities opened on or before this date (YYYY-MM-DD).")
+AS_OF = Param("as_of", "date", "Count the facilities open on this date (YYYY-MM-DD): opened on or before it and not "
+               "retired on or before it. Default: today; a later date is refused.")
+BY = Param("by", "string", "How distances are measured: walk (along the roads, each threshold on the network of its "
+           "own travel mode), drive (every threshold along the driving network) or straight. Default: walk when a "
+           "road network is loaded, else straight.", enum=MEASURES)
+ZONES = Param("zones", "string", f"Give the figures by the zones of a loaded set ({SET_PREFIX}<name>, see "
+              "`flask etl zones`) instead of by district.", pattern=f"^{SET_PREFIX}{SET_NAME.pattern}$")
+COMPARE_DATE = Param("compare", "date", "One date of compare.")
 #: What every planning report is asked for besides its layer (see :class:`PlanningQuery`).
-QUERY = (DISTRICT, RADIUS, AS_OF, LANG)
+QUERY = (DISTRICT, RADIUS, AS_OF, BY, ZONES, LANG)
+COMPARE = Param("compare", "string", "Two dates DATE1,DATE2 (YYYY-MM-DD, the first earlier): coverage on both, side "
+                "by side, with the change per row.", pattern=r"^\d{4}-\d{2}-\d{2},\d{4}-\d{2}-\d{2}$")
 SITES = Param("n", "integer", "How many sites.", default=10, minimum=1, maximum=MAX_SITES)
 GAPS_LIMIT = Param("limit", "integer", "Most gap clusters.", default=200, minimum=1, maximum=MAX_GAPS)
 CELLS = Param("cells", "string", "applicable: only cells where the layer's standard applies (urban, rural or "
-              "both, from its record); all: every cell.", enum=GAP_CELLS, default=GAP_CELLS[0])
+              "both, from its record) count and are candidates; all: every cell.", enum=GAP_CELLS,
+              default=GAP_CELLS[0])
 CANDIDATES = Param("candidates", "string", f"Candidate sites: {CELL_CANDIDATES} (centres of uncovered cells), the "
                    f"sites of a layer, or a loaded candidate set ({SET_PREFIX}<name>, see `flask etl candidates`).",
                    default=CELL_CANDIDATES,
                    pattern=f"^({CELL_CANDIDATES}|[a-z][a-z_]*|{SET_PREFIX}{SET_NAME.pattern})$")
 
-COVERAGE_PARAMS = (LAYER_OR_ALL.but(required=True, default=None), *QUERY,
+COVERAGE_LAYER = LAYER_OR_ALL.but(required=True, default=None, description="Facility layer key, all layers (all), "
+                                  f"or the composite life circle alone ({LIFE_CIRCLE.key}).",
+                                  enum=lambda: (*(LAYER_OR_ALL.allowed_values() or []), LIFE_CIRCLE.key))
+COVERAGE_PARAMS = (COVERAGE_LAYER, *QUERY, COMPARE,
                    Param("format", "string", "Output format.", enum=("json", *TABLE_FORMATS), default="json"))
 GAPS_PARAMS = (LAYER, *QUERY, GAPS_LIMIT, CELLS,
                Param("format", "string", "Output format.", enum=("geojson", "json", "csv"), default="geojson"))
-SUGGEST_PARAMS = (LAYER, *QUERY, SITES, CANDIDATES,
+SUGGEST_PARAMS = (LAYER, *QUERY, SITES, CANDIDATES, CELLS,
                   Param("format", "string", "Output format.", enum=("json", "csv"), default="json"))
 
 _SCHEMAS = {"application/json": {"type": "object"},
@@ -75,7 +94,13 @@ def _answers(description: str, *media: str) -> dict[str, Any]:
 def planning_query(args: Args, layer: str) -> PlanningQuery:
     """The :class:`PlanningQuery` of parsed parameters that include :data:`QUERY`."""
     return PlanningQuery(layer=layer, district=args.district, radius_m=args.radius_m, as_of=args.as_of,
-                         lang=args.lang)
+                         lang=args.lang, by=args.by, zones=args.zones)
+
+
+def compare_dates(raw: str) -> tuple[dt.date, dt.date]:
+    """The two dates of ``compare=DATE1,DATE2`` (the pattern was checked by :func:`parse`)."""
+    first, second = (COMPARE_DATE.coerce(part) for part in raw.split(","))
+    return first, second
 
 
 def _file(table: TableFile) -> ResponseReturnValue:
@@ -89,6 +114,11 @@ def _file(table: TableFile) -> ResponseReturnValue:
 def api_coverage() -> ResponseReturnValue:
     args = parse(COVERAGE_PARAMS)
     q = planning_query(args, args.layer)
+    if args.compare:
+        first, second = compare_dates(args.compare)
+        if args.format in TABLE_FORMATS:
+            return _file(planning_tables.compare_file(get_engine(), q, args.format, first, second))
+        return jsonify(planning.compare_report(get_engine(), q, first, second))
     if args.format in TABLE_FORMATS:
         return _file(planning_tables.coverage_file(get_engine(), q, args.format))
     return jsonify(planning.coverage_report(get_engine(), q))
@@ -114,5 +144,5 @@ def api_suggest() -> ResponseReturnValue:
     args = parse(SUGGEST_PARAMS)
     q = planning_query(args, args.layer)
     if args.format in TABLE_FORMATS:
-        return _file(planning_tables.suggest_file(get_engine(), q, args.format, args.n, args.candidates))
-    return jsonify(planning.suggest_report(get_engine(), q, args.n, args.candidates))
+        return _file(planning_tables.suggest_file(get_engine(), q, args.format, args.n, args.candidates, args.cells))
+    return jsonify(planning_suggest.suggest_report(get_engine(), q, args.n, args.candidates, args.cells))
