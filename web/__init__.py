@@ -19,6 +19,7 @@ from web import (
     ogc,
     openapi,
     pages,
+    places_api,
     planner,
     planner_api,
     security,
@@ -29,7 +30,7 @@ from web.errors import register_error_handlers
 
 #: The blueprints, one per area. Add new areas here.
 BLUEPRINTS = (api.bp, assets.bp, admin.bp, planner_api.bp, planner.bp, nearest_api.bp, pages.bp, downloads.bp,
-              ogc.bp, tiles.bp, openapi.bp)
+              ogc.bp, tiles.bp, openapi.bp, places_api.bp)
 
 
 def _config_from_env() -> dict[str, Any]:
