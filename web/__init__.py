@@ -13,6 +13,7 @@ from web import (
     admin,
     api,
     assets,
+    basemap_tiles,
     database,
     downloads,
     nearest_api,
@@ -30,7 +31,7 @@ from web.errors import register_error_handlers
 
 #: The blueprints, one per area. Add new areas here.
 BLUEPRINTS = (api.bp, assets.bp, admin.bp, planner_api.bp, planner.bp, nearest_api.bp, pages.bp, downloads.bp,
-              ogc.bp, tiles.bp, openapi.bp, places_api.bp)
+              ogc.bp, tiles.bp, openapi.bp, places_api.bp, basemap_tiles.bp)
 
 
 def _config_from_env() -> dict[str, Any]:
