@@ -8,7 +8,6 @@ applies. MBTiles rows are TMS (row 0 at the south), PMTiles are XYZ.
 from __future__ import annotations
 
 import gzip
-import mmap
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +105,8 @@ def _mbtiles_tile(path: Path, z: int, x: int, y: int) -> bytes | None:
 
 def _pmtiles_info(path: Path) -> ArchiveInfo:
     try:
-        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            reader = Reader(MmapSource(mm))
+        with path.open("rb") as fh:
+            reader = Reader(MmapSource(fh))
             header, meta = reader.header(), reader.metadata()
     except Exception as err:  # noqa: BLE001 - any failure to parse is "not a PMTiles file"
         raise FormatError(f"basemap archive {path.name} is not a readable PMTiles file: {err}") from None
@@ -121,6 +120,6 @@ def _pmtiles_info(path: Path) -> ArchiveInfo:
 
 
 def _pmtiles_tile(path: Path, z: int, x: int, y: int) -> bytes | None:
-    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        data = Reader(MmapSource(mm)).get(z, x, y)
+    with path.open("rb") as fh:
+        data = Reader(MmapSource(fh)).get(z, x, y)
     return bytes(data) if data else None
