@@ -44,8 +44,6 @@ def test_a_street_tile_holds_its_roads_and_names(client, engine):
     x, y = tile_of(lon, lat, 15)
     layers = _tile(client, 15, x, y)
     assert name in {f["properties"].get("name") for f in layers["transportation"]["features"]}
-    assert any(f["properties"]["name"] == name for f in layers.get("transportation_name", {}).get("features", [])) \
-        or True  # a road's one label point may sit in another tile
     assert "district" in layers
 
 
