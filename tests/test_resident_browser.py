@@ -207,7 +207,8 @@ def test_search_a_place_and_get_the_nearest_from_it(open_page, query, expected):
 def test_search_a_village_and_a_road(open_page, engine):
     with engine.connect() as conn:
         village = conn.execute(text("SELECT name FROM village ORDER BY village_id LIMIT 1")).scalar_one()
-        road = conn.execute(text("SELECT name FROM road_edge WHERE highway = 'secondary' ORDER BY id LIMIT 1")).scalar_one()
+        road = conn.execute(text("SELECT name FROM road_edge WHERE highway = 'secondary' ORDER BY id"
+                                 " LIMIT 1")).scalar_one()
     p = open_page()
     for q in (village, road):
         p.page.fill("#search-q", q)

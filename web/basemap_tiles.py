@@ -36,7 +36,8 @@ MARKER_PARAMS = (LAYER,)
 def _conditional(response: Response, seconds: int) -> Response:
     response.headers["Cache-Control"] = f"public, max-age={seconds}" if seconds else "no-cache"
     response.add_etag()
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response
 
 
 def _binary(description: str, media: str) -> dict:
