@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from db.facilities import like_pattern
+
 #: The ``app_meta`` key recording which source versions each gazetteer part was built from.
 META_KEY = "gazetteer"
 
@@ -132,12 +134,6 @@ def replace_part(conn: Connection, part: str, rows: Sequence[dict[str, Any]]) ->
     conn.execute(_DELETE_PART, {"part": part})
     if rows:
         conn.execute(_INSERT_PLACE, [{**r, "part": part} for r in rows])
-
-
-def like_pattern(q: str) -> str:
-    r"""``%q%`` for ILIKE with ``\``, ``%`` and ``_`` in ``q`` escaped (taken literally)."""
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def search(conn: Connection, q: str, key: str, *, initials: bool, near: tuple[float, float] | None, limit: int,
