@@ -1,35 +1,38 @@
-"""Benchmark: the residents' map page against a plain Folium MarkerCluster page.
+"""Benchmark: the residents' map page against today's page, on a slow phone on a slow network.
 
-Both pages show every facility of every layer, clustered, with the same
-Leaflet and Leaflet.markercluster served locally (no internet). Ours is
-``/`` of the app; the reference is what a plain Folium script makes: one
-``folium.Marker`` with a popup per facility inside a ``MarkerCluster``.
-Headless Chromium (Debian's ``chromium``, driven by Playwright) loads each
-page in a fresh context; we count the bytes transferred (CDP
-``encodedDataLength``) and the time from navigation start until the first
-marker or cluster icon is drawn. Median of ``--runs`` after a warm-up.
+Both pages come from this repository: ours from the working tree, the
+reference from an earlier commit (by default the one before the page was
+rebuilt, ``--reference-commit``) checked out with ``git worktree`` into a
+temporary folder and served by its own app on the same benchmark database,
+with the same npm assets. Headless Chromium (Debian's ``chromium``, driven by
+Playwright) loads each page in a fresh context with its cache disabled,
+the CPU slowed 4× and the network emulated at 1.6 Mbps down, 750 kbps up,
+150 ms latency (Chromium's DevTools emulation). We count the bytes
+transferred (CDP ``encodedDataLength``: compressed, as sent), the HTML's
+bytes, and the time from navigation start until the first marker or
+cluster icon is drawn. Median of ``--runs`` after a warm-up.
 
-Goals (issue 7): at least 3× fewer bytes than the reference, markers drawn
-within 1.5 s.
+Goals (issue 12): HTML ≤ 50 KB, total transfer ≤ 250 KB on a first visit,
+markers drawn ≤ 1.5 s, with the reference measured side by side.
 
-    python -m bench.bench_page [--runs 5] [--json PATH]
+    python -m bench.bench_page [--runs 3] [--json PATH]
 """
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import logging
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
-import folium
-from folium.plugins import MarkerCluster
 from playwright.sync_api import sync_playwright
-from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from bench.common import ROOT, bench_url, write_json
@@ -40,92 +43,105 @@ from web import create_app
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 DRAWN = "() => document.querySelectorAll('.leaflet-marker-icon').length > 0"
-
-
-def reference_html(engine) -> str:
-    """The plain Folium page: every facility a Marker with a popup, in one MarkerCluster."""
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT name, ST_Y(point), ST_X(point) FROM facility WHERE status = 'active'")).all()
-    fmap = folium.Map(location=[34.86, 117.45], zoom_start=9, tiles=None)
-    fmap.options["maxZoom"] = 18  # clusters need it; Folium puts max_zoom on tiles only
-    # Folium's own defaults, minus Bootstrap and Font Awesome, served locally (popups need jQuery).
-    fmap.default_js = [("leaflet", "/vendor/leaflet/dist/leaflet.js"), ("jquery", "/vendor/jquery/dist/jquery.min.js")]
-    fmap.default_css = [("leaflet_css", "/vendor/leaflet/dist/leaflet.css")]
-    cluster = MarkerCluster()
-    cluster.default_js = [("mc", "/vendor/leaflet.markercluster/dist/leaflet.markercluster.js")]
-    cluster.default_css = [("mcc", "/vendor/leaflet.markercluster/dist/MarkerCluster.css"),
-                           ("mcd", "/vendor/leaflet.markercluster/dist/MarkerCluster.Default.css")]
-    cluster.add_to(fmap)
-    for name, lat, lon in rows:
-        folium.Marker([lat, lon], popup=folium.Popup(name)).add_to(cluster)
-    return fmap.get_root().render(), len(rows)
-
-
-def serve_dir(directory: Path):
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+#: The page as it was before issue 12 (every facility embedded in a Folium page).
+REFERENCE_COMMIT = "4250a05"
+#: A slow phone on a slow network (Chromium DevTools emulation).
+CPU_SLOWDOWN = 4
+NETWORK = {"offline": False, "latency": 150, "downloadThroughput": 1_600_000 / 8, "uploadThroughput": 750_000 / 8}
+GOALS = {"html_bytes": 50_000, "total_bytes": 250_000, "drawn_ms": 1500}
 
 
 def serve_app(url: str):
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
     app = create_app({"DATABASE_URL": url})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_reference(url: str, commit: str, folder: Path) -> tuple[subprocess.Popen, str]:
+    """Today's page: ``commit`` checked out into ``folder`` and served by its own app (a subprocess)."""
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), commit], cwd=ROOT, check=True,
+                   capture_output=True)
+    os.symlink(ROOT / "node_modules", folder / "node_modules")
+    port = _free_port()
+    code = ("import logging; logging.disable(logging.CRITICAL);"
+            "from werkzeug.serving import run_simple; from web import create_app;"
+            f"run_simple('127.0.0.1', {port}, create_app({{'DATABASE_URL': {url!r}}}), threaded=True)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=folder, env={**os.environ, "PYTHONPATH": str(folder)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "healthz", timeout=1)  # noqa: S310 - loopback only
+            break
+        except OSError:
+            time.sleep(0.2)
+    return proc, base
+
+
 def measure(browser, url: str) -> dict:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     cdp = context.new_cdp_session(page)
     cdp.send("Network.enable")
     cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
-    total = {"bytes": 0, "requests": 0, "outside": 0}
+    cdp.send("Network.emulateNetworkConditions", NETWORK)
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": CPU_SLOWDOWN})
+    total = {"bytes": 0, "requests": 0, "outside": 0, "html": 0}
     host = url.split("/")[2]
+    docs: set[str] = set()
+
+    def response(event):
+        if event.get("type") == "Document":
+            docs.add(event["requestId"])
 
     def finished(event):
         total["bytes"] += int(event.get("encodedDataLength", 0))
         total["requests"] += 1
+        if event["requestId"] in docs:
+            total["html"] += int(event.get("encodedDataLength", 0))
 
     def request(req):
         if req.url.split("/")[2] != host and not req.url.startswith("data:"):
             total["outside"] += 1
 
+    cdp.on("Network.responseReceived", response)
     cdp.on("Network.loadingFinished", finished)
     page.on("request", request)
     page.goto(url, wait_until="commit")
-    page.wait_for_function(DRAWN, polling="raf", timeout=60_000)
+    page.wait_for_function(DRAWN, polling="raf", timeout=120_000)
     drawn_ms = page.evaluate("() => performance.now()")
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state("networkidle", timeout=120_000)
     context.close()
-    return {"bytes": total["bytes"], "requests": total["requests"], "drawn_ms": drawn_ms,
-            "outside_requests": total["outside"]}
+    return {"bytes": total["bytes"], "html_bytes": total["html"], "requests": total["requests"],
+            "drawn_ms": drawn_ms, "outside_requests": total["outside"]}
 
 
-def run(runs: int, url: str | None = None) -> dict:
+def _median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def run(runs: int, url: str | None = None, commit: str = REFERENCE_COMMIT) -> dict:
     url = url or bench_url()
     engine = make_engine(url)
     load_demo(engine, echo=lambda *_: None)
-    html, n = reference_html(engine)
     engine.dispose()
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "reference.html").write_text(html, encoding="utf-8")
-        os.symlink(ROOT / "node_modules", Path(tmp) / "vendor")
-        ref_server, app_server = serve_dir(Path(tmp)), serve_app(url)
+    with tempfile.TemporaryDirectory(prefix="minsheng-page-ref-") as tmp:
+        folder = Path(tmp) / "reference"
+        app_server = serve_app(url)
+        ref_proc, ref_url = serve_reference(url, commit, folder)
         ours_url = f"http://127.0.0.1:{app_server.server_port}/"
-        ref_url = f"http://127.0.0.1:{ref_server.server_port}/reference.html"
         pw = sync_playwright().start()
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            measure(browser, ours_url), measure(browser, ref_url)  # warm-up
+            measure(browser, ours_url), measure(browser, ref_url)  # warm-up (server caches, tile cache)
             ours, ref = [], []
             for _ in range(runs):
                 ours.append(measure(browser, ours_url))
@@ -133,33 +149,35 @@ def run(runs: int, url: str | None = None) -> dict:
         finally:
             browser.close()
             pw.stop()
-            ref_server.shutdown()
             app_server.shutdown()
-
-    def med(rows, key):
-        return statistics.median(r[key] for r in rows)
-
-    ours_bytes, ref_bytes = med(ours, "bytes"), med(ref, "bytes")
-    ours_ms, ref_ms = med(ours, "drawn_ms"), med(ref, "drawn_ms")
+            ref_proc.terminate()
+            ref_proc.wait(timeout=10)
+            subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, capture_output=True)
+    figures = {side: {"bytes": _median(rows, "bytes"), "html_bytes": _median(rows, "html_bytes"),
+                      "drawn_ms": round(_median(rows, "drawn_ms"), 1), "requests": _median(rows, "requests")}
+               for side, rows in (("ours", ours), ("reference", ref))}
+    o = figures["ours"]
     return {
-        "task": f"Map page with every layer ({n:,} facilities) in headless Chromium",
-        "facilities": n,
-        "ours": {"bytes": ours_bytes, "drawn_ms": round(ours_ms, 1), "requests": med(ours, "requests")},
-        "reference": {"name": "plain Folium page, one Marker+popup per facility in a MarkerCluster",
-                      "bytes": ref_bytes, "drawn_ms": round(ref_ms, 1), "requests": med(ref, "requests")},
-        "bytes_ratio": round(ref_bytes / ours_bytes, 2),
+        "task": "Residents' page, first visit on a 4× slower CPU at 1.6 Mbps / 150 ms, headless Chromium",
+        "conditions": {"cpu_slowdown": CPU_SLOWDOWN, **NETWORK, "viewport": "390×844"},
+        "ours": o, "reference": {"name": f"today's page (commit {commit}, every facility in the HTML)",
+                                 **figures["reference"]},
+        "bytes_ratio": round(o["bytes"] / figures["reference"]["bytes"], 3),
+        "drawn_ratio": round(o["drawn_ms"] / figures["reference"]["drawn_ms"], 3),
         "outside_requests": sum(r["outside_requests"] for r in ours),
-        "goal": "≥ 3× fewer bytes than the reference; markers drawn within 1.5 s",
-        "met": bool(ref_bytes / ours_bytes >= 3 and ours_ms <= 1500),
+        "goal": "HTML ≤ 50 KB; total ≤ 250 KB compressed; markers drawn ≤ 1.5 s",
+        "met": bool(o["html_bytes"] <= GOALS["html_bytes"] and o["bytes"] <= GOALS["total_bytes"]
+                    and o["drawn_ms"] <= GOALS["drawn_ms"]),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--reference-commit", default=REFERENCE_COMMIT)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
-    write_json(run(args.runs), args.json)
+    write_json(run(args.runs, commit=args.reference_commit), args.json)
     return 0
 
 

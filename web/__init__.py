@@ -13,12 +13,14 @@ from web import (
     admin,
     api,
     assets,
+    basemap_tiles,
     database,
     downloads,
     nearest_api,
     ogc,
     openapi,
     pages,
+    places_api,
     planner,
     planner_api,
     security,
@@ -29,7 +31,7 @@ from web.errors import register_error_handlers
 
 #: The blueprints, one per area. Add new areas here.
 BLUEPRINTS = (api.bp, assets.bp, admin.bp, planner_api.bp, planner.bp, nearest_api.bp, pages.bp, downloads.bp,
-              ogc.bp, tiles.bp, openapi.bp)
+              ogc.bp, tiles.bp, openapi.bp, places_api.bp, basemap_tiles.bp)
 
 
 def _config_from_env() -> dict[str, Any]:
