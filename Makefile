@@ -90,13 +90,15 @@ stop:
 	@if [ -f var/front/front.json ]; then $(SYSPY) scripts/serve.py stop; fi
 	@if [ -f var/pgcluster.json ]; then $(SYSPY) scripts/pgcluster.py stop; else echo "no private cluster"; fi
 
-# Backups: `make backup` writes var/backups/minsheng-<UTC timestamp>.dump (pg_dump -Fc);
-# `make restore FILE=...` puts one back (pg_restore --clean --if-exists, one transaction).
-# Both use DATABASE_URL when set, else the private cluster's demo database.
+# Backups: `make backup` writes var/backups/minsheng-<UTC timestamp>.dump (pg_dump -Fc) of the serving
+# database; `make restore FILE=...` puts one back while the app keeps serving (into a fresh database, then
+# every worker switches to it; see docs/operations.md). Both use DATABASE_URL when set, else the private
+# cluster's demo database.
 BACKUP_DIR ?= var/backups
 
-backup:
-	@url="$(DEMO_DB)" && scripts/backup.sh backup "$$url" "$(BACKUP_DIR)"
+backup: $(VENV)/.runtime
+	@url="$(DEMO_DB)" && DATABASE_URL="$$url" $(FLASK) admin backup --dir "$(BACKUP_DIR)"
 
-restore:
-	@url="$(DEMO_DB)" && scripts/backup.sh restore "$$url" "$(FILE)"
+restore: $(VENV)/.runtime
+	@[ -n "$(FILE)" ] || { echo "make restore needs FILE=var/backups/minsheng-....dump" >&2; exit 2; }
+	@url="$(DEMO_DB)" && DATABASE_URL="$$url" $(FLASK) admin restore "$(FILE)"

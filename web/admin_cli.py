@@ -1,13 +1,16 @@
-"""``flask admin create-token|revoke-token``: bearer tokens for the admin API."""
+"""``flask admin``: bearer tokens for the admin API, and backup and restore of the database."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
-from services import editing
+from services import editing, ops
 from web.database import get_engine
 
-admin_cli = AppGroup("admin", help="Admin API tokens.")
+admin_cli = AppGroup("admin", help="Admin API tokens; backup and restore.")
 
 #: Longest label a token may carry (characters).
 MAX_LABEL = 100
@@ -34,3 +37,25 @@ def revoke_token(token_id: int) -> None:
     if not editing.revoke_token(get_engine(), token_id):
         raise click.ClickException(f"no live token has id {token_id}")
     click.echo(f"token {token_id} revoked")
+
+
+@admin_cli.command("backup")
+@click.option("--dir", "directory", default="var/backups", show_default=True, type=click.Path(file_okay=False,
+              path_type=Path), help="Where the dump goes.")
+def backup(directory: Path) -> None:
+    """Dump the serving database (pg_dump custom format); prints the file's path."""
+    click.echo(ops.backup(current_app.config["DATABASE_URL"], directory))
+
+
+@admin_cli.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--drain-seconds", default=ops.DRAIN_S, show_default=True, type=click.FloatRange(0, 3600),
+              help="How long to wait for readers of the old data before leaving it for the next restore.")
+def restore(file: Path, drain_seconds: float) -> None:
+    """Restore FILE while the app keeps serving: into a fresh database, then switch to it."""
+    report = ops.restore(current_app.config["DATABASE_URL"], file, drain_s=drain_seconds,
+                         echo=lambda line: click.echo(line, err=True))
+    for name in report.kept:
+        click.echo(f"kept {name} (still in use, or the home database); the next restore drops a restored one",
+                   err=True)
+    click.echo(f"restored {file} into {report.serving} in {report.seconds} s")
