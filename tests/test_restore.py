@@ -22,6 +22,7 @@ from db import database_name, live_url, make_engine, with_database
 from db import restore as db_restore
 from services import cache, ops
 from services.editing import Edit, create_facility
+from tests.traffic import Traffic
 from web import create_app
 
 MARK = "恢复演练标记警务站"
@@ -65,38 +66,6 @@ def served(home):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-
-
-class Traffic:
-    """Threads that GET ``paths`` in turn until stopped; each answer is (start, end, path, status, body)."""
-
-    def __init__(self, base: str, paths: list[str], threads: int = 4) -> None:
-        self.rows: list[tuple[float, float, str, int, str]] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(base, paths, i), daemon=True)
-                        for i in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self, base: str, paths: list[str], offset: int) -> None:
-        session = requests.Session()
-        i = offset
-        while not self.stop.is_set() and len(self.rows) < 20_000:
-            path = paths[i % len(paths)]
-            i += 1
-            start = time.monotonic()
-            try:
-                res = session.get(base + path, timeout=60, headers={"Accept": "text/html"})
-                status, body = res.status_code, res.text
-            except requests.RequestException as exc:
-                status, body = 599, str(exc)
-            self.rows.append((start, time.monotonic(), path, status, body))
-
-    def finish(self) -> list[tuple[float, float, str, int, str]]:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=120)
-        return self.rows
 
 
 def shows_marker(path: str, body: str) -> bool:
@@ -154,15 +123,14 @@ def test_restore_while_serving_old_data_then_new_never_an_error(home, archive, s
 
     assert done, "the restore did not finish while a reader held the old data"
     assert done[0].previous in done[0].kept  # the old database stays while it is read, and blocks nothing
-    assert [r for r in rows if r[3] >= 500] == []
-    during = [r for r in rows if r[0] < finished and r[1] > started]
-    assert len(during) > 20, "traffic ran during the restore"
-    showing = [r for r in rows if r[2] in (search, "/")]
-    old = [r for r in showing if shows_marker(r[2], r[4])]
-    new = [r for r in showing if not shows_marker(r[2], r[4])]
+    assert [(r.path, r.status) for r in rows if r.status >= 500] == []
+    assert len([r for r in rows if r.start < finished and r.end > started]) > 20, "traffic ran during the restore"
+    showing = [r for r in rows if r.path in (search, "/")]
+    old = [r for r in showing if shows_marker(r.path, r.body)]
+    new = [r for r in showing if not shows_marker(r.path, r.body)]
     assert old and new
-    assert max(r[0] for r in old) <= min(r[1] for r in new), "old data was served after new data"
-    assert all(r[0] < finished for r in old), "old data was served after the restore returned"
+    assert max(r.start for r in old) <= min(r.end for r in new), "old data was served after new data"
+    assert all(r.start < finished for r in old), "old data was served after the restore returned"
 
     # One unrelated edit after the restore: the counters it bumps equal those the cached page was made
     # at, but the restore epoch differs, so the page is made again (without the facility the backup lacks).
