@@ -148,7 +148,7 @@ class ServingEngine:
     engine's pool is disposed: requests already running finish on the old
     database, which the restore keeps until they have. If the pointer cannot
     be read (the server is down), the current engine stays and the request
-    meets the outage itself.
+    meets the outage itself (or, before the first read, the read's error).
     """
 
     def __init__(self, url: str, *, recheck_s: float = 1.0, **engine_kw: Any) -> None:
@@ -157,16 +157,22 @@ class ServingEngine:
         self._engine_kw = engine_kw
         self._lock = threading.Lock()
         self._next_check = 0.0
+        self._known = False
         self._database = database_name(url)
         self._engine = make_engine(url, **engine_kw)
         self._pointer = make_engine(url, pool_size=1, max_overflow=1)
 
     def get(self) -> Engine:
-        """The engine to use now."""
-        if time.monotonic() < self._next_check:
+        """The engine to use now.
+
+        Until the pointer has been read once, every call reads it and raises
+        the database's error when it cannot (the home database may hold no
+        data at all, so it is never served by guess).
+        """
+        if self._known and time.monotonic() < self._next_check:
             return self._engine
         with self._lock:
-            if time.monotonic() >= self._next_check:
+            if not self._known or time.monotonic() >= self._next_check:
                 self._next_check = time.monotonic() + self.recheck_s
                 self._follow()
         return self._engine
@@ -175,8 +181,11 @@ class ServingEngine:
         try:
             with self._pointer.connect() as conn:
                 target = serving_database(conn) or database_name(self.url)
-        except Exception:  # noqa: BLE001 - an unreadable pointer leaves the current database serving
-            return
+        except Exception:
+            if not self._known:
+                raise
+            return  # an unreadable pointer leaves the current database serving; the request meets the outage
+        self._known = True
         if target != self._database:
             old = self._engine
             self._engine = make_engine(with_database(self.url, target), **self._engine_kw)

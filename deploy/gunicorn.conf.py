@@ -15,6 +15,10 @@ import resource
 #: Longest request line gunicorn reads (its own maximum); the front refuses longer ones first, as JSON 414.
 limit_request_line = 8190
 worker_class = "gthread"
+# The app's own log (errors with their tracebacks) goes to the lane's error log with gunicorn's.
+capture_output = True
+# No control socket: two lanes (and other checkouts) would share its one default path.
+control_socket_disable = True
 keepalive = 30
 graceful_timeout = 5
 
@@ -29,8 +33,9 @@ def _address_space_bytes() -> int:
 
 def post_worker_init(worker):
     budget = int(os.environ.get("MINSHENG_WORKER_MEMORY_MB", "1024")) * 1024 * 1024
-    # Thread stacks and malloc arenas of the worker's threads are reserved after this point.
-    ceiling = _address_space_bytes() + budget + worker.cfg.threads * 80 * 1024 * 1024
+    # Reserved after this point, not used: the threads' stacks (8 MiB each) and one more malloc arena
+    # (64 MiB; MALLOC_ARENA_MAX=2, set by scripts/serve.py).
+    ceiling = _address_space_bytes() + budget + (64 + 8 * worker.cfg.threads) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
     if os.environ.get("MINSHENG_LANE") == "heavy":
         os.nice(10)

@@ -157,7 +157,9 @@ def _temp_dir(base: Path) -> Path:
 # --------------------------------------------------------------------------- processes
 def _gunicorn(state: dict, lane: str, workers: int, threads: int, port: int) -> None:
     base = Path(state["dir"])
-    env = dict(os.environ, MINSHENG_LANE=lane, MALLOC_ARENA_MAX="2")
+    # Few malloc arenas and one BLAS thread per worker: many workers share two cores, and what a worker
+    # reserves counts against its memory ceiling.
+    env = dict(os.environ, MINSHENG_LANE=lane, MALLOC_ARENA_MAX="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--workers", str(workers),
             "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--name", f"minsheng-{lane}",
             "--timeout", str(state["timeout"]), "--pid", str(base / f"{lane}.pid"),

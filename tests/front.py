@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,8 +31,15 @@ class Front:
     def worker_pids(self, lane: str) -> list[int]:
         """The pids of the gunicorn workers of ``lane`` (children of its master)."""
         master = int((self.dir / f"{lane}.pid").read_text())
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        return [int(p) for p in children]
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:  # the parent pid
+                pids.append(int(stat.parent.name))
+        return pids
 
     def access_log(self) -> str:
         path = self.dir / "access.log"
@@ -62,3 +70,4 @@ def running_front(database_url: str, *args: str, extra_env: dict[str, str] | Non
         yield Front(f"http://127.0.0.1:{port}", port, tmp, env)
     finally:
         serve("stop", env)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -10,6 +10,7 @@ import statistics
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 import requests
@@ -157,3 +158,17 @@ def test_a_full_heavy_lane_says_503_with_retry_after_while_light_requests_answer
         assert headers["retry-after"] == "5" and headers["content-type"].startswith("application/json")
         assert "heavy" in json.loads(body)["error"]["message"]
     assert [r[0] for r in light] == [200] * 5
+
+
+def test_every_worker_has_a_memory_ceiling_of_its_budget(front):
+    """Each worker may grow by its budget (1 GiB) and what its threads reserve, no more (RLIMIT_AS)."""
+    budget = 1024 * 2**20
+    for lane, threads in (("light", 2), ("heavy", 1)):
+        for pid in front.worker_pids(lane):
+            limits = Path(f"/proc/{pid}/limits").read_text()
+            ceiling = int(re.search(r"Max address space\s+(\d+)", limits).group(1))
+            status = Path(f"/proc/{pid}/status").read_text()
+            size = int(re.search(r"VmSize:\s+(\d+) kB", status).group(1)) * 1024
+            reserved = (64 + 8 * threads) * 2**20
+            assert size < ceiling <= size + budget + reserved, (lane, pid, ceiling, size)
+            assert ceiling - size > budget // 2, "a worker is left at least half its budget at rest"

@@ -20,6 +20,7 @@ import re
 import secrets
 
 from flask import Flask, Response, g, jsonify, request
+from pyogrio.errors import DataLayerError, DataSourceError
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,24 @@ def _out_of_memory(err: MemoryError) -> Response:
                        "sites, a smaller page) or retry later")
 
 
-def _disk_full(err: OSError) -> Response:
-    if err.errno not in (errno.ENOSPC, errno.EDQUOT):  # any other OSError is unexpected, as in web.errors
+#: How the libraries that write files (GDAL through pyogrio, SQLite for GeoPackage) say the disk is full.
+_DISK_FULL_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or an error it was raised from) says the disk or the quota is full."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(words in str(seen).lower() for words in _DISK_FULL_WORDS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _disk_full(err: Exception) -> Response:
+    if not is_disk_full(err):  # any other error of these kinds is unexpected, answered as in web.errors
         log.exception("unexpected error")
         return _error(500, "internal error")
     log.warning("%s %s: no space left for temporary files", request.method, request.path)
@@ -97,7 +114,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.before_request(_query_too_long)
     app.register_error_handler(MemoryError, _out_of_memory)
-    app.register_error_handler(OSError, _disk_full)
+    for kind in (OSError, DataSourceError, DataLayerError):  # file writers: the OS, and GDAL's through pyogrio
+        app.register_error_handler(kind, _disk_full)
 
     @app.after_request
     def _headers(response):
