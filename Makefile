@@ -20,7 +20,8 @@ help:
 	@echo "make test-pure  the tests that need no database (seconds; no PostGIS started)"
 	@echo "make lint   ruff, mypy and the import-layering contract (CI runs it before the tests)"
 	@echo "make bench  run the benchmarks (writes bench/RESULTS.md)"
-	@echo "make stop   stop the private PostGIS cluster"
+	@echo "make serve  (re)start the serving front on the loaded data: nginx, the light and heavy lanes"
+	@echo "make stop   stop the serving front and the private PostGIS cluster"
 	@echo "make backup / make restore FILE=...   pg_dump / pg_restore the demo database"
 
 # Python packages come from the locks (every transitive version pinned): requirements.lock for the
@@ -60,10 +61,12 @@ setup-dev: setup
 
 demo: setup
 	@url="$(DEMO_DB)" && export DATABASE_URL="$$url" && \
-	  $(FLASK) db upgrade && $(FLASK) etl demo && \
-	  echo "Serving Minsheng Map on http://127.0.0.1:$(PORT)  (Ctrl-C to stop; \`make stop\` stops the database)" && \
-	  exec $(VENV)/bin/gunicorn --workers 4 --threads 2 --bind 127.0.0.1:$(PORT) --access-logfile - \
-	    --graceful-timeout 5 "web:create_app()"
+	  $(FLASK) db upgrade && $(FLASK) etl demo && $(PY) scripts/serve.py start --port $(PORT) && \
+	  echo "Serving Minsheng Map on http://127.0.0.1:$(PORT)  (\`make stop\` stops it and the database; logs in var/front)"
+
+# The serving front alone (nginx before the light and heavy gunicorn lanes), on the data already loaded.
+serve: setup
+	@url="$(DEMO_DB)" && DATABASE_URL="$$url" $(PY) scripts/serve.py start --port $(PORT)
 
 test: setup-dev
 	@scripts/system-deps.sh test
@@ -84,15 +87,18 @@ bench: setup-dev
 	@url="$(TEST_DB)" && export TEST_DATABASE_URL="$$url" && $(PY) -m bench.run $(BENCH_ARGS)
 
 stop:
+	@if [ -f var/front/front.json ]; then $(SYSPY) scripts/serve.py stop; fi
 	@if [ -f var/pgcluster.json ]; then $(SYSPY) scripts/pgcluster.py stop; else echo "no private cluster"; fi
 
-# Backups: `make backup` writes var/backups/minsheng-<UTC timestamp>.dump (pg_dump -Fc);
-# `make restore FILE=...` puts one back (pg_restore --clean --if-exists, one transaction).
-# Both use DATABASE_URL when set, else the private cluster's demo database.
+# Backups: `make backup` writes var/backups/minsheng-<UTC timestamp>.dump (pg_dump -Fc) of the serving
+# database; `make restore FILE=...` puts one back while the app keeps serving (into a fresh database, then
+# every worker switches to it; see docs/operations.md). Both use DATABASE_URL when set, else the private
+# cluster's demo database.
 BACKUP_DIR ?= var/backups
 
-backup:
-	@url="$(DEMO_DB)" && scripts/backup.sh backup "$$url" "$(BACKUP_DIR)"
+backup: $(VENV)/.runtime
+	@url="$(DEMO_DB)" && DATABASE_URL="$$url" $(FLASK) admin backup --dir "$(BACKUP_DIR)"
 
-restore:
-	@url="$(DEMO_DB)" && scripts/backup.sh restore "$$url" "$(FILE)"
+restore: $(VENV)/.runtime
+	@[ -n "$(FILE)" ] || { echo "make restore needs FILE=var/backups/minsheng-....dump" >&2; exit 2; }
+	@url="$(DEMO_DB)" && DATABASE_URL="$$url" $(FLASK) admin restore "$(FILE)"

@@ -1,14 +1,16 @@
-"""Shared helpers for the benchmarks: timing, databases, subprocess memory."""
+"""Shared helpers for the benchmarks: timing, databases, subprocess memory, gunicorn and the serving front."""
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,3 +111,40 @@ def stop_gunicorn(proc: subprocess.Popen) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def start_front(url: str, *args: str) -> tuple[dict, int]:
+    """The serving front (nginx before the light and heavy lanes, ``scripts/serve.py``) on a free loopback
+    port, in a temporary directory; ``args`` go to ``serve.py start``. Returns (its environment, port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=url, MINSHENG_FRONT_DIR=tempfile.mkdtemp(prefix="minsheng-bench-front-"))
+    res = subprocess.run([PY, str(ROOT / "scripts" / "serve.py"), "start", "--port", str(port), *args], env=env,
+                         capture_output=True, text=True, timeout=300)
+    if res.returncode != 0:
+        raise RuntimeError(f"the front did not start: {res.stderr[-2000:]}")
+    return env, port
+
+
+def stop_front(env: dict) -> None:
+    subprocess.run([PY, str(ROOT / "scripts" / "serve.py"), "stop"], env=env, capture_output=True, timeout=120)
+    shutil.rmtree(env["MINSHENG_FRONT_DIR"], ignore_errors=True)
+
+
+def front_worker_peaks_mib(env: dict) -> dict[str, float]:
+    """Peak resident memory (VmHWM, MiB) of the largest live worker of each lane of a running front."""
+    base = Path(env["MINSHENG_FRONT_DIR"])
+    out = {}
+    for lane in ("light", "heavy"):
+        master = int((base / f"{lane}.pid").read_text())
+        peaks = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == master:
+                    status = (stat.parent / "status").read_text()
+                    peaks.append(int(status.split("VmHWM:")[1].split()[0]) / 1024)
+            except (OSError, IndexError, ValueError):
+                continue
+        out[lane] = round(max(peaks, default=0.0), 1)
+    return out

@@ -45,7 +45,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "network": (_cmd("bench.bench_network", "--runs", "3"), _cmd("bench.bench_network", "--runs", "1")),
     "planning": (_cmd("bench.bench_planning", "--runs", "3"),
                  _cmd("bench.bench_planning", "--runs", "1", "--exact-seconds", "30")),
-    "load": (_cmd("bench.bench_load"), _cmd("bench.bench_load", "--seconds", "15", "--ref-seconds", "5")),
+    "load": (_cmd("bench.bench_load"), _cmd("bench.bench_load", "--seconds", "15", "--ref-seconds", "5",
+                                            "--heavy-seconds", "8")),
 }
 
 
@@ -158,12 +159,28 @@ def rows_scaling(d):
 
 
 def rows_load(d):
-    load, ref = d["load"], d["reference_healthz"]
-    return [_row(f"Load test: {d['connections']} connections on loopback, {d['mix']}",
-                 f"{load['requests']:,} requests, {load['throughput_rps']} req/s, p50 {load['p50_ms']} ms, "
-                 f"p99 {load['p99_ms']} ms, {load['status_5xx']} 5xx",
-                 f"/healthz p99 {ref['p99_ms']} ms, {ref['throughput_rps']} req/s", d.get("p99_over_reference_p99"),
-                 "zero 5xx; p99 recorded (ratio = p99 / /healthz p99)", load["status_5xx"] == 0, d["command"])]
+    load, ref, par, slow = d["load"], d["reference_healthz"], d["heavy_in_parallel"], d["slow_clients"]
+    light_met = d.get("light_p99_over_reference_p99") is not None and d["light_p99_over_reference_p99"] <= 10
+    return [
+        _row(f"Load test: {d['connections']} connections on loopback ({d['server']}), {d['mix']}",
+             f"{load['requests']:,} requests, {load['throughput_rps']} req/s; light (nearest, search, page) p99 "
+             f"{load['light_p99_ms']} ms, all p99 {load['p99_ms']} ms; {load['status_5xx']} 5xx, "
+             f"{load['deliberate_503']} deliberate 503; slowest {d['worst_request_ms']} ms; worker peak RSS "
+             f"{d['worker_peak_rss_mib']} MiB",
+             f"/healthz p99 {ref['p99_ms']} ms, {ref['throughput_rps']} req/s", d.get("light_p99_over_reference_p99"),
+             "light p99 <= 10x /healthz p99, zero 5xx but deliberate 503s",
+             light_met and load["status_5xx"] == 0, d["command"]),
+        _row("Heavy in parallel: /api/nearest p99 at concurrency 4 beside 10 connections of heavy requests",
+             f"p99 {par['loaded_nearest_p99_ms']} ms; heavy answers {par['heavy_status']}",
+             f"nearest alone p99 {par['quiet_nearest_p99_ms']} ms", par["ratio"], "<= 10x the quiet p99",
+             par["ratio"] is not None and par["ratio"] <= 10 and par["nearest_5xx"] == 0, d["command"]),
+        _row(f"Slow clients: {slow['slow_connections']} slow connections (200 headers, 16 bodies)",
+             f"/healthz p50 {slow['healthz_p50_ms']} ms max {slow['healthz_max_ms']} ms; /api/nearest p50 "
+             f"{slow['nearest_p50_ms']} ms max {slow['nearest_max_ms']} ms; {slow['probe_failures']} failed",
+             "1 s", None, "every probe answered within 1 s",
+             slow["probe_failures"] == 0 and max(slow["healthz_max_ms"], slow["nearest_max_ms"]) < 1000,
+             d["command"]),
+    ]
 
 
 def rows_planning(d):

@@ -1,19 +1,31 @@
-"""The database module: engine creation, migrations and the table definitions.
+"""The database module: engine creation, migrations, and which database serves.
 
 Importing this module creates nothing: engines are built by :func:`make_engine`
 from a URL the caller chooses (``DATABASE_URL``, or the private cluster's).
+
+A restore (:mod:`services.ops`) loads a backup into a fresh database and then
+points the database named in the URL (the *home* database) at it, with the
+database-level setting ``minsheng.serving``. :func:`live_url` follows that
+pointer; :class:`ServingEngine` follows it while the app runs, so a restore
+switches every worker to the new data without a restart.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from geo.crs import WGS84_EPSG
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -49,12 +61,23 @@ def libpq_url(url: str) -> str:
     return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
 
+def with_database(url: str, database: str) -> str:
+    """``url`` with its database name replaced by ``database`` (same server, user and options)."""
+    return make_url(sa_url(url)).set(database=database).render_as_string(hide_password=False)
+
+
+def database_name(url: str) -> str:
+    """The database name in ``url``."""
+    return str(make_url(sa_url(url)).database)
+
+
 def make_engine(url: str, **kw) -> Engine:
     """An engine with short connect timeouts, so an outage is reported quickly."""
     url = sa_url(url)
     kw.setdefault("pool_pre_ping", True)
-    kw.setdefault("pool_size", 5)
-    kw.setdefault("max_overflow", 10)
+    if "poolclass" not in kw:
+        kw.setdefault("pool_size", 5)
+        kw.setdefault("max_overflow", 10)
     kw.setdefault("connect_args", {"connect_timeout": 3, "application_name": "minsheng-map"})
     return create_engine(url, **kw)
 
@@ -67,11 +90,108 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+    """Apply migrations up to ``revision`` to the database ``url`` serves (:func:`live_url`)."""
+    command.upgrade(alembic_config(live_url(url)), revision)
 
 
 def ping(engine: Engine) -> None:
     """Raise if the database does not answer."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+#: A spatial query on the live schema, as requests make them: it fails when theirs would (e.g. a pooled
+#: connection that lost its PostGIS operators), not only when the server is down.
+_SPATIAL_CHECK = text("SELECT count(*) FROM district WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), "
+                      ":srid))")
+#: Where the spatial check looks: Zaozhuang's centre, WGS-84 degrees.
+_CHECK_POINT = (117.32, 34.81)
+
+
+def spatial_check(engine: Engine) -> int:
+    """Districts covering the city centre (1 on a loaded database); raises what a request would meet."""
+    with engine.connect() as conn:
+        return int(conn.execute(_SPATIAL_CHECK, {"lon": _CHECK_POINT[0], "lat": _CHECK_POINT[1],
+                                                 "srid": WGS84_EPSG}).scalar_one())
+
+
+# ------------------------------------------------------------------ which database serves
+#: The database-level setting on the home database naming the database that serves in its place.
+SERVING_SETTING = "minsheng.serving"
+_SERVING = text(
+    "SELECT split_part(c, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) c WHERE s.setrole = 0"
+    " AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) AND c LIKE :prefix")
+
+
+def serving_database(conn: Connection) -> str | None:
+    """The database a restore pointed this (home) database at, or None when it serves itself."""
+    return conn.execute(_SERVING, {"prefix": SERVING_SETTING + "=%"}).scalar()
+
+
+def live_url(url: str) -> str:
+    """The URL of the database that serves for ``url``: ``url`` itself until a restore points it elsewhere."""
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            target = serving_database(conn)
+    finally:
+        engine.dispose()
+    return with_database(url, target) if target else url
+
+
+class ServingEngine:
+    """The engine of the database that serves for the home database ``url``, following restores.
+
+    :meth:`get` reads the home database's pointer at most every ``recheck_s``
+    seconds (one small query on a connection of its own). When a restore has
+    moved it, later calls get an engine on the new database and the old
+    engine's pool is disposed: requests already running finish on the old
+    database, which the restore keeps until they have. If the pointer cannot
+    be read (the server is down), the current engine stays and the request
+    meets the outage itself (or, before the first read, the read's error).
+    """
+
+    def __init__(self, url: str, *, recheck_s: float = 1.0, **engine_kw: Any) -> None:
+        self.url = url
+        self.recheck_s = recheck_s
+        self._engine_kw = engine_kw
+        self._lock = threading.Lock()
+        self._next_check = 0.0
+        self._known = False
+        self._database = database_name(url)
+        self._engine = make_engine(url, **engine_kw)
+        self._pointer = make_engine(url, pool_size=1, max_overflow=1)
+
+    def get(self) -> Engine:
+        """The engine to use now.
+
+        Until the pointer has been read once, every call reads it and raises
+        the database's error when it cannot (the home database may hold no
+        data at all, so it is never served by guess).
+        """
+        if self._known and time.monotonic() < self._next_check:
+            return self._engine
+        with self._lock:
+            if not self._known or time.monotonic() >= self._next_check:
+                self._next_check = time.monotonic() + self.recheck_s
+                self._follow()
+        return self._engine
+
+    def _follow(self) -> None:
+        try:
+            with self._pointer.connect() as conn:
+                target = serving_database(conn) or database_name(self.url)
+        except Exception:
+            if not self._known:
+                raise
+            return  # an unreadable pointer leaves the current database serving; the request meets the outage
+        self._known = True
+        if target != self._database:
+            old = self._engine
+            self._engine = make_engine(with_database(self.url, target), **self._engine_kw)
+            self._database = target
+            old.dispose()
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+        self._pointer.dispose()

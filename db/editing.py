@@ -7,6 +7,7 @@ with bound parameters only; geometries arrive as WKB hex in WGS-84 lon/lat
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -18,9 +19,12 @@ from geo.crs import WGS84_EPSG
 #: Columns an edit writes (besides the geometries).
 WRITE_COLUMNS = ("kind", "name", "address", "phone", "opening_hours", "capacity", "opened_on", "district_adcode")
 
-_INSERT_TOKEN = text("INSERT INTO api_token (token_hash, role, label) VALUES (:hash, :role, :label) RETURNING id")
-_FIND_TOKEN = text("SELECT id, role, label FROM api_token WHERE token_hash = :hash AND revoked_at IS NULL")
+_TOKEN_COLUMNS = "id, role, label, public_id, created_at, expires_at, revoked_at"
+_INSERT_TOKEN = text("INSERT INTO api_token (token_hash, role, label, expires_at) VALUES (:hash, :role, :label,"
+                     f" :expires_at) RETURNING {_TOKEN_COLUMNS}")
+_FIND_TOKEN = text(f"SELECT {_TOKEN_COLUMNS} FROM api_token WHERE token_hash = :hash AND revoked_at IS NULL")
 _REVOKE_TOKEN = text("UPDATE api_token SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL")
+_TOKENS = text(f"SELECT {_TOKEN_COLUMNS} FROM api_token ORDER BY id")
 
 _ROW = """
 SELECT f.id, f.layer, f.source_id, f.kind, f.name, f.address, f.phone, f.opening_hours, f.capacity,
@@ -63,27 +67,36 @@ _RETIRE = text(
     " attrs = CASE WHEN CAST(:reason AS text) IS NULL THEN attrs"
     " ELSE attrs || jsonb_build_object('retired_reason', CAST(:reason AS text)) END WHERE id = :id")
 
-_LOG = text("INSERT INTO change_log (facility_id, actor, action, before, after) "
-            "VALUES (:id, :actor, :action, CAST(:before AS jsonb), CAST(:after AS jsonb))")
+_LOG = text("INSERT INTO change_log (facility_id, actor, action, before, after, token_id) "
+            "VALUES (:id, :actor, :action, CAST(:before AS jsonb), CAST(:after AS jsonb), :token_id)")
 
 _LOAD_RUN = text(
     "SELECT id, layer, source_name, sha256, crs, status, started_at, finished_at, accepted, rejected,"
     " inserted, updated, unchanged FROM load_run WHERE id = :id")
 
-_CHANGES = text("SELECT id, at, actor, action, before, after, load_run_id FROM change_log "
-                "WHERE facility_id = :id ORDER BY at, id")
+_CHANGES = text("SELECT c.id, c.at, c.actor, c.action, c.before, c.after, c.load_run_id, c.token_id,"
+                " t.role AS token_role, t.public_id AS token_public_id, t.label AS token_label"
+                " FROM change_log c LEFT JOIN api_token t ON t.id = c.token_id"
+                " WHERE c.facility_id = :id ORDER BY c.at, c.id")
 
 
 # ------------------------------------------------------------------ tokens
-def insert_token(conn: Connection, token_hash: str, role: str, label: str) -> int:
-    """Store a token by its hash; returns its id."""
-    return int(conn.execute(_INSERT_TOKEN, {"hash": token_hash, "role": role, "label": label}).scalar_one())
+def insert_token(conn: Connection, token_hash: str, role: str, label: str,
+                 expires_at: dt.datetime | None = None) -> dict[str, Any]:
+    """Store a token by its hash; returns its row (``id``, ``role``, ``label``, ``public_id``, times)."""
+    params = {"hash": token_hash, "role": role, "label": label, "expires_at": expires_at}
+    return dict(conn.execute(_INSERT_TOKEN, params).mappings().one())
 
 
 def find_token(conn: Connection, token_hash: str) -> dict[str, Any] | None:
-    """``id``, ``role`` and ``label`` of the live (not revoked) token with this hash, else None."""
+    """The row of the unrevoked token with this hash (also when expired: the caller says so), else None."""
     row = conn.execute(_FIND_TOKEN, {"hash": token_hash}).mappings().first()
     return dict(row) if row else None
+
+
+def tokens(conn: Connection) -> list[dict[str, Any]]:
+    """Every token's row (never its hash), oldest first: revoked and expired ones too."""
+    return [dict(r) for r in conn.execute(_TOKENS).mappings()]
 
 
 def revoke_token(conn: Connection, token_id: int) -> bool:
@@ -138,9 +151,10 @@ def retire_facility(conn: Connection, facility_id: int, reason: str | None) -> N
 
 # ------------------------------------------------------------------ history
 def log_change(conn: Connection, facility_id: int, actor: str, action: str, before: dict[str, Any] | None,
-               after: dict[str, Any]) -> None:
-    """Append a change-log row: who, what, and the snapshots before (None for an insert) and after."""
-    conn.execute(_LOG, {"id": facility_id, "actor": actor, "action": action,
+               after: dict[str, Any], token_id: int | None = None) -> None:
+    """Append a change-log row: who (``actor``, and the token when a token made it), what, and the snapshots
+    before (None for an insert) and after."""
+    conn.execute(_LOG, {"id": facility_id, "actor": actor, "action": action, "token_id": token_id,
                         "before": None if before is None else json.dumps(before, ensure_ascii=False),
                         "after": json.dumps(after, ensure_ascii=False)})
 
@@ -154,5 +168,6 @@ def load_run(conn: Connection, run_id: int | None) -> dict[str, Any] | None:
 
 
 def changes(conn: Connection, facility_id: int) -> list[dict[str, Any]]:
-    """Every change-log row of a facility, oldest first."""
+    """Every change-log row of a facility, oldest first, with the role, public id and label of the token that
+    made it (None for loads)."""
     return [dict(r) for r in conn.execute(_CHANGES, {"id": facility_id}).mappings()]

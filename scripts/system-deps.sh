@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages the project needs are present.
-#   scripts/system-deps.sh demo   PostgreSQL + PostGIS + pgRouting (via pgcluster.py), Node.js/npm
+#   scripts/system-deps.sh demo   PostgreSQL + PostGIS + pgRouting (via pgcluster.py), Node.js/npm, nginx (the
+#                                 serving front before gunicorn)
 #   scripts/system-deps.sh test   the above plus GDAL (ogrinfo) and Chromium for the browser tests
 # Installs what is missing with apt-get when allowed (root, or password-less sudo);
 # otherwise prints the exact command and fails.
@@ -8,6 +9,7 @@ set -euo pipefail
 mode=${1:-demo}
 need=()
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # pgRouting beside every local PostGIS (pgcluster.py does the same for the private cluster; this covers a
 # DATABASE_URL that points at this machine's own server).
 for control in /usr/share/postgresql/*/extension/postgis.control; do

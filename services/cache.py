@@ -2,9 +2,11 @@
 
 Every change to facilities, the demand grid or the villages bumps a row of
 ``data_version`` in the same transaction (statement triggers, migration
-0003). A cached value is keyed on those versions (and on today's date, since
-"open today" changes at midnight): after a load or an edit commits, the next
-call recomputes. Per process, least recently used first out.
+0003). A cached value is keyed on those versions, on the restore epoch (the
+counters restart from a backup's values after a restore, the epoch does not:
+:mod:`db.versions`) and on today's date (since "open today" changes at
+midnight): after a load, an edit or a restore, the next call recomputes. Per
+process, least recently used first out.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -26,11 +28,12 @@ _lock = threading.Lock()
 
 
 def data_versions(conn: Connection, families: Collection[str] | None = None) -> tuple[object, ...]:
-    """The current data versions (of ``families`` only, when given), and today's date (facilities open on a date)."""
-    current: tuple[Any, ...] = db_versions.current(conn)  # (name, version) pairs
+    """The restore epoch, the current data versions (of ``families`` only, when given), and today's date
+    (facilities open on a date)."""
+    epoch, current = db_versions.current(conn)
     if families is not None:
         current = tuple(v for v in current if v[0] in families)
-    return (*current, dt.date.today().isoformat())
+    return (epoch, *current, dt.date.today().isoformat())
 
 
 def memo(engine: Engine, namespace: str, key: Hashable, compute: Callable[[], T], *,

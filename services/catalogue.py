@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from db import districts as db_districts
 from db import facilities as db_facilities
-from db import ping
+from db import spatial_check
 from geo.crs import metres_to_degrees
 from layers import LAYERS
 
@@ -21,9 +21,10 @@ DISTRICTS_CRS_NOTE = "EPSG:4326 (WGS-84; boundaries converted from GCJ-02)"
 
 
 def health(engine: Engine) -> dict[str, str]:
-    """``{"status": "ok", ...}``; raises the database's error when it does not answer."""
-    ping(engine)
-    return {"status": "ok", "database": "ok"}
+    """``{"status": "ok", ...}`` when the database answers a spatial query on the live schema as requests
+    make them; raises the database's error otherwise (server down, schema or PostGIS missing)."""
+    spatial_check(engine)
+    return {"status": "ok", "database": "ok", "spatial": "ok"}
 
 
 def layer_summaries(engine: Engine) -> list[dict[str, Any]]:

@@ -53,20 +53,30 @@ EDIT_POSITION_CRS = POSITION_CRS
 # ------------------------------------------------------------------ tokens
 @dataclass(frozen=True)
 class Token:
-    """A live token: its id, role and label (never the secret)."""
+    """A token: its id, role, label (for administrators), opaque public id and expiry (never the secret)."""
 
     id: int
     role: str
     label: str
+    public_id: str = ""
+    expires_at: dt.datetime | None = None
 
     @property
     def actor(self) -> str:
-        """How the change log names the person holding this token."""
-        return f"token {self.id} ({self.role}{': ' + self.label if self.label else ''})"
+        """How the public change log names the holder: role and opaque id, never the label."""
+        return f"{self.role} {self.public_id}"
+
+    def expired(self, now: dt.datetime | None = None) -> bool:
+        """Whether the token's expiry has passed (tokens without one never expire)."""
+        return self.expires_at is not None and self.expires_at <= (now or dt.datetime.now(dt.UTC))
 
     def allows(self, min_role: str) -> bool:
         """Whether this token's role is ``min_role`` or stronger."""
         return ROLES.index(self.role) >= ROLES.index(min_role)
+
+
+def _token(row: dict[str, Any]) -> Token:
+    return Token(int(row["id"]), row["role"], row["label"], row["public_id"], row["expires_at"])
 
 
 def hash_token(secret: str) -> str:
@@ -74,28 +84,44 @@ def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create_token(engine: Engine, role: str, label: str = "") -> tuple[Token, str]:
-    """Make a token for ``role``; returns the record and the secret (shown once, stored only hashed).
+def create_token(engine: Engine, role: str, label: str = "", *,
+                 expires_at: dt.datetime | None = None) -> tuple[Token, str]:
+    """Make a token for ``role`` (expiring at ``expires_at``, when given); returns the record and the secret
+    (shown once, stored only hashed).
 
     Raises
     ------
     InvalidRequest
-        When ``role`` is not one of :data:`ROLES`.
+        When ``role`` is not one of :data:`ROLES`, or ``expires_at`` has passed.
     """
     if role not in ROLES:
         raise InvalidRequest(f"role was {role!r} but is expected to be one of {', '.join(ROLES)}",
                              parameter="role", allowed=list(ROLES))
+    if expires_at is not None and expires_at <= dt.datetime.now(dt.UTC):
+        raise InvalidRequest(f"expires_at was {expires_at.isoformat()} but must be in the future",
+                             parameter="expires")
     secret = "msm_" + secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        token_id = db_editing.insert_token(conn, hash_token(secret), role, label or "")
-    return Token(token_id, role, label or ""), secret
+        row = db_editing.insert_token(conn, hash_token(secret), role, label or "", expires_at)
+    return _token(row), secret
 
 
 def find_token(engine: Engine, secret: str) -> Token | None:
-    """The live (not revoked) token whose hash matches ``secret``, else None."""
+    """The unrevoked token whose hash matches ``secret`` (also when expired: see :meth:`Token.expired`), else None."""
     with engine.connect() as conn:
         row = db_editing.find_token(conn, hash_token(secret))
-    return Token(int(row["id"]), row["role"], row["label"]) if row else None
+    return _token(row) if row else None
+
+
+def list_tokens(engine: Engine) -> list[dict[str, Any]]:
+    """Every token (id, role, label, public id, created, expires, revoked, and ``state``: live, expired or
+    revoked), oldest first; never a secret or a hash."""
+    with engine.connect() as conn:
+        rows = db_editing.tokens(conn)
+    now = dt.datetime.now(dt.UTC)
+    for row in rows:
+        row["state"] = ("revoked" if row["revoked_at"] else "expired" if _token(row).expired(now) else "live")
+    return rows
 
 
 def revoke_token(engine: Engine, token_id: int) -> bool:
@@ -121,8 +147,12 @@ def get_facility(engine: Engine, facility_id: int) -> dict[str, Any]:
         return _public(_row(conn, facility_id))
 
 
-def history(engine: Engine, facility_id: int) -> dict[str, Any]:
+def history(engine: Engine, facility_id: int, *, with_labels: bool = False) -> dict[str, Any]:
     """A facility (also when retired), the load run that created it and every change, oldest first.
+
+    Each change names who made it by role and opaque editor id (``actor``,
+    ``role``, ``editor_id``; both None for a load). ``with_labels`` adds each
+    token's id and label, for the admin view only.
 
     Raises
     ------
@@ -136,11 +166,18 @@ def history(engine: Engine, facility_id: int) -> dict[str, Any]:
     return {
         "facility": facility,
         "load_run": None if run is None else {k: _iso(v) for k, v in run.items()},
-        "changes": [{"id": c["id"], "at": c["at"].isoformat(), "actor": c["actor"], "action": c["action"],
-                     "load_run_id": c["load_run_id"], "before": c["before"], "after": c["after"]}
-                    for c in changes],
+        "changes": [_change(c, with_labels) for c in changes],
         "synthetic_note": ("synthetic demo data, not a real facility" if facility["synthetic"] else None),
     }
+
+
+def _change(row: dict[str, Any], with_labels: bool) -> dict[str, Any]:
+    out = {"id": row["id"], "at": row["at"].isoformat(), "actor": row["actor"], "role": row["token_role"],
+           "editor_id": row["token_public_id"], "action": row["action"], "load_run_id": row["load_run_id"],
+           "before": row["before"], "after": row["after"]}
+    if with_labels:
+        out["token"] = None if row["token_id"] is None else {"id": row["token_id"], "label": row["token_label"]}
+    return out
 
 
 def _iso(value: object) -> object:
@@ -205,11 +242,13 @@ def _wkb(rec: dict[str, Any]) -> tuple[str, str]:
     return shapely.to_wkb(rec["geom"], hex=True), shapely.to_wkb(rec["point"], hex=True)
 
 
-def create_facility(engine: Engine, layer: str, edit: Edit, *, source_id: str | None, actor: str) -> dict[str, Any]:
+def create_facility(engine: Engine, layer: str, edit: Edit, *, source_id: str | None, actor: str,
+                    token_id: int | None = None) -> dict[str, Any]:
     """Insert a new facility after the ETL's checks; logs an ``insert`` change. One transaction.
 
     ``source_id`` defaults to ``admin-<random>``. The result carries the
-    ETL's ``notes``.
+    ETL's ``notes``. ``actor`` is logged as given (a token's
+    :attr:`Token.actor`, never its label) with ``token_id``.
 
     Raises
     ------
@@ -229,7 +268,7 @@ def create_facility(engine: Engine, layer: str, edit: Edit, *, source_id: str | 
             raise Conflict(f"source_id {record['source_id']!r} is already facility {taken} in {layer}",
                            parameter="source_id")
         new_id = db_editing.insert_facility(conn, layer, record["source_id"], rec, *_wkb(rec))
-        db_editing.log_change(conn, new_id, actor, "insert", None, db_editing.snapshot(conn, new_id))
+        db_editing.log_change(conn, new_id, actor, "insert", None, db_editing.snapshot(conn, new_id), token_id)
         out = _public(_row(conn, new_id))
     out["notes"] = notes
     return out
@@ -252,7 +291,7 @@ def _locked(conn: Connection, facility_id: int, expected_version: int | None) ->
 
 
 def patch_facility(engine: Engine, facility_id: int, edit: Edit, *, expected_version: int | None,
-                   actor: str) -> dict[str, Any]:
+                   actor: str, token_id: int | None = None) -> dict[str, Any]:
     """Change some fields of an active facility at ``expected_version``; logs an ``update``. One transaction.
 
     ``expected_version`` None means the caller's If-Match named no version of
@@ -270,7 +309,8 @@ def patch_facility(engine: Engine, facility_id: int, edit: Edit, *, expected_ver
         rec, notes = _checked(conn, {**current, **edit.values}, edit, current["layer"])
         changed = db_editing.update_facility(conn, facility_id, rec, *_wkb(rec))
         if changed:
-            db_editing.log_change(conn, facility_id, actor, "update", before, db_editing.snapshot(conn, facility_id))
+            db_editing.log_change(conn, facility_id, actor, "update", before, db_editing.snapshot(conn, facility_id),
+                                  token_id)
         out = _public(_row(conn, facility_id))
     out["notes"] = notes
     out["changed"] = changed
@@ -278,7 +318,7 @@ def patch_facility(engine: Engine, facility_id: int, edit: Edit, *, expected_ver
 
 
 def retire_facility(engine: Engine, facility_id: int, *, expected_version: int | None, actor: str,
-                    reason: str | None = None) -> dict[str, Any]:
+                    reason: str | None = None, token_id: int | None = None) -> dict[str, Any]:
     """Retire (never delete) a facility at ``expected_version``; logs a ``retire``. One transaction.
 
     Raises
@@ -290,5 +330,6 @@ def retire_facility(engine: Engine, facility_id: int, *, expected_version: int |
         if current["status"] == "retired":
             raise Conflict(f"facility {facility_id} is already retired")
         db_editing.retire_facility(conn, facility_id, reason)
-        db_editing.log_change(conn, facility_id, actor, "retire", before, db_editing.snapshot(conn, facility_id))
+        db_editing.log_change(conn, facility_id, actor, "retire", before, db_editing.snapshot(conn, facility_id),
+                              token_id)
         return _public(_row(conn, facility_id))

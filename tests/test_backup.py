@@ -1,9 +1,9 @@
 """`make backup` and `make restore FILE=...`: the data and the change log survive a round trip.
 
 The test database is backed up with the real Makefile targets (pg_dump -Fc)
-into a temporary directory, then restored into a separate scratch database,
-twice (the second time over the restored copy, which ``--clean --if-exists``
-must replace, not duplicate).
+into a temporary directory, then restored for a separate, empty home
+database, twice: each restore fills a fresh database and points the home
+database at it, and the second one drops the first one's copy.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from db import libpq_url, make_engine, sa_url
+from db import database_name, libpq_url, live_url, make_engine, sa_url
+from db import restore as db_restore
 from services.editing import create_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,8 @@ def restore_url(database_url):
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield url
     with admin.connect() as conn:
+        for _, generation in db_restore.generations(conn, name):
+            db_restore.drop_database(conn, generation, force=True)
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
@@ -75,10 +78,12 @@ def test_backup_and_restore_round_trip_the_data_and_the_change_log(app, client, 
     assert len(dumps) == 1 and dumps[0].stat().st_size > 100_000
     assert done.stdout.strip().endswith(dumps[0].name)
 
-    for _ in range(2):  # into an empty database, then over the restored copy
+    served = []
+    for _ in range(2):  # for an empty database, then again over the restored copy
         done = make("restore", restore_url, FILE=str(dumps[0]))
         assert done.returncode == 0, done.stderr
-        restored_engine = make_engine(restore_url)
+        served.append(live_url(restore_url))
+        restored_engine = make_engine(served[-1])
         try:
             assert contents(restored_engine) == original
             with restored_engine.connect() as conn:
@@ -89,6 +94,12 @@ def test_backup_and_restore_round_trip_the_data_and_the_change_log(app, client, 
             restored_engine.dispose()
         assert [tuple(a) for a in actions] == [("insert", None), ("update", "0632-7654321")]
         assert wkt == "POINT(117.5566 34.864)"
+    home = database_name(restore_url)
+    assert [database_name(u) for u in served] == [f"{home}_r1", f"{home}_r2"]
+    admin = make_engine(restore_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        assert db_restore.generations(conn, home) == [(2, f"{home}_r2")]  # the first copy was dropped
+    admin.dispose()
 
 
 def test_restore_without_a_file_says_how(database_url):

@@ -8,63 +8,43 @@ districts into it, and stops and restarts *that* cluster.
 """
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
+import threading
 import time
-from pathlib import Path
 
 import pytest
+import requests
+from flask import render_template_string
+from playwright.sync_api import sync_playwright
 from sqlalchemy import text
+from werkzeug.serving import make_server
 
-ROOT = Path(__file__).resolve().parents[1]
-PGCLUSTER = ROOT / "scripts" / "pgcluster.py"
+from db import make_engine, migrate
+from etl.boundaries import read_districts
+from services.loading import write_districts
+from tests.throwaway_cluster import AVAILABLE, cluster_command, throwaway_cluster
+from web import create_app
+from web.database import get_engine
+
 SIX_DISTRICTS_POPULATION = 3_855_601  # census 2020, Zaozhuang
 
 pytestmark = [pytest.mark.db,
-              pytest.mark.skipif(not glob.glob("/usr/lib/postgresql/*/bin/postgres"),
-                                 reason="PostgreSQL server binaries are needed for a throw-away cluster")]
-
-
-def _cluster(command: str, env: dict, *extra: str) -> str:
-    res = subprocess.run([sys.executable, str(PGCLUSTER), command, *extra], env=env, capture_output=True,
-                         text=True, timeout=180)
-    assert res.returncode == 0, res.stderr
-    return res.stdout.strip()
+              pytest.mark.skipif(not AVAILABLE, reason="PostgreSQL server binaries are needed for a throw-away "
+                                                       "cluster")]
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A private PostGIS cluster of our own: yields (url, env for pgcluster.py)."""
-    tmp = Path(tempfile.mkdtemp(prefix="minsheng-outage-"))
-    os.chmod(tmp, 0o755)  # as root, the server runs as postgres and must reach its data directory
-    env = dict(os.environ, PGCLUSTER_DIR=str(tmp / "pgdata"), PGCLUSTER_STATE=str(tmp / "state.json"))
-    try:
-        url = _cluster("ensure", env, "--db", "minsheng_outage")
-        from db import make_engine, migrate
-        from etl.boundaries import read_districts
-        from services.loading import write_districts
-
+    """A private PostGIS cluster of our own with the real districts: yields (url, env for pgcluster.py)."""
+    with throwaway_cluster("minsheng_outage") as (url, env):
         migrate(url)
         engine = make_engine(url)
         write_districts(engine, read_districts())
         engine.dispose()
         yield url, env
-    finally:
-        subprocess.run([sys.executable, str(PGCLUSTER), "stop"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def outage_app(cluster):
-    from flask import render_template_string
-
-    from web import create_app
-    from web.database import get_engine
-
     app = create_app({"DATABASE_URL": cluster[0], "TESTING": True})
 
     @app.get("/outage-probe-page")
@@ -99,7 +79,7 @@ def test_outage_then_recovery_without_restart(cluster, outage_app):
     assert client.get("/healthz").status_code == 200
     assert client.get("/outage-probe-page", headers=html).status_code == 200
 
-    _cluster("stop", env)
+    cluster_command("stop", env)
     try:
         for path in ("/healthz", "/api/layers", "/api/districts"):
             res = client.get(path)
@@ -120,7 +100,7 @@ def test_outage_then_recovery_without_restart(cluster, outage_app):
                 assert res.mimetype == "text/html"
         assert "/outage-probe-page" in page_routes(outage_app)
     finally:
-        _cluster("ensure", env, "--db", "minsheng_outage")
+        cluster_command("ensure", env, "--db", "minsheng_outage")
 
     # Back: the same app answers again, no restart.
     deadline = time.monotonic() + 30
@@ -134,22 +114,16 @@ def test_outage_then_recovery_without_restart(cluster, outage_app):
 
 def test_pages_served_while_down_say_so_in_a_browser(cluster, outage_app):
     """A page that is a static shell (200 while down) must tell the reader the data is unavailable."""
-    import threading
-
-    from werkzeug.serving import make_server
-
     url, env = cluster
     server = make_server("127.0.0.1", 0, outage_app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
-    import requests
 
-    _cluster("stop", env)
+    cluster_command("stop", env)
     try:
         shells = [p for p in page_routes(outage_app)
                   if requests.get(base + p, headers={"Accept": "text/html"}, timeout=30).status_code == 200]
         if shells:
-            from playwright.sync_api import sync_playwright
 
             pw = sync_playwright().start()
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
@@ -167,5 +141,5 @@ def test_pages_served_while_down_say_so_in_a_browser(cluster, outage_app):
         res = requests.get(base + "/outage-probe-page", headers={"Accept": "text/html"}, timeout=30)
         assert res.status_code == 503 and "数据暂不可用" in res.text
     finally:
-        _cluster("ensure", env, "--db", "minsheng_outage")
+        cluster_command("ensure", env, "--db", "minsheng_outage")
         server.shutdown()

@@ -203,11 +203,38 @@ def read_body(fields: dict[str, BodyField], *, optional: bool = False) -> dict[s
     if not isinstance(data, dict):
         raise BadParameter("the body must be a JSON object, e.g. {\"name\": \"...\"}", parameter="body",
                            allowed=list(fields))
+    _refuse_surrogates(data)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise BadParameter(f"unknown field(s) {', '.join(map(str, unknown))[:200]}; allowed: {', '.join(fields)}",
                            parameter=str(unknown[0])[:60], allowed=list(fields))
     return {name: fields[name].read(name, data[name]) for name in fields if name in data}
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_surrogates(value: Any, field: str = "body") -> None:
+    """400 naming the field when any text in the body holds a lone surrogate (``"\\ud800"``): JSON can
+    escape one, but it is no character and cannot be stored or shown."""
+    if isinstance(value, str):
+        if not _encodable(value):
+            raise BadParameter(f"{field} holds a lone surrogate escape (e.g. \\ud800), which is not a character; "
+                               "send the text as UTF-8", parameter=field, allowed="Unicode text without lone "
+                                                                                  "surrogates")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not _encodable(key):
+                _refuse_surrogates(key, f"a field name in {field}")
+            _refuse_surrogates(item, key if field == "body" else f"{field}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_surrogates(item, field)
 
 
 def _edit(values: dict[str, Any], *, creating: bool) -> editing.Edit:
@@ -277,7 +304,7 @@ def admin_create() -> ResponseReturnValue:
         raise BadParameter(f"layer is required: one of {', '.join(layer_keys())}", parameter="layer",
                            allowed=list(layer_keys()))
     created = editing.create_facility(get_engine(), values["layer"], _edit(values, creating=True),
-                                      source_id=values.get("source_id"), actor=g.token.actor)
+                                      source_id=values.get("source_id"), actor=g.token.actor, token_id=g.token.id)
     response = _with_etag(created, 201)
     response.headers["Location"] = f"/api/admin/facilities/{created['id']}"
     return response
@@ -292,7 +319,7 @@ def admin_patch(raw_id: str) -> ResponseReturnValue:
     fid = facility_id(raw_id)
     edit = _edit(read_body(EDIT_FIELDS), creating=False)
     return _with_etag(editing.patch_facility(get_engine(), fid, edit, expected_version=expected_version(fid),
-                                             actor=g.token.actor))
+                                             actor=g.token.actor, token_id=g.token.id))
 
 
 @bp.post("/api/admin/facilities/<raw_id>/retire")
@@ -304,12 +331,21 @@ def admin_retire(raw_id: str) -> ResponseReturnValue:
     fid = facility_id(raw_id)
     reason = read_body(RETIRE_FIELDS, optional=True).get("reason")
     return _with_etag(editing.retire_facility(get_engine(), fid, expected_version=expected_version(fid),
-                                              actor=g.token.actor, reason=reason))
+                                              actor=g.token.actor, reason=reason, token_id=g.token.id))
 
 
 @bp.get("/api/facilities/<raw_id>/history")
-@operation("A facility's change history", "admin", [FACILITY_ID],
+@operation("A facility's change history (editors named by role and opaque id)", "admin", [FACILITY_ID],
            responses={"200": body("The facility, the load run that created it, every change"),
                       **errors(404, 503)})
 def facility_history(raw_id: str) -> ResponseReturnValue:
     return jsonify(editing.history(get_engine(), facility_id(raw_id)))
+
+
+@bp.get("/api/admin/facilities/<raw_id>/history")
+@operation("A facility's change history with each token's label", "admin", [FACILITY_ID], security=True,
+           responses={"200": body("The public history, each change with its token's id and label"),
+                      **errors(401, 403, 404, 503)})
+@require("viewer")
+def admin_history(raw_id: str) -> ResponseReturnValue:
+    return jsonify(editing.history(get_engine(), facility_id(raw_id), with_labels=True))

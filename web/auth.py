@@ -40,13 +40,17 @@ def current_token(min_role: str) -> Token:
     Raises
     ------
     Unauthorized
-        No bearer token, or an unknown or revoked one (401).
+        No bearer token, or an unknown, revoked or expired one (401).
     Forbidden
         A valid token whose role is weaker than ``min_role`` (403).
     """
     token = find_token(get_engine(), _bearer())
     if token is None:
         raise Unauthorized("the bearer token is not valid (unknown or revoked)", headers=_CHALLENGE)
+    if token.expired():
+        assert token.expires_at is not None
+        raise Unauthorized(f"the bearer token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; ask an administrator "
+                           "for a new one (`flask admin create-token`)", headers=_CHALLENGE)
     if not token.allows(min_role):
         raise Forbidden(f"a {token.role} token may not do this; it needs the {min_role} role",
                         allowed=[r for r in ROLES if ROLES.index(r) >= ROLES.index(min_role)])

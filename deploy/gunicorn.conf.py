@@ -1,0 +1,41 @@
+"""gunicorn settings of both lanes (``scripts/serve.py`` passes ``-c deploy/gunicorn.conf.py``).
+
+Each worker gets an address-space ceiling once it has loaded the app
+(``post_worker_init``): what it holds then plus ``MINSHENG_WORKER_MEMORY_MB`` (default 1024). A request
+that would pass it gets a ``MemoryError``, which the app answers with a 503
+JSON body (``web.security``) instead of the worker being killed by the
+kernel. The heavy lane (``MINSHENG_LANE=heavy``) also runs at a lower CPU
+priority, so light requests keep the cores they need.
+"""
+from __future__ import annotations
+
+import os
+import resource
+
+#: Longest request line gunicorn reads (its own maximum); the front refuses longer ones first, as JSON 414.
+limit_request_line = 8190
+worker_class = "gthread"
+# The app's own log (errors with their tracebacks) goes to the lane's error log with gunicorn's.
+capture_output = True
+# No control socket: two lanes (and other checkouts) would share its one default path.
+control_socket_disable = True
+keepalive = 30
+graceful_timeout = 5
+
+
+def _address_space_bytes() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def post_worker_init(worker):
+    budget = int(os.environ.get("MINSHENG_WORKER_MEMORY_MB", "1024")) * 1024 * 1024
+    # Reserved after this point, not used: the threads' stacks (8 MiB each) and one more malloc arena
+    # (64 MiB; MALLOC_ARENA_MAX=2, set by scripts/serve.py).
+    ceiling = _address_space_bytes() + budget + (64 + 8 * worker.cfg.threads) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+    if os.environ.get("MINSHENG_LANE") == "heavy":
+        os.nice(10)

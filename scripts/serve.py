@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""The serving front: nginx before two gunicorn lanes, started and stopped like the database.
+
+    python scripts/serve.py start [--port 5000]   # (re)start, wait until /healthz answers through nginx
+    python scripts/serve.py stop
+    python scripts/serve.py status
+
+* **nginx** on 127.0.0.1:``PORT`` reads whole requests and whole responses
+  before a worker sees or sends them (buffering to temporary files when they
+  are large), so a slow client holds an nginx connection, never a gunicorn
+  thread. Errors nginx makes itself (400, 408, 413, 414, 503 of a full lane)
+  are JSON like the app's.
+* **The light lane** (nearest, search, pages, tiles, health, everything not
+  listed below): ``--light-workers`` x ``--light-threads``.
+* **The heavy lane** (coverage, gaps, suggestions, the planner page, exports,
+  OGC item pages over 999 features): ``--heavy-workers`` single-threaded
+  workers at a lower CPU priority, and at most ``--heavy-limit`` requests in
+  it at once: one more gets 503 JSON with ``Retry-After`` at once.
+
+Every worker has a memory ceiling (``deploy/gunicorn.conf.py``). Files live in
+``var/front`` (``MINSHENG_FRONT_DIR`` overrides): the nginx config, pid files,
+logs and nginx's temporary files. Works as root (nginx's workers then run as
+``nobody``) and as an ordinary user. Standard library only; gunicorn is run by
+the Python that runs this script (the project's virtualenv).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"
+NGINX_CONF = REPO / "deploy" / "nginx.conf.in"
+#: OGC item pages up to this many features stay in the light lane.
+OGC_LIGHT_LIMIT = 999
+#: Seconds the heavy lane asks a refused client to wait.
+RETRY_AFTER_S = 5
+#: Where nginx's own error answers live (internal locations; a request line that cannot be parsed has no
+#: URI, so they are URIs, not named locations).
+ERROR_URI = "/.front-error/"
+
+
+def log(msg: str) -> None:
+    print(f"[serve] {msg}", file=sys.stderr, flush=True)
+
+
+def fail(msg: str) -> None:
+    log(f"ERROR: {msg}")
+    sys.exit(1)
+
+
+def front_dir() -> Path:
+    return Path(os.environ.get("MINSHENG_FRONT_DIR") or REPO / "var" / "front").resolve()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int | None, name: str) -> bool:
+    """Whether ``pid`` is a live process whose command line mentions ``name`` (not a reused pid)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return name.encode() in cmdline
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- nginx config
+def _lane_map() -> str:
+    """nginx ``map`` blocks choosing the lane of a request from its path (and an OGC page's ``limit``)."""
+    digits = len(str(OGC_LIGHT_LIMIT))
+    return (
+        "map $uri $lane_by_path {\n"
+        "    ~^/api/(coverage|gaps|suggest)$ heavy;\n"
+        "    ~^/planner heavy;\n"
+        "    ~^/export/ heavy;\n"
+        "    ~^/ogc/collections/[^/]+/items$ ogc;\n"
+        "    default light;\n"
+        "}\n"
+        'map "$request_method:$lane_by_path:$arg_limit" $lane {\n'
+        "    ~^(GET|HEAD):heavy: heavy;\n"
+        f'    "~^(GET|HEAD):ogc:(0*[0-9]{{1,{digits}}})?$" light;\n'
+        "    ~^(GET|HEAD):ogc: heavy;\n"
+        "    default light;\n"
+        "}\n")
+
+
+#: Errors nginx answers itself, as JSON like the app's (status, message).
+NGINX_ERRORS = {
+    400: "the request could not be read (malformed, or its headers are too large)",
+    408: "the request took too long to arrive",
+    413: "the request body is too large",
+    414: "the request line is too long: keep the URL under 8,000 characters",
+    503: f"busy: heavy requests (coverage, gaps, suggestions, the planner page, exports, large OGC pages) run a "
+         f"few at a time and all places are taken; retry in {RETRY_AFTER_S} s",
+}
+#: Statuses nginx itself gives (full lane, a worker that restarted) that reach the client as that 503.
+BUSY = (502, 503, 504)
+
+
+def _error_locations() -> str:
+    out = []
+    for status, message in NGINX_ERRORS.items():
+        body = json.dumps({"error": {"status": status, "message": message}}).replace("'", "\\'")
+        retry = f"        add_header Retry-After {RETRY_AFTER_S} always;\n" if status == 503 else ""
+        out.append(f"    location = {ERROR_URI}{status} {{\n        internal;\n        default_type application/json;\n"
+                   f"{retry}        return {status} '{body}';\n    }}\n")
+    return "".join(out)
+
+
+def nginx_config(state: dict) -> str:
+    """The nginx configuration for ``state`` (ports, directories, lane sizes)."""
+    user = "user nobody nogroup;" if os.geteuid() == 0 else ""
+    return NGINX_CONF.read_text().format(
+        user=user, dir=state["dir"], tmp=state["tmp"], port=state["port"], light=state["light_port"],
+        heavy=state["heavy_port"], heavy_limit=state["heavy_limit"], lane_map=_lane_map(),
+        error_pages=" ".join([*(f"error_page {s} {ERROR_URI}{s};" for s in NGINX_ERRORS if s != 503),
+                              f"error_page {' '.join(map(str, BUSY))} =503 {ERROR_URI}503;"]),
+        error_locations=_error_locations())
+
+
+def _temp_dir(base: Path) -> Path:
+    """nginx's temporary files: under ``base`` unless root's checkout is closed to ``nobody``."""
+    tmp = base / "tmp"
+    if os.geteuid() != 0:
+        return tmp
+    probe = subprocess.run(["runuser", "-u", "nobody", "--", "test", "-x", str(base)], capture_output=True)
+    if probe.returncode == 0:
+        return tmp
+    outside = Path("/var/tmp") / f"minsheng-front-{hashlib.sha1(str(base).encode()).hexdigest()[:10]}"
+    log(f"{base} is not reachable by nobody; nginx keeps its temporary files in {outside}")
+    return outside
+
+
+# --------------------------------------------------------------------------- processes
+def _gunicorn(state: dict, lane: str, workers: int, threads: int, port: int) -> None:
+    base = Path(state["dir"])
+    # Few malloc arenas and one BLAS thread per worker: many workers share two cores, and what a worker
+    # reserves counts against its memory ceiling.
+    env = dict(os.environ, MINSHENG_LANE=lane, MALLOC_ARENA_MAX="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--workers", str(workers),
+            "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--name", f"minsheng-{lane}",
+            "--timeout", str(state["timeout"]), "--pid", str(base / f"{lane}.pid"),
+            "--access-logfile", str(base / f"{lane}-access.log"), "--error-logfile", str(base / f"{lane}.log"),
+            "--daemon", "web:create_app()"]
+    res = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        fail(f"gunicorn ({lane}) did not start: {res.stderr[-2000:]}")
+
+
+def nginx_binary() -> str | None:
+    """nginx on PATH, or Debian's /usr/sbin/nginx (not on an ordinary user's PATH)."""
+    found = shutil.which("nginx")
+    return found or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+
+
+def _nginx(state: dict) -> None:
+    base = Path(state["dir"])
+    conf = base / "nginx.conf"
+    conf.write_text(nginx_config(state))
+    argv = [str(nginx_binary()), "-e", str(base / "error.log"), "-p", str(base), "-c", str(conf)]
+    res = subprocess.run([*argv, "-t", "-q"], capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        fail(f"the nginx configuration {conf} is not valid: {res.stderr.strip()}")
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        fail(f"nginx did not start: {res.stderr.strip()}")
+
+
+def _answers(port: int, path: str = "/healthz") -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def _wait(port: int, what: str, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _answers(port):
+            return
+        time.sleep(0.3)
+    fail(f"{what} did not answer /healthz on 127.0.0.1:{port} within {seconds:.0f} s; see {front_dir()}/*.log")
+
+
+def start(args: argparse.Namespace) -> dict:
+    if not os.environ.get("DATABASE_URL"):
+        fail("DATABASE_URL is not set (make demo sets it to the private cluster's database)")
+    if nginx_binary() is None:
+        fail("nginx is missing: run `scripts/system-deps.sh demo` (it installs Debian's nginx)")
+    stop(quiet=True)
+    base = front_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_dir(base)
+    tmp.mkdir(parents=True, exist_ok=True)
+    state = {"dir": str(base), "tmp": str(tmp), "port": args.port, "light_port": _free_port(),
+             "heavy_port": _free_port(), "heavy_limit": args.heavy_limit, "timeout": args.timeout}
+    (base / "front.json").write_text(json.dumps(state, indent=2))
+    _gunicorn(state, "light", args.light_workers, args.light_threads, state["light_port"])
+    _gunicorn(state, "heavy", args.heavy_workers, 1, state["heavy_port"])
+    _wait(state["light_port"], "the light lane")
+    _wait(state["heavy_port"], "the heavy lane")
+    _nginx(state)
+    _wait(args.port, "nginx")
+    log(f"serving on http://127.0.0.1:{args.port} (light lane {args.light_workers}x{args.light_threads}, "
+        f"heavy lane {args.heavy_workers} workers, at most {args.heavy_limit} heavy requests at once)")
+    return state
+
+
+def _stop_pid(pid: int | None, name: str, sig: int) -> int | None:
+    if not _alive(pid, name):
+        return None
+    assert pid is not None
+    os.kill(pid, sig)
+    return pid
+
+
+def stop(quiet: bool = False) -> None:
+    """Stop nginx (graceful) and both gunicorn lanes (graceful, then killed after 20 s)."""
+    base = front_dir()
+    pids = [p for p in (_stop_pid(_read_pid(base / "nginx.pid"), "nginx", signal.SIGQUIT),
+                        _stop_pid(_read_pid(base / "light.pid"), "gunicorn", signal.SIGTERM),
+                        _stop_pid(_read_pid(base / "heavy.pid"), "gunicorn", signal.SIGTERM)) if p]
+    deadline = time.monotonic() + 20
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if _alive(p, "nginx") or _alive(p, "gunicorn")]
+        time.sleep(0.1)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    if not quiet:
+        log("stopped" if (base / "front.json").exists() else "no front was running")
+
+
+def status() -> int:
+    base = front_dir()
+    running = {name: _alive(_read_pid(base / f"{name}.pid"), "nginx" if name == "nginx" else "gunicorn")
+               for name in ("nginx", "light", "heavy")}
+    print(" ".join(f"{k}={'running' if v else 'stopped'}" for k, v in running.items()))
+    return 0 if all(running.values()) else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["start", "stop", "status"])
+    ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    ap.add_argument("--light-workers", type=int, default=4)
+    ap.add_argument("--light-threads", type=int, default=4)
+    ap.add_argument("--heavy-workers", type=int, default=2)
+    ap.add_argument("--heavy-limit", type=int, default=4, help="heavy requests in the lane at once (then 503)")
+    ap.add_argument("--timeout", type=int, default=120, help="gunicorn's worker timeout (s)")
+    args = ap.parse_args(argv)
+    if args.command == "start":
+        if not 1 <= args.port <= 65535:
+            fail(f"--port was {args.port} but must be 1..65535")
+        start(args)
+    elif args.command == "stop":
+        stop()
+    else:
+        return status()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
