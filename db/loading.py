@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import psycopg2
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 #: Columns of the staging table, in COPY order.
 STAGING_COLUMNS = ("row_number", "source_id", "kind", "name", "address", "phone", "opening_hours", "capacity",
@@ -34,17 +36,15 @@ _STAGING = text(
     " phone text, opening_hours text, capacity integer, opened_on date, attrs jsonb, district_adcode text,"
     " geom geometry, point geometry, synthetic boolean) ON COMMIT DROP")
 
-#: Later rows of a source id staged more than once, with the first row's name and position (lon/lat degrees).
+#: Every row of a source id staged more than once, by id and row; position in lon/lat degrees.
 _REPEATS = text("""
-SELECT row_number, source_id, name, ST_X(point) AS lon, ST_Y(point) AS lat,
-       first_row, first_name, ST_X(first_point) AS first_lon, ST_Y(first_point) AS first_lat
-FROM (SELECT row_number, source_id, name, point,
-             first_value(row_number) OVER w AS first_row, first_value(name) OVER w AS first_name,
-             first_value(point) OVER w AS first_point, row_number() OVER w AS k
-      FROM staging WHERE source_id IN (SELECT source_id FROM staging GROUP BY source_id HAVING count(*) > 1)
-      WINDOW w AS (PARTITION BY source_id ORDER BY row_number)) t
-WHERE k > 1 ORDER BY row_number
+SELECT row_number, source_id, name, ST_X(point) AS lon, ST_Y(point) AS lat, address, phone, opening_hours,
+       capacity, opened_on, kind, attrs
+FROM staging WHERE source_id IN (SELECT source_id FROM staging GROUP BY source_id HAVING count(*) > 1)
+ORDER BY source_id, row_number
 """)
+
+_STAGED_OF = text("SELECT row_number, source_id FROM staging WHERE source_id = ANY(:ids) ORDER BY row_number")
 
 _DROP_STAGED = text("DELETE FROM staging WHERE row_number = ANY(:rows)")
 
@@ -143,13 +143,36 @@ def copy_frame(conn: Connection, frame: pd.DataFrame, table: str, columns: Seque
         cur.close()
 
 
-def staged_repeats(conn: Connection) -> list[dict[str, Any]]:
-    """Later rows of every source id staged more than once, each with its first row.
+def staged_repeats(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    """Every staged row of each source id staged more than once: id -> rows in row order.
 
-    Keys ``row_number``, ``source_id``, ``name``, ``lon``, ``lat`` and
-    ``first_row``, ``first_name``, ``first_lon``, ``first_lat`` (degrees, WGS-84).
+    Keys of a row: ``row_number``, ``source_id``, ``name``, ``lon``, ``lat``
+    (degrees, WGS-84), ``address``, ``phone``, ``opening_hours``,
+    ``capacity``, ``opened_on`` (date), ``kind`` and ``attrs`` (dict).
     """
-    return [dict(r) for r in conn.execute(_REPEATS).mappings()]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in conn.execute(_REPEATS).mappings():
+        out.setdefault(r["source_id"], []).append(dict(r))
+    return out
+
+
+def staged_rows_of(conn: Connection, source_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """``row_number`` and ``source_id`` of the staged rows with any of ``source_ids``, in row order."""
+    if not source_ids:
+        return []
+    return [dict(r) for r in conn.execute(_STAGED_OF, {"ids": list(source_ids)}).mappings()]
+
+
+def connection_lost(conn: Connection, exc: BaseException) -> bool:
+    """Whether ``exc``, raised while using ``conn``, means the connection to the server is gone."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return True
+    if conn.invalidated or conn.closed:
+        return True
+    raw = conn.connection.dbapi_connection if not conn.closed else None
+    return raw is None or bool(getattr(raw, "closed", 0))
 
 
 def drop_staged(conn: Connection, rows: Sequence[int]) -> None:

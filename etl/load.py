@@ -33,7 +33,7 @@ from db import loading as db_loading
 from etl.errors import ETLError, Reject
 from etl.normalise import normalise
 from etl.read import iter_source
-from etl.validate import Seen, duplicate_conflict, validate
+from etl.validate import Seen, collapse_repeats, validate
 from layers import get_layer
 
 #: Most distinct notes a load report keeps.
@@ -201,45 +201,101 @@ def _add_notes(result: LoadResult, notes: list[str]) -> None:
             result.notes.append(note)
 
 
+class LoadInterrupted(Exception):
+    """The database connection was lost in the middle of a load: nothing was written.
+
+    ``result`` is what the load knew (status ``failed``); the caller records
+    it with :func:`record_failed_run` on a new connection, when it can.
+    """
+
+    def __init__(self, result: LoadResult, reason: str) -> None:
+        self.result = result
+        self.reason = reason
+        super().__init__(reason)
+
+
+def record_failed_run(conn: Connection, result: LoadResult, reason: str) -> int:
+    """Store ``result`` as a ``failed`` load run whose last note is ``reason``; returns the run id."""
+    result.status = "failed"
+    _add_notes(result, [reason])
+    with conn.begin():
+        result.run_id = db_loading.insert_run(conn, _run_row(result), [])
+    return result.run_id
+
+
 def _load(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: LoadResult, *, dry_run: bool,
           accept_partial: bool, actor: str, progress: bool, synthetic: bool = False) -> LoadResult:
     """One transaction: lock the layer, then validate and stage each batch with COPY; then either
     upsert and commit, or (a dry run, or rejects without ``accept_partial``) roll back and record why
-    in a transaction of its own."""
+    in a transaction of its own.
+
+    A file refused part-way (a cell past a cap, a malformed line in a later
+    piece) writes nothing and leaves a ``failed`` run naming why, then the
+    :class:`ETLError` goes on; a lost connection raises :class:`LoadInterrupted`.
+    """
     bar = tqdm(desc=f"loading {result.layer}", unit=" rows", disable=None) if progress else None
     try:
-        with conn.begin() as trans:
-            # Two loads of one layer never interleave: the second waits for the first.
-            db_loading.lock_layer(conn, result.layer)
-            city, codes, polys = city_and_districts(conn)
-            db_loading.create_staging(conn)
-            pieces = 0
-            for records in batches:
-                pieces += 1
-                _stage(conn, records, result, city, codes, polys, synthetic)
-                if bar is not None:
-                    bar.update(len(records))
-            if pieces > 1:
-                _repeats_across_pieces(conn, result)
-            result.rejects.sort(key=lambda r: (r.row is None, r.row))
-            if not (dry_run or (result.rejects and not accept_partial)):
-                result.status = "partial" if result.rejects else "loaded"
-                _upsert(conn, result, actor)
-                return result
-            result.status = "dry_run" if dry_run else "rejected"
-            trans.rollback()
-        with conn.begin():
-            result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
-        return result
+        return _load_in_transaction(conn, batches, result, dry_run=dry_run, accept_partial=accept_partial,
+                                    actor=actor, bar=bar, synthetic=synthetic)
+    except ETLError as exc:
+        if conn.in_transaction() or conn.invalidated:
+            raise
+        record_failed_run(conn, result, f"refused part-way through the file: {exc}")
+        raise
+    except Exception as exc:
+        if db_loading.connection_lost(conn, exc):
+            result.status = "failed"
+            raise LoadInterrupted(result, _first_line(exc)) from exc
+        raise
     finally:
         if bar is not None:
             bar.close()
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _load_in_transaction(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: LoadResult, *,
+                         dry_run: bool, accept_partial: bool, actor: str, bar: tqdm | None,
+                         synthetic: bool) -> LoadResult:
+    with conn.begin() as trans:
+        # Two loads of one layer never interleave: the second waits for the first.
+        db_loading.lock_layer(conn, result.layer)
+        city, codes, polys = city_and_districts(conn)
+        db_loading.create_staging(conn)
+        pieces = 0
+        conflicts: dict[str, str] = {}
+        for records in batches:
+            pieces += 1
+            _stage(conn, records, result, city, codes, polys, synthetic, conflicts)
+            if bar is not None:
+                bar.update(len(records))
+        if pieces > 1:
+            _repeats_across_pieces(conn, result, conflicts)
+        result.rejects.sort(key=lambda r: (r.row is None, r.row))
+        if not (dry_run or (result.rejects and not accept_partial)):
+            result.status = "partial" if result.rejects else "loaded"
+            _upsert(conn, result, actor)
+            return result
+        result.status = "dry_run" if dry_run else "rejected"
+        trans.rollback()
+    with conn.begin():
+        result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
+    return result
+
+
 def _stage(conn: Connection, records: list[dict[str, Any]], result: LoadResult, city: BaseGeometry,
-           codes: list[str], polys: np.ndarray, synthetic: bool) -> None:
-    """Validate one batch, assign districts, and COPY what is accepted into ``staging``."""
-    checked = validate(records, result.layer, city)
+           codes: list[str], polys: np.ndarray, synthetic: bool, conflicts: dict[str, str]) -> None:
+    """Validate one batch, assign districts, and COPY what is accepted into ``staging``.
+
+    Source ids found in conflict within the batch go into ``conflicts``
+    (id -> reason), so rows with those ids in other batches are refused too.
+    """
+    seen: dict[str, Seen] = {}
+    checked = validate(records, result.layer, city, seen=seen)
+    conflicts.update({sid: first.conflict for sid, first in seen.items() if first.conflict})
     _add_notes(result, checked.notes)
     result.rejects += checked.rejects
     accepted = checked.accepted
@@ -284,23 +340,37 @@ def _staging_frame(records: list[dict[str, Any]], synthetic: bool) -> pd.DataFra
     return frame[list(db_loading.STAGING_COLUMNS)]
 
 
-def _repeats_across_pieces(conn: Connection, result: LoadResult) -> None:
-    """A file read in pieces: a source id repeated in a later piece is collapsed or rejected by the
-    same rule as within one piece (:func:`etl.validate.duplicate_conflict`)."""
-    dropped: set[int] = set()
-    for r in db_loading.staged_repeats(conn):
-        dropped.add(r["row_number"])
-        earlier = Seen(r["first_row"], r["first_name"], r["first_lon"], r["first_lat"])
-        later = {"source_id": r["source_id"], "name": r["name"], "point": shapely.Point(r["lon"], r["lat"])}
-        conflict = duplicate_conflict(earlier, later)
-        if conflict:
-            result.rejects.append(Reject(r["row_number"], r["source_id"], conflict))
-        else:
-            _add_notes(result, [f"row {r['row_number']} ({r['source_id']}) repeats row {r['first_row']}; "
-                                "loaded once"])
+def _repeats_across_pieces(conn: Connection, result: LoadResult, conflicts: dict[str, str]) -> None:
+    """A file read in pieces: the rows of a source id staged from more than one piece are collapsed
+    or rejected by the rule that holds within one piece (:func:`etl.validate.collapse_repeats`: a
+    repeat loads once; another name or place is refused; the same name and place with other values
+    refuses every row of the id). A staged row whose id was found in conflict within another piece
+    is refused with that conflict."""
+    in_conflict = set()
+    for r in db_loading.staged_rows_of(conn, sorted(conflicts)):
+        in_conflict.add(r["row_number"])
+        result.rejects.append(Reject(r["row_number"], r["source_id"], conflicts[r["source_id"]]))
+    repeated = set()
+    for rows in db_loading.staged_repeats(conn).values():
+        if rows[0]["source_id"] in conflicts:
+            continue
+        records = [_staged_record(r) for r in rows]
+        kept, rejects, notes = collapse_repeats(records)
+        _add_notes(result, notes)
+        result.rejects += rejects
+        repeated |= {r["row"] for r in records} - {r["row"] for r in kept}
+    dropped = in_conflict | repeated
     if dropped:
         db_loading.drop_staged(conn, sorted(dropped))
         result.accepted.drop(dropped)
+
+
+def _staged_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A staged row as the record :func:`etl.validate.collapse_repeats` compares."""
+    return {"row": row["row_number"], "source_id": row["source_id"], "name": row["name"],
+            "point": shapely.Point(row["lon"], row["lat"]), "address": row["address"], "phone": row["phone"],
+            "opening_hours": row["opening_hours"], "capacity": row["capacity"], "opened_on": row["opened_on"],
+            "kind": row["kind"], "attrs": row["attrs"] or {}}
 
 
 def _upsert(conn: Connection, result: LoadResult, actor: str) -> None:

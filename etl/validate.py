@@ -356,6 +356,20 @@ def _collapse_duplicates(candidates: list[dict], rejects: list[Reject], notes: l
     return [rec for rec in kept if rec is not None]
 
 
+def collapse_repeats(records: list[dict]) -> tuple[list[dict], list[Reject], list[str]]:
+    """The duplicate rule of :func:`validate` on records that share source ids, in row order.
+
+    Each record needs ``row``, ``source_id``, ``name``, ``point`` (shapely,
+    WGS-84) and the :data:`COMPARED_FIELDS`. Returns the records kept, the
+    rejects and the notes, as :func:`validate` decides them within one call:
+    the way a load read in pieces settles ids repeated across pieces.
+    """
+    rejects: list[Reject] = []
+    notes: list[str] = []
+    kept = _collapse_duplicates(records, rejects, notes, {})
+    return kept, rejects, notes
+
+
 def _values(rec: dict) -> tuple:
     attrs = {k: v for k, v in (rec.get("attrs") or {}).items() if str(k).strip().lower() not in ROW_COUNTER_COLUMNS}
     return tuple(attrs if name == "attrs" else rec.get(name) for name in COMPARED_FIELDS)
