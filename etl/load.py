@@ -376,7 +376,11 @@ def _staged_record(row: dict[str, Any]) -> dict[str, Any]:
 def _upsert(conn: Connection, result: LoadResult, actor: str) -> None:
     """Within the load's transaction: record the run, upsert the staged rows, log updates."""
     result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
-    result.inserted, result.updated = db_loading.upsert_staged(conn, result.layer, result.run_id, actor)
+    # A large share of the layer is written in a fresh partition, indexed once and swapped in;
+    # a few rows are upserted in place. Both follow the same rule and give the same rows.
+    write = db_loading.rebuild_with_staged if db_loading.worth_rebuilding(conn, result.layer) else \
+        db_loading.upsert_staged
+    result.inserted, result.updated = write(conn, result.layer, result.run_id, actor)
     result.unchanged = len(result.accepted) - result.inserted - result.updated
     db_loading.set_run_counts(conn, result.run_id, inserted=result.inserted, updated=result.updated,
                               unchanged=result.unchanged)
