@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from db import partitions
 
-#: Columns of the staging table, in COPY order.
+#: Columns of the staging table, in COPY order. ``point`` is NULL where it is ``geom`` itself (a point).
 STAGING_COLUMNS = ("row_number", "source_id", "kind", "name", "address", "phone", "opening_hours", "capacity",
                    "opened_on", "attrs", "district_adcode", "geom", "point", "synthetic")
 
@@ -40,7 +40,8 @@ _STAGING = text(
 
 #: Every row of a source id staged more than once, by id and row; position in lon/lat degrees.
 _REPEATS = text("""
-SELECT row_number, source_id, name, ST_X(point) AS lon, ST_Y(point) AS lat, address, phone, opening_hours,
+SELECT row_number, source_id, name, ST_X(coalesce(point, geom)) AS lon, ST_Y(coalesce(point, geom)) AS lat,
+       address, phone, opening_hours,
        capacity, opened_on, kind, attrs
 FROM staging WHERE source_id IN (SELECT source_id FROM staging GROUP BY source_id HAVING count(*) > 1)
 ORDER BY source_id, row_number
@@ -86,7 +87,8 @@ WITH src AS (
     INSERT INTO facility AS f (layer, source_id, kind, name, address, phone, opening_hours, capacity, opened_on,
                                attrs, district_adcode, geom, point, synthetic, load_run_id, source_hash)
     SELECT :layer, s.source_id, s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity, s.opened_on,
-           s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326), ST_SetSRID(s.point, 4326), s.synthetic, :run,
+           s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326),
+       ST_SetSRID(coalesce(s.point, s.geom), 4326), s.synthetic, :run,
            s.source_hash
     FROM src s
     ON CONFLICT (layer, source_id) DO UPDATE SET
@@ -114,7 +116,7 @@ _FRESH_UPDATE = f"""
 UPDATE %I AS f SET
     kind = s.kind, name = s.name, address = s.address, phone = s.phone, opening_hours = s.opening_hours,
     capacity = s.capacity, opened_on = s.opened_on, attrs = s.attrs, district_adcode = s.district_adcode,
-    geom = ST_SetSRID(s.geom, 4326), point = ST_SetSRID(s.point, 4326), synthetic = s.synthetic,
+    geom = ST_SetSRID(s.geom, 4326), point = ST_SetSRID(coalesce(s.point, s.geom), 4326), synthetic = s.synthetic,
     load_run_id = :run, source_hash = s.source_hash, version = f.version + 1, updated_at = now()
 FROM (SELECT s.*, {_SOURCE_HASH} AS source_hash FROM staging s) s
 WHERE f.source_id = s.source_id AND f.source_hash IS DISTINCT FROM s.source_hash
@@ -123,7 +125,8 @@ _FRESH_INSERT = f"""
 INSERT INTO %I (layer, source_id, kind, name, address, phone, opening_hours, capacity, opened_on,
                 attrs, district_adcode, geom, point, synthetic, load_run_id, source_hash)
 SELECT :layer, s.source_id, s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity, s.opened_on,
-       s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326), ST_SetSRID(s.point, 4326), s.synthetic, :run,
+       s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326),
+       ST_SetSRID(coalesce(s.point, s.geom), 4326), s.synthetic, :run,
        {_SOURCE_HASH}
 FROM staging s
 """

@@ -15,64 +15,28 @@ open the connection are in :mod:`services.loading`.
 from __future__ import annotations
 
 import hashlib
-import json
-from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 from tqdm import tqdm
 
 from db import loading as db_loading
+from etl.duplicates import collapse_repeats
 from etl.errors import ETLError, Reject
 from etl.normalise import normalise
 from etl.read import iter_source
-from etl.validate import Seen, collapse_repeats, validate
+from etl.staging import AcceptedRows, staging_frame
+from etl.validate import validate
 from layers import get_layer
 
 #: Most distinct notes a load report keeps.
 MAX_NOTES = 200
-
-
-@dataclass
-class AcceptedRows:
-    """What the report says of each accepted row, kept compact (a file may have millions)."""
-
-    row: array[int] = field(default_factory=lambda: array("q"))
-    source_id: list[str] = field(default_factory=list)
-    lon: array[float] = field(default_factory=lambda: array("d"))
-    lat: array[float] = field(default_factory=lambda: array("d"))
-    district: list[str | None] = field(default_factory=list)
-
-    def add(self, records: list[dict[str, Any]]) -> None:
-        for r in records:
-            self.row.append(int(r.get("row") or 0))
-            self.source_id.append(r["source_id"])
-            self.lon.append(round(r["point"].x, 7))
-            self.lat.append(round(r["point"].y, 7))
-            self.district.append(r.get("district_adcode"))
-
-    def drop(self, source_rows: set[int]) -> None:
-        """Forget rows (by file row number) that a later check turned away."""
-        keep = [i for i, r in enumerate(self.row) if r not in source_rows]
-        self.row = array("q", (self.row[i] for i in keep))
-        self.source_id = [self.source_id[i] for i in keep]
-        self.lon = array("d", (self.lon[i] for i in keep))
-        self.lat = array("d", (self.lat[i] for i in keep))
-        self.district = [self.district[i] for i in keep]
-
-    def __len__(self) -> int:
-        return len(self.row)
-
-    def as_dicts(self) -> list[dict[str, Any]]:
-        return [{"row": r, "source_id": i, "lon": x, "lat": y, "district": d}
-                for r, i, x, y, d in zip(self.row, self.source_id, self.lon, self.lat, self.district, strict=True)]
 
 
 @dataclass
@@ -293,18 +257,18 @@ def _stage(conn: Connection, records: list[dict[str, Any]], result: LoadResult, 
     Source ids found in conflict within the batch go into ``conflicts``
     (id -> reason), so rows with those ids in other batches are refused too.
     """
-    seen: dict[str, Seen] = {}
-    checked = validate(records, result.layer, city, seen=seen)
-    conflicts.update({sid: first.conflict for sid, first in seen.items() if first.conflict})
+    checked = validate(records, result.layer, city)
+    conflicts.update(checked.conflicts)
     _add_notes(result, checked.notes)
     result.rejects += checked.rejects
     accepted = checked.accepted
-    districts = assign_districts(np.array([r["point"] for r in accepted], dtype=object), codes, polys)
-    for rec, code in zip(accepted, districts, strict=True):
-        rec["district_adcode"] = code
-    result.accepted.add(accepted)
+    points = np.empty(len(accepted), dtype=object)
+    points[:] = [r["point"] for r in accepted]
+    districts = assign_districts(points, codes, polys)
+    result.accepted.add(accepted, points, districts)
     if accepted:
-        db_loading.copy_frame(conn, _staging_frame(accepted, synthetic), "staging", db_loading.STAGING_COLUMNS)
+        db_loading.copy_frame(conn, staging_frame(accepted, points, districts, synthetic), "staging",
+                              db_loading.STAGING_COLUMNS)
 
 
 def _run_row(result: LoadResult) -> dict[str, Any]:
@@ -316,28 +280,6 @@ def _run_row(result: LoadResult) -> dict[str, Any]:
 
 def _reject_rows(result: LoadResult) -> list[dict[str, Any]]:
     return [{"row": r.row, "source_id": r.source_id, "reason": r.reason} for r in result.rejects]
-
-
-def _staging_frame(records: list[dict[str, Any]], synthetic: bool) -> pd.DataFrame:
-    geoms = np.array([r["geom"] for r in records], dtype=object)
-    points = np.array([r["point"] for r in records], dtype=object)
-    frame = pd.DataFrame({
-        "row_number": [int(r.get("row") or 0) for r in records],
-        "source_id": [str(r["source_id"]) for r in records],
-        "kind": [r.get("kind") for r in records],
-        "name": [r["name"] for r in records],
-        "address": [r.get("address") for r in records],
-        "phone": [r.get("phone") for r in records],
-        "opening_hours": [r.get("opening_hours") for r in records],
-        "capacity": pd.array([r.get("capacity") for r in records], dtype="Int64"),
-        "opened_on": [r["opened_on"].isoformat() if r.get("opened_on") else None for r in records],
-        "attrs": [json.dumps(r.get("attrs") or {}, ensure_ascii=False, default=str) for r in records],
-        "district_adcode": [r.get("district_adcode") for r in records],
-        "geom": shapely.to_wkb(geoms, hex=True, include_srid=False),
-        "point": shapely.to_wkb(points, hex=True, include_srid=False),
-        "synthetic": [bool(synthetic or (r.get("attrs") or {}).get("synthetic")) for r in records],
-    })
-    return frame[list(db_loading.STAGING_COLUMNS)]
 
 
 def _repeats_across_pieces(conn: Connection, result: LoadResult, conflicts: dict[str, str]) -> None:

@@ -43,8 +43,10 @@ _ROOT = Path(__file__).resolve().parents[1]
 #: What the demo city is made from: when any of these files changes, ``load_demo`` rebuilds it.
 DEMO_SOURCES: tuple[Path, ...] = (
     BOUNDARIES, CENSUS, *sorted((_ROOT / "demo").glob("*.py")), *sorted((_ROOT / "layers").glob("*.py")),
-    *(_ROOT / "etl" / name for name in ("boundaries.py", "load.py", "validate.py", "roads.py")),
-    *(_ROOT / "db" / name for name in ("loading.py", "demo_city.py", "roads.py")), Path(__file__).resolve())
+    *(_ROOT / "etl" / name for name in ("boundaries.py", "load.py", "validate.py", "duplicates.py", "staging.py",
+                                       "roads.py")),
+    *(_ROOT / "db" / name for name in ("loading.py", "partitions.py", "demo_city.py", "roads.py")),
+    Path(__file__).resolve())
 
 Echo = Callable[[str], Any]
 
