@@ -146,8 +146,6 @@ WHERE f.load_run_id = :run AND f.version <> o.version
 
 _LOG_FRESH_UPDATES = _LOG_UPDATES.text.replace("FROM facility f", "FROM %I f")
 
-_FORMAT = text("SELECT format(:template, VARIADIC CAST(:args AS text[]))")
-
 _DELETE_SET = text("DELETE FROM candidate_site WHERE set_name = :set_name")
 _INSERT_SITE = text(
     "INSERT INTO candidate_site (set_name, source_id, name, district_adcode, point) VALUES "
@@ -310,8 +308,7 @@ def rebuild_with_staged(conn: Connection, layer: str, run_id: int, actor: str) -
 
 def _on(conn: Connection, template: str, tables: list[str], params: dict[str, Any]) -> int:
     """Run ``template`` with its ``%I`` names filled in by the server and ``params`` bound; rows affected."""
-    statement = conn.execute(_FORMAT, {"template": template, "args": tables}).scalar_one()
-    return int(conn.execute(text(statement), params).rowcount)
+    return int(conn.execute(text(partitions.formatted(conn, template, *tables)), params).rowcount)
 
 
 # ------------------------------------------------------------------ candidate sites

@@ -115,10 +115,14 @@ def index_name(parent_index: str, layer: str, *, fresh: bool = False) -> str:
     return _fit(f"{parent_index}__{layer}" + ("__fresh" if fresh else ""))
 
 
+def formatted(conn: Connection, template: str, *args: str) -> str:
+    """``format(template, *args)`` done by the server: ``%I`` quotes a name, ``%L`` a value."""
+    return str(conn.execute(_FORMAT, {"template": template, "args": list(args)}).scalar_one())
+
+
 def ddl(conn: Connection, template: str, *args: str) -> None:
-    """Run a DDL statement built by the server: ``format(template, *args)`` (``%I`` quotes a name, ``%L`` a value)."""
-    statement = conn.execute(_FORMAT, {"template": template, "args": list(args)}).scalar_one()
-    conn.exec_driver_sql(statement)
+    """Run a DDL statement built by the server with :func:`formatted`."""
+    conn.exec_driver_sql(formatted(conn, template, *args))
 
 
 def partitions(conn: Connection, parent: str = PARENT) -> list[str]:

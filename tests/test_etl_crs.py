@@ -12,12 +12,13 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from pyproj import Transformer
 from shapely.geometry import Point
 
 from etl.errors import ETLError
-from geo.crs import to_wgs84
 from tests.test_etl_robust import load_file
 
+TO_WGS84 = Transformer.from_crs("EPSG:4548", "EPSG:4326", always_xy=True)
 #: Offices inside Zaozhuang in CGCS2000 / 3-degree Gauss-Kruger CM 117E (EPSG:4548), metres.
 OFFICES_4548 = {"SO1": (547_000.0, 3_857_000.0), "SO2": (552_500.0, 3_861_200.0)}
 
@@ -55,13 +56,13 @@ def _offices(path: Path, driver: str, crs: str | int) -> Path:
     return path
 
 
-def _expected() -> dict[str, tuple[float, float]]:
-    return {k: tuple(float(v) for v in to_wgs84(x, y, "EPSG:4548")) for k, (x, y) in OFFICES_4548.items()}
-
-
-def _positions(result) -> dict[str, tuple[float, float]]:
-    return dict(zip(result.accepted.source_id, zip(result.accepted.lon, result.accepted.lat, strict=True),
-                    strict=True))
+def assert_converted_from_4548(result) -> None:
+    """Each office loaded where its EPSG:4548 metres put it in WGS-84 (pyproj, 1e-6 degrees)."""
+    got = dict(zip(result.accepted.source_id, zip(result.accepted.lon, result.accepted.lat, strict=True),
+                   strict=True))
+    for key, (x, y) in OFFICES_4548.items():
+        lon, lat = TO_WGS84.transform(x, y)
+        assert got[key] == pytest.approx((lon, lat), abs=1e-6)
 
 
 class TestUnreadableGeoPackageCrs:
@@ -84,9 +85,7 @@ class TestUnreadableGeoPackageCrs:
         result = load_file(scratch_engine, geopackage, "service_office", crs="EPSG:4548", dry_run=True)
         assert result.crs == "EPSG:4548"
         assert any("offices.gpkg could not be read" in n and "--crs wins" in n for n in result.notes)
-        got = _positions(result)
-        for key, (lon, lat) in _expected().items():
-            assert got[key] == pytest.approx((lon, lat), abs=1e-6)
+        assert_converted_from_4548(result)
 
 
 class TestUnreadableGeoJsonCrs:
@@ -106,6 +105,4 @@ class TestUnreadableGeoJsonCrs:
     def test_crs_overrides_it(self, scratch_engine, geojson):
         result = load_file(scratch_engine, geojson, "service_office", crs="EPSG:4548", dry_run=True)
         assert result.crs == "EPSG:4548" and any("--crs wins" in n for n in result.notes)
-        got = _positions(result)
-        for key, (lon, lat) in _expected().items():
-            assert got[key] == pytest.approx((lon, lat), abs=1e-6)
+        assert_converted_from_4548(result)

@@ -136,18 +136,18 @@ def _restore(conn: Connection, saved: dict, *, partitioned: bool) -> None:
     for name, kind, definition in saved["constraints"]:
         if kind == "p":
             definition = "PRIMARY KEY (id, layer)" if partitioned else "PRIMARY KEY (id)"
-        conn.exec_driver_sql(_format(conn, "ALTER TABLE facility ADD CONSTRAINT %I ", name) + definition)
+        conn.exec_driver_sql(partitions.formatted(conn, "ALTER TABLE facility ADD CONSTRAINT %I ", name) + definition)
     for name, definition in saved["indexes"]:
         conn.exec_driver_sql(_index_on(definition, name, partitioned))
     for _, definition in saved["triggers"]:
         conn.exec_driver_sql(definition)
     for name, kind, definition in saved["views"]:
         what = "MATERIALIZED VIEW" if kind == "m" else "VIEW"
-        conn.exec_driver_sql(_format(conn, f"CREATE {what} %I AS ", name) + definition)
+        conn.exec_driver_sql(partitions.formatted(conn, f"CREATE {what} %I AS ", name) + definition)
     if saved["sequence"]:
         conn.exec_driver_sql(f"ALTER SEQUENCE {saved['sequence']} OWNED BY facility.id")
     for grantee, privilege in saved["grants"]:
-        who = "PUBLIC" if grantee in ("PUBLIC", "-") else _format(conn, "%I", grantee)
+        who = "PUBLIC" if grantee in ("PUBLIC", "-") else partitions.formatted(conn, "%I", grantee)
         conn.exec_driver_sql(f"GRANT {privilege} ON facility TO {who}")
 
 
@@ -159,8 +159,3 @@ def _index_on(definition: str, name: str, partitioned: bool) -> str:
     elif not partitioned and name == "facility_layer_point_gist":
         definition = definition.replace("gist (point)", "gist (layer, point)")
     return definition
-
-
-def _format(conn: Connection, template: str, *args: str) -> str:
-    return str(conn.execute(text("SELECT format(:t, VARIADIC CAST(:a AS text[]))"), {"t": template, "a": list(args)})
-               .scalar_one())
