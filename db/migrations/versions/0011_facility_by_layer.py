@@ -10,10 +10,16 @@ The new table is built from the existing one's definition, whatever
 migrations ran before this one: every column (with its defaults, CHECKs and
 NOT NULLs), every index (same names; each partition's copy is named
 ``<index>__<layer>``), every trigger, foreign key and dependent view is
-carried over. Two changes follow from partitioning:
+carried over. Three changes follow from partitioning:
 
-* the primary key is ``(id, layer)``: a key on a partitioned table must hold
-  the partition key (ids still come from the one sequence, so stay unique);
+* the key on ``id`` becomes a unique index on ``(id, layer)`` named
+  ``facility_pkey``: a key on a partitioned table must hold the partition key
+  (ids still come from the one sequence, so stay unique);
+* primary-key and unique *constraints* become unique *indexes* of the same
+  names (``facility_pkey``, ``facility_layer_source_id_key``): PostgreSQL 15's
+  ``pg_restore --clean`` cannot drop the constraints a partition inherits, so
+  ``make restore`` over an existing copy would fail; ``ON CONFLICT (layer,
+  source_id)`` uses the index all the same;
 * ``facility_layer_point_gist`` indexes ``point`` alone: each partition holds
   one layer, so the layer column told the index nothing, and building it
   cost seven times as much as the point alone (26 s against 3.5 s for a
@@ -26,6 +32,8 @@ Revision ID: 0011
 Revises: 0007
 Create Date: 2026-11-29
 """
+import re
+
 from alembic import op
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -38,6 +46,8 @@ branch_labels = None
 depends_on = None
 
 _OLD = "facility_unpartitioned"
+#: The keys of the initial schema, as constraints (for a downgrade only).
+_KEYS = {"facility_pkey": "PRIMARY KEY (id)", "facility_layer_source_id_key": "UNIQUE (layer, source_id)"}
 _NEW = "facility_partitioned"
 
 
@@ -134,10 +144,17 @@ def _drop_views(conn: Connection, views: list) -> None:
 def _restore(conn: Connection, saved: dict, *, partitioned: bool) -> None:
     """Put back keys, indexes, triggers, views and the sequence's owner on the new ``facility``."""
     for name, kind, definition in saved["constraints"]:
-        if kind == "p":
-            definition = "PRIMARY KEY (id, layer)" if partitioned else "PRIMARY KEY (id)"
+        columns = re.search(r"\((.*?)\)", definition)
+        if partitioned and kind in ("p", "u") and columns:  # a unique index, not a constraint: see the docstring
+            keys = columns.group(1) + (", layer" if kind == "p" and "layer" not in columns.group(1) else "")
+            conn.exec_driver_sql(partitions.formatted(conn, "CREATE UNIQUE INDEX %I ON facility ", name) + f"({keys})")
+            continue
         conn.exec_driver_sql(partitions.formatted(conn, "ALTER TABLE facility ADD CONSTRAINT %I ", name) + definition)
     for name, definition in saved["indexes"]:
+        if not partitioned and name in _KEYS:  # back to the constraints they stood for
+            conn.exec_driver_sql(partitions.formatted(conn, "ALTER TABLE facility ADD CONSTRAINT %I ", name)
+                                 + _KEYS[name])
+            continue
         conn.exec_driver_sql(_index_on(definition, name, partitioned))
     for _, definition in saved["triggers"]:
         conn.exec_driver_sql(definition)
