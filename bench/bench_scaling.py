@@ -185,9 +185,13 @@ def _province_coverage(province: Province, runs: int) -> float:
 
 
 def run(scales: list[float], runs: int, points: int, province: bool) -> dict:
-    rows = [city_rung(scale, runs, points) for scale in scales]
+    rows = []
+    for scale in scales:
+        rows.append(city_rung(scale, runs, points))
+        print(f"[scaling] {rows[-1]}", file=sys.stderr, flush=True)
     if province:
         rows.append(province_rung(max(1, runs // 3), points))
+        print(f"[scaling] {rows[-1]}", file=sys.stderr, flush=True)
     base = rows[0]
     for row in rows:
         row["coverage_growth"] = round(row["coverage_s"] / base["coverage_s"], 1)

@@ -7,8 +7,14 @@ Re-loading the same file changes nothing: the upsert only touches rows whose
 source record differs from what the source said last time (``source_hash``),
 so an editor's correction or retirement stands until the source changes.
 
-The steps are here; their SQL (staging COPY, the upsert, load runs, the
-per-layer lock) is :mod:`db.loading`. Each load takes a connection that is
+A load that writes a large share of its layer is written to a fresh
+partition, indexed once and swapped in (:func:`db.loading.worth_rebuilding`);
+either way the rows come out the same. A load stopped part-way (a refusal
+deep in the file, a lost connection) writes nothing and leaves a ``failed``
+load run.
+
+The steps are here; their SQL (staging COPY, the upsert, the rebuild, load
+runs, the per-layer lock) is :mod:`db.loading`. Each load takes a connection that is
 not in a transaction and runs its own transaction on it; the use cases that
 open the connection are in :mod:`services.loading`.
 """
@@ -120,7 +126,11 @@ def load_file(conn: Connection, path: str | Path, layer: str, *, crs: str | None
     Raises
     ------
     ETLError, CRSError
-        When the file cannot be read at all (nothing is written, no run recorded).
+        When the file cannot be read at all (nothing is written, no run
+        recorded), or is refused part-way through (nothing is written; a
+        ``failed`` run names why).
+    LoadInterrupted
+        When the database connection is lost during the load.
     """
     get_layer(layer)
     path = Path(path)
