@@ -40,7 +40,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
                 _cmd("bench.bench_suggest", "--runs", "1", "--sizes", "5000,20000", "--time-limit", "60")),
     "page": (_cmd("bench.bench_page", "--runs", "3"), _cmd("bench.bench_page", "--runs", "1")),
     "export": (_cmd("bench.bench_export"), _cmd("bench.bench_export", "--quick")),
-    "scaling": (_cmd("bench.bench_scaling", "--scales", "1,10,100"),
+    "scaling": (_cmd("bench.bench_scaling", "--scales", "1,10,100", "--province"),
                 _cmd("bench.bench_scaling", "--scales", "1,10", "--points", "100")),
     "network": (_cmd("bench.bench_network", "--runs", "3"), _cmd("bench.bench_network", "--runs", "1")),
     "planning": (_cmd("bench.bench_planning", "--runs", "3"),
@@ -151,10 +151,11 @@ def rows_scaling(d):
     out = []
     for r in d["rows"]:
         out.append(_row(
-            f"Scaling ×{r['scale']:g}: {r['cells']:,} cells, {r['facilities']:,} facilities",
-            f"coverage {r['coverage_s']} s; nearest p50 {r['nearest_p50_ms']} ms",
-            "×1 figures", f"{r['coverage_growth']}",
-            "record growth (coverage ≈ linear in cells; nearest ≈ flat)", None, d["command"]))
+            f"Scaling, {r['rung']}: {r['cells']:,} cells, {r['facilities']:,} facilities",
+            f"coverage {r['coverage_s']} s; nearest p50 {r['nearest_p50_ms']} ms, p99 {r['nearest_p99_ms']} ms; "
+            f"ETL {r['etl_s']} s, {r['etl_peak_rss_mib']} MiB; peak {r['peak_rss_mib']} MiB",
+            "the 1× rung", f"{r['coverage_growth']}",
+            "record growth (coverage ≈ linear in cells; nearest ≈ flat); see bench/SCALING.md", None, d["command"]))
     return out
 
 

@@ -15,10 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import psycopg2
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
-#: Columns of the staging table, in COPY order.
+from db import partitions
+
+#: Columns of the staging table, in COPY order. ``point`` is NULL where it is ``geom`` itself (a point).
 STAGING_COLUMNS = ("row_number", "source_id", "kind", "name", "address", "phone", "opening_hours", "capacity",
                    "opened_on", "attrs", "district_adcode", "geom", "point", "synthetic")
 
@@ -34,17 +38,16 @@ _STAGING = text(
     " phone text, opening_hours text, capacity integer, opened_on date, attrs jsonb, district_adcode text,"
     " geom geometry, point geometry, synthetic boolean) ON COMMIT DROP")
 
-#: Later rows of a source id staged more than once, with the first row's name and position (lon/lat degrees).
+#: Every row of a source id staged more than once, by id and row; position in lon/lat degrees.
 _REPEATS = text("""
-SELECT row_number, source_id, name, ST_X(point) AS lon, ST_Y(point) AS lat,
-       first_row, first_name, ST_X(first_point) AS first_lon, ST_Y(first_point) AS first_lat
-FROM (SELECT row_number, source_id, name, point,
-             first_value(row_number) OVER w AS first_row, first_value(name) OVER w AS first_name,
-             first_value(point) OVER w AS first_point, row_number() OVER w AS k
-      FROM staging WHERE source_id IN (SELECT source_id FROM staging GROUP BY source_id HAVING count(*) > 1)
-      WINDOW w AS (PARTITION BY source_id ORDER BY row_number)) t
-WHERE k > 1 ORDER BY row_number
+SELECT row_number, source_id, name, ST_X(coalesce(point, geom)) AS lon, ST_Y(coalesce(point, geom)) AS lat,
+       address, phone, opening_hours,
+       capacity, opened_on, kind, attrs
+FROM staging WHERE source_id IN (SELECT source_id FROM staging GROUP BY source_id HAVING count(*) > 1)
+ORDER BY source_id, row_number
 """)
+
+_STAGED_OF = text("SELECT row_number, source_id FROM staging WHERE source_id = ANY(:ids) ORDER BY row_number")
 
 _DROP_STAGED = text("DELETE FROM staging WHERE row_number = ANY(:rows)")
 
@@ -62,17 +65,30 @@ _RUN_COUNTS = text("UPDATE load_run SET inserted = :inserted, updated = :updated
 _OLD_ROWS = text("CREATE TEMP TABLE staging_old ON COMMIT DROP AS SELECT f.* FROM facility f "
                  "JOIN staging s ON s.source_id = f.source_id WHERE f.layer = :layer")
 
-_UPSERT = text("""
+#: The hash of a staged record as its source gave it (``s`` is a staging row); stored in ``source_hash``.
+_SOURCE_HASH = ("md5(concat_ws('|', s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity::text,"
+                " s.opened_on::text, s.attrs::text, s.district_adcode, encode(ST_AsBinary(s.geom), 'hex')))")
+
+#: Staged rows that would be written: new source ids, and ids whose source record changed.
+_TO_WRITE = text(f"""
+SELECT count(*) FROM staging s LEFT JOIN facility f ON f.layer = :layer AND f.source_id = s.source_id
+WHERE f.id IS NULL OR f.source_hash IS DISTINCT FROM {_SOURCE_HASH}
+""")
+
+_STAGED_COUNT = text("SELECT count(*) FROM staging")
+
+_REBUILD_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('minsheng-rebuild'), 0)")
+
+_UPSERT = text(f"""
 WITH src AS (
-    SELECT s.*, md5(concat_ws('|', s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity::text,
-                              s.opened_on::text, s.attrs::text, s.district_adcode, encode(ST_AsBinary(s.geom), 'hex')))
-                AS source_hash
+    SELECT s.*, {_SOURCE_HASH} AS source_hash
     FROM staging s
 ), up AS (
     INSERT INTO facility AS f (layer, source_id, kind, name, address, phone, opening_hours, capacity, opened_on,
                                attrs, district_adcode, geom, point, synthetic, load_run_id, source_hash)
     SELECT :layer, s.source_id, s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity, s.opened_on,
-           s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326), ST_SetSRID(s.point, 4326), s.synthetic, :run,
+           s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326),
+       ST_SetSRID(coalesce(s.point, s.geom), 4326), s.synthetic, :run,
            s.source_hash
     FROM src s
     ON CONFLICT (layer, source_id) DO UPDATE SET
@@ -85,10 +101,41 @@ WITH src AS (
     -- nothing, and an editor's correction or retirement stands until the source itself changes.
     -- A retired facility stays retired.
     WHERE f.source_hash IS DISTINCT FROM EXCLUDED.source_hash
-    RETURNING f.id, (xmax = 0) AS inserted
+    RETURNING f.id, (f.version = 1) AS inserted  -- an update always raises the version
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
 """)
+
+# A full reload built in the fresh table of the layer (%I: its name, quoted by the server). The same
+# rule as the upsert: a row is rewritten only when its source record changed; every other column of
+# a kept row (an editor's retirement, columns this module does not know) is carried over as it is.
+_FRESH_COPY = "INSERT INTO %I SELECT * FROM facility WHERE layer = :layer"
+_FRESH_OLD_ROWS = ("CREATE TEMP TABLE staging_old ON COMMIT DROP AS SELECT f.* FROM %I f "
+                   "JOIN staging s ON s.source_id = f.source_id")
+_FRESH_UPDATE = f"""
+UPDATE %I AS f SET
+    kind = s.kind, name = s.name, address = s.address, phone = s.phone, opening_hours = s.opening_hours,
+    capacity = s.capacity, opened_on = s.opened_on, attrs = s.attrs, district_adcode = s.district_adcode,
+    geom = ST_SetSRID(s.geom, 4326), point = ST_SetSRID(coalesce(s.point, s.geom), 4326), synthetic = s.synthetic,
+    load_run_id = :run, source_hash = s.source_hash, version = f.version + 1, updated_at = now()
+FROM (SELECT s.*, {_SOURCE_HASH} AS source_hash FROM staging s) s
+WHERE f.source_id = s.source_id AND f.source_hash IS DISTINCT FROM s.source_hash
+"""
+_FRESH_INSERT = f"""
+INSERT INTO %I (layer, source_id, kind, name, address, phone, opening_hours, capacity, opened_on,
+                attrs, district_adcode, geom, point, synthetic, load_run_id, source_hash)
+SELECT :layer, s.source_id, s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity, s.opened_on,
+       s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326),
+       ST_SetSRID(coalesce(s.point, s.geom), 4326), s.synthetic, :run,
+       {_SOURCE_HASH}
+FROM staging s
+"""
+_FRESH_INSERT_NEW = _FRESH_INSERT + " WHERE NOT EXISTS (SELECT 1 FROM %I f WHERE f.source_id = s.source_id)"
+
+#: A full reload is built in a fresh partition when it writes at least this many rows and at least
+#: this share of the layer's rows; smaller changes are upserted in place.
+REBUILD_MIN_ROWS = 20_000
+REBUILD_MIN_SHARE = 0.2
 
 _LOG_UPDATES = text("""
 INSERT INTO change_log (facility_id, actor, action, before, after, load_run_id)
@@ -96,6 +143,8 @@ SELECT f.id, :actor, 'load', to_jsonb(o) - 'geom' - 'point', to_jsonb(f) - 'geom
 FROM facility f JOIN staging_old o ON o.id = f.id
 WHERE f.load_run_id = :run AND f.version <> o.version
 """)
+
+_LOG_FRESH_UPDATES = _LOG_UPDATES.text.replace("FROM facility f", "FROM %I f")
 
 _DELETE_SET = text("DELETE FROM candidate_site WHERE set_name = :set_name")
 _INSERT_SITE = text(
@@ -143,13 +192,36 @@ def copy_frame(conn: Connection, frame: pd.DataFrame, table: str, columns: Seque
         cur.close()
 
 
-def staged_repeats(conn: Connection) -> list[dict[str, Any]]:
-    """Later rows of every source id staged more than once, each with its first row.
+def staged_repeats(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    """Every staged row of each source id staged more than once: id -> rows in row order.
 
-    Keys ``row_number``, ``source_id``, ``name``, ``lon``, ``lat`` and
-    ``first_row``, ``first_name``, ``first_lon``, ``first_lat`` (degrees, WGS-84).
+    Keys of a row: ``row_number``, ``source_id``, ``name``, ``lon``, ``lat``
+    (degrees, WGS-84), ``address``, ``phone``, ``opening_hours``,
+    ``capacity``, ``opened_on`` (date), ``kind`` and ``attrs`` (dict).
     """
-    return [dict(r) for r in conn.execute(_REPEATS).mappings()]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in conn.execute(_REPEATS).mappings():
+        out.setdefault(r["source_id"], []).append(dict(r))
+    return out
+
+
+def staged_rows_of(conn: Connection, source_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """``row_number`` and ``source_id`` of the staged rows with any of ``source_ids``, in row order."""
+    if not source_ids:
+        return []
+    return [dict(r) for r in conn.execute(_STAGED_OF, {"ids": list(source_ids)}).mappings()]
+
+
+def connection_lost(conn: Connection, exc: BaseException) -> bool:
+    """Whether ``exc``, raised while using ``conn``, means the connection to the server is gone."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return True
+    if conn.invalidated or conn.closed:
+        return True
+    raw = conn.connection.dbapi_connection if not conn.closed else None
+    return raw is None or bool(getattr(raw, "closed", 0))
 
 
 def drop_staged(conn: Connection, rows: Sequence[int]) -> None:
@@ -186,6 +258,57 @@ def upsert_staged(conn: Connection, layer: str, run_id: int, actor: str) -> tupl
     inserted, updated = conn.execute(_UPSERT, {"layer": layer, "run": run_id}).one()
     conn.execute(_LOG_UPDATES, {"actor": actor, "run": run_id})
     return int(inserted), int(updated)
+
+
+def worth_rebuilding(conn: Connection, layer: str) -> bool:
+    """Whether writing the staged rows into ``layer`` is cheaper in a fresh partition than in place.
+
+    Yes when the rows to write (new, or changed at the source) number at
+    least :data:`REBUILD_MIN_ROWS` and :data:`REBUILD_MIN_SHARE` of the
+    layer. Small loads never rebuild (a new layer's first rows go to the
+    default partition). Before it reads ``facility`` to decide, a load that
+    may rebuild waits for any other such load, whatever its layer: two swaps
+    at once would each wait for the other's hold on ``facility``.
+    """
+    if int(conn.execute(_STAGED_COUNT).scalar_one()) < REBUILD_MIN_ROWS:
+        return False
+    conn.execute(_REBUILD_LOCK)
+    existing = partitions.layer_rows(conn, layer)
+    if existing == 0:
+        return True
+    to_write = int(conn.execute(_TO_WRITE, {"layer": layer}).scalar_one())
+    return to_write >= max(REBUILD_MIN_ROWS, REBUILD_MIN_SHARE * existing)
+
+
+def rebuild_with_staged(conn: Connection, layer: str, run_id: int, actor: str) -> tuple[int, int]:
+    """Write the staged rows as :func:`upsert_staged` does, by building ``layer`` anew and swapping it in.
+
+    The layer's current rows are copied into a fresh table, changed and new
+    source records written there, every index built once, updates logged,
+    and the table swapped in for the layer's partition
+    (:func:`db.partitions.swap_in`), all in the caller's transaction.
+    Facility ids stay what they were. Returns ``(inserted, updated)``.
+    """
+    fresh = partitions.create_fresh(conn, layer)
+    params = {"layer": layer, "run": run_id}
+    updated = 0
+    if partitions.layer_rows(conn, layer):
+        _on(conn, _FRESH_COPY, [fresh], params)
+        _on(conn, _FRESH_OLD_ROWS, [fresh], params)
+        updated = _on(conn, _FRESH_UPDATE, [fresh], params)
+        inserted = _on(conn, _FRESH_INSERT_NEW, [fresh, fresh], params)
+        if updated:
+            _on(conn, _LOG_FRESH_UPDATES, [fresh], {"actor": actor, "run": run_id})
+    else:
+        inserted = _on(conn, _FRESH_INSERT, [fresh], params)
+    partitions.index_fresh(conn, layer)
+    partitions.swap_in(conn, layer)
+    return inserted, updated
+
+
+def _on(conn: Connection, template: str, tables: list[str], params: dict[str, Any]) -> int:
+    """Run ``template`` with its ``%I`` names filled in by the server and ``params`` bound; rows affected."""
+    return int(conn.execute(text(partitions.formatted(conn, template, *tables)), params).rowcount)
 
 
 # ------------------------------------------------------------------ candidate sites

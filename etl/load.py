@@ -7,72 +7,42 @@ Re-loading the same file changes nothing: the upsert only touches rows whose
 source record differs from what the source said last time (``source_hash``),
 so an editor's correction or retirement stands until the source changes.
 
-The steps are here; their SQL (staging COPY, the upsert, load runs, the
-per-layer lock) is :mod:`db.loading`. Each load takes a connection that is
+A load that writes a large share of its layer is written to a fresh
+partition, indexed once and swapped in (:func:`db.loading.worth_rebuilding`);
+either way the rows come out the same. A load stopped part-way (a refusal
+deep in the file, a lost connection) writes nothing and leaves a ``failed``
+load run.
+
+The steps are here; their SQL (staging COPY, the upsert, the rebuild, load
+runs, the per-layer lock) is :mod:`db.loading`. Each load takes a connection that is
 not in a transaction and runs its own transaction on it; the use cases that
 open the connection are in :mod:`services.loading`.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 from tqdm import tqdm
 
 from db import loading as db_loading
+from etl.duplicates import collapse_repeats
 from etl.errors import ETLError, Reject
 from etl.normalise import normalise
 from etl.read import iter_source
-from etl.validate import Seen, duplicate_conflict, validate
+from etl.staging import AcceptedRows, staging_frame
+from etl.validate import validate
 from layers import get_layer
 
 #: Most distinct notes a load report keeps.
 MAX_NOTES = 200
-
-
-@dataclass
-class AcceptedRows:
-    """What the report says of each accepted row, kept compact (a file may have millions)."""
-
-    row: array[int] = field(default_factory=lambda: array("q"))
-    source_id: list[str] = field(default_factory=list)
-    lon: array[float] = field(default_factory=lambda: array("d"))
-    lat: array[float] = field(default_factory=lambda: array("d"))
-    district: list[str | None] = field(default_factory=list)
-
-    def add(self, records: list[dict[str, Any]]) -> None:
-        for r in records:
-            self.row.append(int(r.get("row") or 0))
-            self.source_id.append(r["source_id"])
-            self.lon.append(round(r["point"].x, 7))
-            self.lat.append(round(r["point"].y, 7))
-            self.district.append(r.get("district_adcode"))
-
-    def drop(self, source_rows: set[int]) -> None:
-        """Forget rows (by file row number) that a later check turned away."""
-        keep = [i for i, r in enumerate(self.row) if r not in source_rows]
-        self.row = array("q", (self.row[i] for i in keep))
-        self.source_id = [self.source_id[i] for i in keep]
-        self.lon = array("d", (self.lon[i] for i in keep))
-        self.lat = array("d", (self.lat[i] for i in keep))
-        self.district = [self.district[i] for i in keep]
-
-    def __len__(self) -> int:
-        return len(self.row)
-
-    def as_dicts(self) -> list[dict[str, Any]]:
-        return [{"row": r, "source_id": i, "lon": x, "lat": y, "district": d}
-                for r, i, x, y, d in zip(self.row, self.source_id, self.lon, self.lat, self.district, strict=True)]
 
 
 @dataclass
@@ -156,7 +126,11 @@ def load_file(conn: Connection, path: str | Path, layer: str, *, crs: str | None
     Raises
     ------
     ETLError, CRSError
-        When the file cannot be read at all (nothing is written, no run recorded).
+        When the file cannot be read at all (nothing is written, no run
+        recorded), or is refused part-way through (nothing is written; a
+        ``failed`` run names why).
+    LoadInterrupted
+        When the database connection is lost during the load.
     """
     get_layer(layer)
     path = Path(path)
@@ -201,54 +175,110 @@ def _add_notes(result: LoadResult, notes: list[str]) -> None:
             result.notes.append(note)
 
 
+class LoadInterrupted(Exception):
+    """The database connection was lost in the middle of a load: nothing was written.
+
+    ``result`` is what the load knew (status ``failed``); the caller records
+    it with :func:`record_failed_run` on a new connection, when it can.
+    """
+
+    def __init__(self, result: LoadResult, reason: str) -> None:
+        self.result = result
+        self.reason = reason
+        super().__init__(reason)
+
+
+def record_failed_run(conn: Connection, result: LoadResult, reason: str) -> int:
+    """Store ``result`` as a ``failed`` load run whose last note is ``reason``; returns the run id."""
+    result.status = "failed"
+    _add_notes(result, [reason])
+    with conn.begin():
+        result.run_id = db_loading.insert_run(conn, _run_row(result), [])
+    return result.run_id
+
+
 def _load(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: LoadResult, *, dry_run: bool,
           accept_partial: bool, actor: str, progress: bool, synthetic: bool = False) -> LoadResult:
     """One transaction: lock the layer, then validate and stage each batch with COPY; then either
     upsert and commit, or (a dry run, or rejects without ``accept_partial``) roll back and record why
-    in a transaction of its own."""
+    in a transaction of its own.
+
+    A file refused part-way (a cell past a cap, a malformed line in a later
+    piece) writes nothing and leaves a ``failed`` run naming why, then the
+    :class:`ETLError` goes on; a lost connection raises :class:`LoadInterrupted`.
+    """
     bar = tqdm(desc=f"loading {result.layer}", unit=" rows", disable=None) if progress else None
     try:
-        with conn.begin() as trans:
-            # Two loads of one layer never interleave: the second waits for the first.
-            db_loading.lock_layer(conn, result.layer)
-            city, codes, polys = city_and_districts(conn)
-            db_loading.create_staging(conn)
-            pieces = 0
-            for records in batches:
-                pieces += 1
-                _stage(conn, records, result, city, codes, polys, synthetic)
-                if bar is not None:
-                    bar.update(len(records))
-            if pieces > 1:
-                _repeats_across_pieces(conn, result)
-            result.rejects.sort(key=lambda r: (r.row is None, r.row))
-            if not (dry_run or (result.rejects and not accept_partial)):
-                result.status = "partial" if result.rejects else "loaded"
-                _upsert(conn, result, actor)
-                return result
-            result.status = "dry_run" if dry_run else "rejected"
-            trans.rollback()
-        with conn.begin():
-            result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
-        return result
+        return _load_in_transaction(conn, batches, result, dry_run=dry_run, accept_partial=accept_partial,
+                                    actor=actor, bar=bar, synthetic=synthetic)
+    except ETLError as exc:
+        if conn.in_transaction() or conn.invalidated:
+            raise
+        record_failed_run(conn, result, f"refused part-way through the file: {exc}")
+        raise
+    except Exception as exc:
+        if db_loading.connection_lost(conn, exc):
+            result.status = "failed"
+            raise LoadInterrupted(result, _first_line(exc)) from exc
+        raise
     finally:
         if bar is not None:
             bar.close()
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _load_in_transaction(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: LoadResult, *,
+                         dry_run: bool, accept_partial: bool, actor: str, bar: tqdm | None,
+                         synthetic: bool) -> LoadResult:
+    with conn.begin() as trans:
+        # Two loads of one layer never interleave: the second waits for the first.
+        db_loading.lock_layer(conn, result.layer)
+        city, codes, polys = city_and_districts(conn)
+        db_loading.create_staging(conn)
+        pieces = 0
+        conflicts: dict[str, str] = {}
+        for records in batches:
+            pieces += 1
+            _stage(conn, records, result, city, codes, polys, synthetic, conflicts)
+            if bar is not None:
+                bar.update(len(records))
+        if pieces > 1:
+            _repeats_across_pieces(conn, result, conflicts)
+        result.rejects.sort(key=lambda r: (r.row is None, r.row))
+        if not (dry_run or (result.rejects and not accept_partial)):
+            result.status = "partial" if result.rejects else "loaded"
+            _upsert(conn, result, actor)
+            return result
+        result.status = "dry_run" if dry_run else "rejected"
+        trans.rollback()
+    with conn.begin():
+        result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
+    return result
+
+
 def _stage(conn: Connection, records: list[dict[str, Any]], result: LoadResult, city: BaseGeometry,
-           codes: list[str], polys: np.ndarray, synthetic: bool) -> None:
-    """Validate one batch, assign districts, and COPY what is accepted into ``staging``."""
+           codes: list[str], polys: np.ndarray, synthetic: bool, conflicts: dict[str, str]) -> None:
+    """Validate one batch, assign districts, and COPY what is accepted into ``staging``.
+
+    Source ids found in conflict within the batch go into ``conflicts``
+    (id -> reason), so rows with those ids in other batches are refused too.
+    """
     checked = validate(records, result.layer, city)
+    conflicts.update(checked.conflicts)
     _add_notes(result, checked.notes)
     result.rejects += checked.rejects
     accepted = checked.accepted
-    districts = assign_districts(np.array([r["point"] for r in accepted], dtype=object), codes, polys)
-    for rec, code in zip(accepted, districts, strict=True):
-        rec["district_adcode"] = code
-    result.accepted.add(accepted)
+    points = np.empty(len(accepted), dtype=object)
+    points[:] = [r["point"] for r in accepted]
+    districts = assign_districts(points, codes, polys)
+    result.accepted.add(accepted, points, districts)
     if accepted:
-        db_loading.copy_frame(conn, _staging_frame(accepted, synthetic), "staging", db_loading.STAGING_COLUMNS)
+        db_loading.copy_frame(conn, staging_frame(accepted, points, districts, synthetic), "staging",
+                              db_loading.STAGING_COLUMNS)
 
 
 def _run_row(result: LoadResult) -> dict[str, Any]:
@@ -262,51 +292,47 @@ def _reject_rows(result: LoadResult) -> list[dict[str, Any]]:
     return [{"row": r.row, "source_id": r.source_id, "reason": r.reason} for r in result.rejects]
 
 
-def _staging_frame(records: list[dict[str, Any]], synthetic: bool) -> pd.DataFrame:
-    geoms = np.array([r["geom"] for r in records], dtype=object)
-    points = np.array([r["point"] for r in records], dtype=object)
-    frame = pd.DataFrame({
-        "row_number": [int(r.get("row") or 0) for r in records],
-        "source_id": [str(r["source_id"]) for r in records],
-        "kind": [r.get("kind") for r in records],
-        "name": [r["name"] for r in records],
-        "address": [r.get("address") for r in records],
-        "phone": [r.get("phone") for r in records],
-        "opening_hours": [r.get("opening_hours") for r in records],
-        "capacity": pd.array([r.get("capacity") for r in records], dtype="Int64"),
-        "opened_on": [r["opened_on"].isoformat() if r.get("opened_on") else None for r in records],
-        "attrs": [json.dumps(r.get("attrs") or {}, ensure_ascii=False, default=str) for r in records],
-        "district_adcode": [r.get("district_adcode") for r in records],
-        "geom": shapely.to_wkb(geoms, hex=True, include_srid=False),
-        "point": shapely.to_wkb(points, hex=True, include_srid=False),
-        "synthetic": [bool(synthetic or (r.get("attrs") or {}).get("synthetic")) for r in records],
-    })
-    return frame[list(db_loading.STAGING_COLUMNS)]
-
-
-def _repeats_across_pieces(conn: Connection, result: LoadResult) -> None:
-    """A file read in pieces: a source id repeated in a later piece is collapsed or rejected by the
-    same rule as within one piece (:func:`etl.validate.duplicate_conflict`)."""
-    dropped: set[int] = set()
-    for r in db_loading.staged_repeats(conn):
-        dropped.add(r["row_number"])
-        earlier = Seen(r["first_row"], r["first_name"], r["first_lon"], r["first_lat"])
-        later = {"source_id": r["source_id"], "name": r["name"], "point": shapely.Point(r["lon"], r["lat"])}
-        conflict = duplicate_conflict(earlier, later)
-        if conflict:
-            result.rejects.append(Reject(r["row_number"], r["source_id"], conflict))
-        else:
-            _add_notes(result, [f"row {r['row_number']} ({r['source_id']}) repeats row {r['first_row']}; "
-                                "loaded once"])
+def _repeats_across_pieces(conn: Connection, result: LoadResult, conflicts: dict[str, str]) -> None:
+    """A file read in pieces: the rows of a source id staged from more than one piece are collapsed
+    or rejected by the rule that holds within one piece (:func:`etl.validate.collapse_repeats`: a
+    repeat loads once; another name or place is refused; the same name and place with other values
+    refuses every row of the id). A staged row whose id was found in conflict within another piece
+    is refused with that conflict."""
+    in_conflict = set()
+    for r in db_loading.staged_rows_of(conn, sorted(conflicts)):
+        in_conflict.add(r["row_number"])
+        result.rejects.append(Reject(r["row_number"], r["source_id"], conflicts[r["source_id"]]))
+    repeated = set()
+    for rows in db_loading.staged_repeats(conn).values():
+        if rows[0]["source_id"] in conflicts:
+            continue
+        records = [_staged_record(r) for r in rows]
+        kept, rejects, notes = collapse_repeats(records)
+        _add_notes(result, notes)
+        result.rejects += rejects
+        repeated |= {r["row"] for r in records} - {r["row"] for r in kept}
+    dropped = in_conflict | repeated
     if dropped:
         db_loading.drop_staged(conn, sorted(dropped))
         result.accepted.drop(dropped)
 
 
+def _staged_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A staged row as the record :func:`etl.validate.collapse_repeats` compares."""
+    return {"row": row["row_number"], "source_id": row["source_id"], "name": row["name"],
+            "point": shapely.Point(row["lon"], row["lat"]), "address": row["address"], "phone": row["phone"],
+            "opening_hours": row["opening_hours"], "capacity": row["capacity"], "opened_on": row["opened_on"],
+            "kind": row["kind"], "attrs": row["attrs"] or {}}
+
+
 def _upsert(conn: Connection, result: LoadResult, actor: str) -> None:
     """Within the load's transaction: record the run, upsert the staged rows, log updates."""
     result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
-    result.inserted, result.updated = db_loading.upsert_staged(conn, result.layer, result.run_id, actor)
+    # A large share of the layer is written in a fresh partition, indexed once and swapped in;
+    # a few rows are upserted in place. Both follow the same rule and give the same rows.
+    write = db_loading.rebuild_with_staged if db_loading.worth_rebuilding(conn, result.layer) else \
+        db_loading.upsert_staged
+    result.inserted, result.updated = write(conn, result.layer, result.run_id, actor)
     result.unchanged = len(result.accepted) - result.inserted - result.updated
     db_loading.set_run_counts(conn, result.run_id, inserted=result.inserted, updated=result.updated,
                               unchanged=result.unchanged)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import codecs
 import math
 import os
+import re
 import struct
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,12 @@ ALLOWED_EXTENSIONS = ", ".join(FORMATS)
 
 __all__ = ["ALLOWED_EXTENSIONS", "FORMATS", "RawTable", "decode_text", "iter_source", "read_source",
            "shapefile_encoding"]
+
+#: GDAL's warning when a file's CRS definition cannot be parsed (the file is then read without one).
+_UNPARSED_SRS = re.compile(r"unable to parse|failed to parse|cannot parse", re.IGNORECASE)
+#: A GeoJSON ``"crs": {..."name": "..."}`` member, looked for in the first bytes of the file.
+_GEOJSON_CRS_NAME = re.compile(r'"crs"\s*:\s*\{[^{}]*"properties"\s*:\s*\{[^{}]*"name"\s*:\s*"([^"]*)"')
+_GEOJSON_HEAD_BYTES = 1 << 16
 
 #: DBF language-driver ids that name an East-Asian code page worth trusting.
 _LDID = {0x4D: "gbk", 0x7A: "gbk", 0x4F: "big5", 0x78: "big5", 0x13: "cp932", 0x7B: "cp932"}
@@ -202,15 +210,18 @@ def _read_gis(path: Path, fmt: str) -> RawTable:
         if len(layers) > 1:
             notes.append(f"{path.name} has {len(layers)} layers; read the first, {layers[0][0]!r}")
     prj = _sidecar(path, ".prj") if fmt == "shapefile" else None
-    crs_problem = None
+    crs_problem = _geojson_crs_problem(path) if fmt == "geojson" else None
     try:
-        gdf = _read_frame(path, fmt, kwargs)
+        gdf, unparsed = _read_frame(path, fmt, kwargs)
     except (pyogrio.errors.CRSError, pyproj.exceptions.CRSError) as exc:
         if prj is None:
             raise ETLError(f"{path.name}: its CRS could not be read ({exc})") from None
         crs_problem = f"{prj.name} could not be read as a CRS ({exc})"
-        gdf = _read_without_prj(path, fmt, kwargs)
+        gdf, unparsed = _read_without_prj(path, fmt, kwargs)
+    crs_problem = crs_problem or (f"the CRS in {path.name} could not be read ({unparsed})" if unparsed else None)
     crs, problem = _gis_crs(gdf.crs, fmt, prj.name if prj else path.name)
+    crs_problem = crs_problem or problem
+    crs = None if crs_problem else crs  # what GDAL fell back to is not what the file said
     geom_column = gdf.geometry.name if isinstance(gdf, gpd.GeoDataFrame) else None
     geometry = list(gdf[geom_column].to_numpy()) if geom_column else None  # None: a plain table
     frame = pd.DataFrame({c: _as_text(gdf[c]) for c in gdf.columns if c != geom_column},
@@ -218,16 +229,42 @@ def _read_gis(path: Path, fmt: str) -> RawTable:
     return RawTable(frame=frame, geometry=geometry, crs=crs,
                     encoding=encoding or ("utf-8" if fmt in ("geojson", "gpkg") else None),
                     format=fmt, row_numbers=list(range(1, len(gdf) + 1)), notes=notes,
-                    crs_problem=crs_problem or problem)
+                    crs_problem=crs_problem)
 
 
-def _read_frame(path: Path, fmt: str, kwargs: dict) -> pd.DataFrame:
+def _read_frame(path: Path, fmt: str, kwargs: dict) -> tuple[pd.DataFrame, str | None]:
+    """The file as a frame, and GDAL's complaint when it could not parse the CRS the file declares
+    (GDAL then reads the file as if it declared none)."""
     try:
-        return pyogrio.read_dataframe(path, **kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            frame = pyogrio.read_dataframe(path, **kwargs)
     except (pyogrio.errors.CRSError, pyproj.exceptions.CRSError):
         raise
     except Exception as exc:  # GDAL errors come in several classes
         raise ETLError(f"{path.name} could not be read as {fmt}: {exc}") from None
+    unparsed = next((str(w.message) for w in caught if _UNPARSED_SRS.search(str(w.message))), None)
+    return frame, unparsed
+
+
+def _geojson_crs_problem(path: Path) -> str | None:
+    """Why the ``crs`` member a GeoJSON file declares (pre-RFC 7946 style) cannot be used, if it cannot.
+
+    GDAL reads a file whose ``crs`` names no known CRS as WGS-84 without a
+    word; a producer who wrote one meant another CRS, so that is a problem to
+    report, not a default to take.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(_GEOJSON_HEAD_BYTES).decode("utf-8", errors="replace")
+    found = _GEOJSON_CRS_NAME.search(head)
+    if found is None:
+        return None
+    name = found.group(1)
+    try:
+        pyproj.CRS.from_user_input(name)
+    except pyproj.exceptions.CRSError:
+        return f"the crs member of {path.name} names {name!r}, which is not a CRS"
+    return None
 
 
 def _sidecar(path: Path, suffix: str) -> Path | None:
@@ -235,7 +272,7 @@ def _sidecar(path: Path, suffix: str) -> Path | None:
     return next((p for p in (path.with_suffix(suffix), path.with_suffix(suffix.upper())) if p.is_file()), None)
 
 
-def _read_without_prj(path: Path, fmt: str, kwargs: dict) -> pd.DataFrame:
+def _read_without_prj(path: Path, fmt: str, kwargs: dict) -> tuple[pd.DataFrame, str | None]:
     """Read a shapefile as if its unreadable ``.prj`` were absent (links to the other parts)."""
     with tempfile.TemporaryDirectory(prefix="minsheng-shp-") as folder:
         for part in path.parent.iterdir():

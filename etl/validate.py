@@ -12,21 +12,18 @@ Names are data and keep their text exactly: escaping is the web's job.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from pyproj import Geod
 from shapely.geometry.base import BaseGeometry
 
+from etl.duplicates import collapse_duplicates, conflicts_of, row_label
 from etl.errors import ETLError, Reject
 from etl.normalise import without_gc
 from geo.parse import parse_integer, polygonal_part, repair_polygon, swap_xy
 from layers import Layer, get_layer
 
-#: Two records with one source_id further apart than this (metres, geodesic
-#: on WGS-84) are different facilities, not a repeated row.
-DUPLICATE_DISTANCE_M = 50.0
 #: Longest name, address, phone, opening hours or kind, in characters: the
 #: same for a loaded file and for an edit through the admin API.
 MAX_TEXT_CHARS = 200
@@ -35,12 +32,7 @@ MAX_SOURCE_ID_CHARS = 100
 #: Text fields checked for length, with their limit.
 TEXT_LIMITS = {"source_id": MAX_SOURCE_ID_CHARS, "name": MAX_TEXT_CHARS, "address": MAX_TEXT_CHARS,
                "phone": MAX_TEXT_CHARS, "opening_hours": MAX_TEXT_CHARS, "kind": MAX_TEXT_CHARS}
-#: Fields compared when one source_id comes twice with one name (the position has its own rule).
-COMPARED_FIELDS = ("address", "phone", "opening_hours", "capacity", "opened_on", "kind", "attrs")
-#: Other columns left out of that comparison: running numbers that differ on every row.
-ROW_COUNTER_COLUMNS = frozenset({"序号", "行号", "序", "no", "no.", "#", "index", "fid", "objectid", "ogc_fid"})
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff\ufffd]")
-_GEOD = Geod(ellps="WGS84")
 _POLYGONAL = ("Polygon", "MultiPolygon")
 
 
@@ -51,18 +43,24 @@ class Validated:
     Attributes
     ----------
     accepted : list of dict
-        Copies of the input records, with ``geom`` possibly fixed (swapped
-        axes, repaired polygon, point of a polygon), ``capacity`` as int or
-        None, and ``point``: the representative point (shapely Point, WGS-84).
+        The records that load, each with ``point``: the representative point
+        (shapely Point, WGS-84). A record with nothing to fix is the input
+        dict itself, given that key; a fixed one is a copy with ``geom``
+        fixed (swapped axes, repaired polygon, point of a polygon) and
+        ``capacity`` as int or None.
     rejects : list of Reject
         One per refused row, in row order.
     notes : list of str
         One sentence per fix or collapsed duplicate.
+    conflicts : dict
+        Source id -> reason, for each id refused as conflicting records: a
+        load read in pieces refuses that id's rows in the other pieces too.
     """
 
     accepted: list[dict]
     rejects: list[Reject]
     notes: list[str]
+    conflicts: dict[str, str] = field(default_factory=dict)
 
 
 def validate(records: list[dict], layer: str, city: BaseGeometry, *,
@@ -92,38 +90,69 @@ def validate(records: list[dict], layer: str, city: BaseGeometry, *,
     layer_rec = get_layer(layer)
     _check_city(city)
     with without_gc():
-        return _validate(records, layer_rec, city, city_name, {} if seen is None else seen)
+        return _validate(records, layer_rec, city, city_name, seen)
 
 
 def _validate(records: list[dict], layer_rec: Layer, city: BaseGeometry, city_name: str,
-              seen: dict) -> Validated:
+              seen: dict | None) -> Validated:
     notes: list[str] = []
     rejects: list[Reject] = []
     candidates: list[dict] = []
     geoms = _fit_geometries(records, layer_rec, notes)
     points = _points(geoms)
     inside = _inside(city, geoms)
-    for rec, (geom, geom_problem), point, ok in zip(records, geoms, points, inside, strict=True):
+    texts = _text_suspects(records)
+    for rec, (geom, geom_problem), point, ok, suspect in zip(records, geoms, points, inside, texts, strict=True):
+        capacity = rec.get("capacity")
+        if (ok and geom_problem is None and not suspect and _has_name(rec.get("name"))
+                and (capacity is None or (type(capacity) is int and capacity >= 0))):
+            rec["geom"], rec["point"] = geom, point  # the common case: nothing to say
+            candidates.append(rec)
+            continue
         problems = [geom_problem] if geom_problem else []
         if geom is not None and not ok:
             geom, point, problem = _unswap(rec, geom, city, city_name, notes)
             problems += [problem] if problem else []
-        problems += _name_problems(rec.get("name"))
-        problems += text_problems(rec)
-        capacity, problem = check_capacity(rec.get("capacity"))
+        problems += [] if _has_name(rec.get("name")) else ["name is empty"]
+        problems += text_problems(rec) if suspect else []
+        capacity, problem = check_capacity(capacity)
         problems += [problem] if problem else []
         if problems:
             rejects.append(Reject(rec.get("row"), rec.get("source_id"), "; ".join(problems)))
         else:
             candidates.append({**rec, "geom": geom, "point": point, "capacity": capacity})
-    accepted = _collapse_duplicates(candidates, rejects, notes, seen)
+    accepted = collapse_duplicates(candidates, rejects, notes, seen)
     rejects.sort(key=lambda r: (r.row is None, r.row))
-    return Validated(accepted=accepted, rejects=rejects, notes=notes)
+    return Validated(accepted=accepted, rejects=rejects, notes=notes, conflicts=conflicts_of(rejects))
 
 
-def _label(rec: dict) -> str:
-    sid = rec.get("source_id")
-    return f"row {rec.get('row')}" + (f" ({sid})" if sid else "")
+def _has_name(name: object) -> bool:
+    return name is not None and (name.strip() != "" if isinstance(name, str) else str(name).strip() != "")
+
+
+def _text_suspects(records: list[dict]) -> np.ndarray:
+    """Rows whose text fields need :func:`text_problems` row by row; the rest are known clean.
+
+    Each field is checked for the whole batch at once: its longest value
+    against its limit, and all its values joined for a character that must
+    not be stored. Only a field that fails either is looked at per row.
+    """
+    suspects = np.zeros(len(records), dtype=bool)
+    for name, limit in TEXT_LIMITS.items():
+        values = [rec.get(name) for rec in records]
+        texts = [v if isinstance(v, str) else str(v) for v in values if v is not None]
+        if texts and (max(map(len, texts)) > limit or _UNSTORABLE.search("\x1f".join(texts))):
+            suspects |= np.array([v is not None and bool(_too_long_or_unstorable(v, limit)) for v in values])
+    for i, rec in enumerate(records):
+        attrs = rec.get("attrs")
+        if attrs and _UNSTORABLE.search("\x1f".join(f"{k}\x1f{v}" for k, v in attrs.items())):
+            suspects[i] = True
+    return suspects
+
+
+def _too_long_or_unstorable(value: object, limit: int) -> bool:
+    text = value if isinstance(value, str) else str(value)
+    return len(text) > limit or _UNSTORABLE.search(text) is not None
 
 
 def _check_city(city: BaseGeometry) -> None:
@@ -157,7 +186,7 @@ def _fit_geometries(records: list[dict], layer: Layer, notes: list[str]) -> list
             continue
         geom, problem, note = fit_geometry(geom, layer)
         if note:
-            notes.append(f"{_label(rec)}: {note}")
+            notes.append(f"{row_label(rec)}: {note}")
         out.append((geom, problem))
     return out
 
@@ -232,7 +261,7 @@ def _unswap(rec: dict, geom: BaseGeometry, city: BaseGeometry, city_name: str,
     swapped = swap_xy(geom)
     if swapped.intersects(city):
         spoint = swapped if swapped.geom_type == "Point" else swapped.representative_point()
-        notes.append(f"{_label(rec)}: longitude and latitude were swapped ({point.x:.6f}, {point.y:.6f}); "
+        notes.append(f"{row_label(rec)}: longitude and latitude were swapped ({point.x:.6f}, {point.y:.6f}); "
                      f"loaded at ({spoint.x:.6f}, {spoint.y:.6f})")
         return swapped, spoint, None
     return geom, point, (f"outside {city_name}: ({point.x:.6f}, {point.y:.6f}) is not inside "
@@ -240,12 +269,6 @@ def _unswap(rec: dict, geom: BaseGeometry, city: BaseGeometry, city_name: str,
 
 
 # --- attributes ------------------------------------------------------------
-
-def _name_problems(name: object) -> list[str]:
-    if name is None or str(name).strip() == "":
-        return ["name is empty"]
-    return []
-
 
 def text_problems(rec: dict) -> list[str]:
     """Text fields too long (:data:`TEXT_LIMITS`) or holding characters that cannot be stored.
@@ -298,100 +321,3 @@ def check_capacity(value: object) -> tuple[int | None, str | None]:
     if parsed < 0:
         return None, f"capacity is {parsed}; must be 0 or more"
     return parsed, None
-
-
-# --- duplicates ------------------------------------------------------------
-
-@dataclass
-class Seen:
-    """The first record of a source_id (and whether the id turned out to be in conflict)."""
-
-    row: int | None
-    name: object
-    lon: float
-    lat: float
-    values: tuple = ()
-    conflict: str | None = None
-
-
-def _collapse_duplicates(candidates: list[dict], rejects: list[Reject], notes: list[str],
-                         first: dict[str, Seen]) -> list[dict]:
-    """One record per source_id: repeats collapse, conflicts are rejected.
-
-    A later record with the same source_id, the same name, a position within
-    :data:`DUPLICATE_DISTANCE_M` and the same :data:`COMPARED_FIELDS` is the
-    same facility typed twice (a note). Another name or a position farther
-    away is another facility reusing the id: the later row is rejected,
-    naming the earlier one. The same name and place with other values is a
-    conflict nobody can settle here: both rows (and any later one with that
-    id) are rejected, naming both lines and the fields that differ, so no
-    guess is loaded. The first row is withdrawn only from this call's
-    records; an earlier call's records are the caller's. ``first`` maps each
-    source_id seen so far to its :class:`Seen`.
-    """
-    kept: list[dict | None] = []
-    here: dict[str, int] = {}  # source_id -> index in kept, for ids first seen in this call
-    for rec in candidates:
-        sid = rec.get("source_id")
-        earlier = first.get(sid) if sid is not None else None
-        if earlier is None:
-            if sid is not None:
-                first[sid] = Seen(rec.get("row"), rec.get("name"), rec["point"].x, rec["point"].y, _values(rec))
-                here[sid] = len(kept)
-            kept.append(rec)
-            continue
-        problem = earlier.conflict or duplicate_conflict(earlier, rec)
-        if problem is None:
-            problem = _differing(earlier, rec)
-            if problem is not None:  # no guess: the first row goes too
-                earlier.conflict = problem
-                index = here.pop(str(sid), None)
-                if index is not None:
-                    kept[index] = None
-                    rejects.append(Reject(earlier.row, sid, problem))
-        if problem is None:
-            notes.append(f"{_label(rec)} repeats row {earlier.row}; loaded once")
-        else:
-            rejects.append(Reject(rec.get("row"), sid, problem))
-    return [rec for rec in kept if rec is not None]
-
-
-def _values(rec: dict) -> tuple:
-    attrs = {k: v for k, v in (rec.get("attrs") or {}).items() if str(k).strip().lower() not in ROW_COUNTER_COLUMNS}
-    return tuple(attrs if name == "attrs" else rec.get(name) for name in COMPARED_FIELDS)
-
-
-def _differing(earlier: Seen, later: dict) -> str | None:
-    """The conflict of two records with one source_id, one name and one place, but other values."""
-    differ = [f"{name} ({_short(a)} on row {earlier.row}, {_short(b)} on row {later.get('row')})"
-              for name, a, b in zip(COMPARED_FIELDS, earlier.values, _values(later), strict=True) if a != b]
-    if not differ:
-        return None
-    return (f"conflicting records: rows {earlier.row} and {later.get('row')} both have source_id "
-            f"{later.get('source_id')} and name {later.get('name')!r} but differ in {'; '.join(differ)}. "
-            "Neither is loaded: keep the right one in the file")
-
-
-def _short(value: object) -> str:
-    text = repr(value.isoformat() if hasattr(value, "isoformat") else value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def duplicate_conflict(earlier: Seen, later: dict) -> str | None:
-    """Why ``later`` cannot be a repeat of ``earlier`` (the first record with its source_id), or None.
-
-    Another facility reuses a source_id when the name differs or the place is
-    farther than :data:`DUPLICATE_DISTANCE_M` (geodesic metres on the WGS-84
-    ellipsoid). The one duplicate rule: loads read in pieces use it too.
-    """
-    sid = later.get("source_id")
-    row, name, lon, lat = earlier.row, earlier.name, earlier.lon, earlier.lat
-    if name != later.get("name"):
-        return (f"source_id {sid} is already used by row {row} with another name "
-                f"({name!r}, here {later.get('name')!r})")
-    b = later["point"]
-    distance = _GEOD.inv(lon, lat, b.x, b.y)[2]
-    if distance > DUPLICATE_DISTANCE_M:
-        return (f"source_id {sid} is already used by row {row}, {distance:.0f} m away "
-                f"(more than {DUPLICATE_DISTANCE_M:.0f} m: a different place)")
-    return None

@@ -23,6 +23,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from db import demo_city as db_demo
 from db import loading as db_loading
@@ -36,14 +37,16 @@ from etl.load import LoadResult
 from geo.errors import CRSError
 from layers import LAYERS
 from services import roads
-from services.errors import InvalidRequest
+from services.errors import InvalidRequest, ServiceError
 
 _ROOT = Path(__file__).resolve().parents[1]
 #: What the demo city is made from: when any of these files changes, ``load_demo`` rebuilds it.
 DEMO_SOURCES: tuple[Path, ...] = (
     BOUNDARIES, CENSUS, *sorted((_ROOT / "demo").glob("*.py")), *sorted((_ROOT / "layers").glob("*.py")),
-    *(_ROOT / "etl" / name for name in ("boundaries.py", "load.py", "validate.py", "roads.py")),
-    *(_ROOT / "db" / name for name in ("loading.py", "demo_city.py", "roads.py")), Path(__file__).resolve())
+    *(_ROOT / "etl" / name for name in ("boundaries.py", "load.py", "validate.py", "duplicates.py", "staging.py",
+                                       "roads.py")),
+    *(_ROOT / "db" / name for name in ("loading.py", "partitions.py", "demo_city.py", "roads.py")),
+    Path(__file__).resolve())
 
 Echo = Callable[[str], Any]
 
@@ -57,11 +60,36 @@ def load_file(engine: Engine, path: str | Path, layer: str, *, crs: str | None =
     Raises
     ------
     InvalidRequest
-        The file cannot be loaded at all; nothing is written.
+        The file cannot be loaded at all; nothing is written. When the file
+        was refused part-way through, a ``failed`` load run names why.
+    LoadFailed
+        The database connection was lost during the load: nothing was
+        written, and the run is recorded as ``failed`` when the database
+        can be reached again at once. The message is one line.
     """
-    with engine.connect() as conn, _as_invalid("file"):
-        return etl_load.load_file(conn, path, layer, crs=crs, dry_run=dry_run, accept_partial=accept_partial,
-                                  actor=actor, progress=progress, chunk_rows=chunk_rows)
+    try:
+        with engine.connect() as conn, _as_invalid("file"):
+            return etl_load.load_file(conn, path, layer, crs=crs, dry_run=dry_run, accept_partial=accept_partial,
+                                      actor=actor, progress=progress, chunk_rows=chunk_rows)
+    except etl_load.LoadInterrupted as exc:
+        raise LoadFailed(_record_interrupted(engine, exc)) from exc
+
+
+class LoadFailed(ServiceError):
+    """A load stopped by the database (a lost connection); nothing of it was written."""
+
+
+def _record_interrupted(engine: Engine, exc: etl_load.LoadInterrupted) -> str:
+    """Record an interrupted load as a failed run on a new connection; the one-line message to show."""
+    what = (f"the database connection was lost during the load of {exc.result.source_name} into "
+            f"{exc.result.layer} ({exc.reason}); nothing was written")
+    try:
+        with engine.connect() as conn:
+            run_id = etl_load.record_failed_run(conn, exc.result, f"database connection lost: {exc.reason}")
+    except DBAPIError as again:
+        first = str(again.orig or again).strip().splitlines()[0] if str(again.orig or again).strip() else ""
+        return f"{what}; the failed run could not be recorded either ({first})"
+    return f"{what}; recorded as failed load run {run_id}"
 
 
 def load_candidates(engine: Engine, path: str | Path, set_name: str, *,

@@ -24,7 +24,6 @@ from sqlalchemy import text
 from etl import load as etl_load
 from etl.errors import ETLError
 from etl.limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_LINE_BYTES, MAX_SHEET_ROWS
-from etl.normalise import normalise
 from etl.read import iter_source, read_source
 from etl.validate import MAX_SOURCE_ID_CHARS, MAX_TEXT_CHARS, validate
 
@@ -336,64 +335,3 @@ class TestTextFields:
         assert [(r.row, r.source_id) for r in result.rejects] == [(4, "SO2")]
         assert "NUL" in result.rejects[0].reason
         assert facilities(scratch_engine) == {}
-
-
-# --- duplicates ---------------------------------------------------------------------
-
-class TestConflictingDuplicates:
-    def test_same_id_and_name_with_other_values_is_reported_and_neither_loads(self, scratch_engine, tmp_path):
-        rows = office_rows(4)
-        again = list(rows[1])
-        again[2] = "0632-9999999"  # another phone for SO1, same name, same place
-        path = write_csv(tmp_path / "dup.csv", csv_lines(rows + [again]))
-        result = load_file(scratch_engine, path, "service_office", crs="wgs84", accept_partial=True)
-        assert [(r.row, r.source_id) for r in result.rejects] == [(3, "SO1"), (6, "SO1")]
-        reason = result.rejects[1].reason
-        assert "rows 3 and 6" in reason and "phone" in reason
-        assert "'0632-0000001'" in reason and "'0632-9999999'" in reason
-        assert sorted(facilities(scratch_engine)) == ["SO0", "SO2", "SO3"]
-
-    def test_an_exact_repeat_still_loads_once(self, scratch_engine, tmp_path):
-        rows = office_rows(3)
-        path = write_csv(tmp_path / "dup.csv", csv_lines(rows + [rows[0]]))
-        result = load_file(scratch_engine, path, "service_office", crs="wgs84")
-        assert (result.status, result.rejects) == ("loaded", [])
-        assert any("row 5 (SO0) repeats row 2" in n for n in result.notes)
-        assert sorted(facilities(scratch_engine)) == ["SO0", "SO1", "SO2"]
-
-    def test_a_running_number_column_does_not_make_a_repeat_a_conflict(self, tmp_path):
-        rows = office_rows(2)
-        lines = ["序号," + ",".join(HEADER)] + [f"{n},{','.join(map(str, r))}" for n, r in
-                                                enumerate(rows + [rows[0]], 1)]
-        raw = read_source(write_csv(tmp_path / "dup.csv", lines))
-        checked = validate(normalise(raw, "service_office", crs="wgs84").records, "service_office",
-                           Point(117.55, 34.86).buffer(0.5))
-        assert checked.rejects == [] and len(checked.accepted) == 2
-
-
-# --- .prj ------------------------------------------------------------------------
-
-class TestMalformedPrj:
-    @pytest.fixture()
-    def shapefile(self, samples, tmp_path) -> Path:
-        for part in samples.glob("police_stations_cgcs2000_gk.*"):
-            shutil.copy(part, tmp_path / part.name)
-        (tmp_path / "police_stations_cgcs2000_gk.prj").write_text('PROJCS["broken', encoding="ascii")
-        return tmp_path / "police_stations_cgcs2000_gk.shp"
-
-    def test_crs_overrides_an_unreadable_prj(self, scratch_engine, shapefile, samples):
-        expected = json.loads((samples / "expected.json").read_text("utf-8"))[shapefile.name]
-        result = load_file(scratch_engine, shapefile, "police_station", crs="EPSG:4548", dry_run=True)
-        assert result.crs == "EPSG:4548"
-        assert any(".prj could not be read" in n and "--crs wins" in n for n in result.notes)
-        truth = expected["truth_wgs84"]
-        positions = zip(result.accepted.lon, result.accepted.lat, strict=True)
-        got = dict(zip(result.accepted.source_id, positions, strict=True))
-        checked = [k for k in truth if k in got]
-        assert checked
-        for key in checked:
-            assert got[key] == pytest.approx(truth[key], abs=1e-5)
-
-    def test_without_crs_the_message_names_the_prj(self, scratch_engine, shapefile):
-        with pytest.raises(ETLError, match=r"police_stations_cgcs2000_gk\.prj could not be read.*--crs"):
-            load_file(scratch_engine, shapefile, "police_station")

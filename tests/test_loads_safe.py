@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from services.errors import InvalidRequest
 from services.loading import load_file
 
 LAYER = "service_office"
@@ -183,3 +184,58 @@ def test_reloading_the_same_file_changes_nothing(scratch_engine, tmp_path):
         assert conn.execute(text("SELECT id, version, updated_at, name, ST_AsText(geom) FROM facility "
                                  "ORDER BY id")).all() == rows
         assert conn.execute(text("SELECT count(*) FROM change_log")).scalar() == log
+
+
+# ------------------------------------------------------------------ loads that stop part-way leave a failed run
+def runs(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT status, source_name, notes::text FROM load_run "
+                                                    "ORDER BY id")).all()]
+
+
+def test_a_lost_connection_is_one_line_and_a_failed_run(scratch_app, scratch_engine, tmp_path, trigger):
+    load_file(scratch_engine, write_csv(tmp_path / "first.csv", range(50)), LAYER, crs="wgs84")
+    before = fingerprint(scratch_engine)[0]
+    # The server ends the load's own connection as the load writes its run (a crash, a restart, a DBA).
+    trigger("load_run", "IF NEW.status <> 'failed' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;")
+    path = write_csv(tmp_path / "second.csv", range(50, 300))
+    result = scratch_app.test_cli_runner().invoke(args=[
+        "etl", "load", str(path), "--layer", LAYER, "--crs", "wgs84"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    assert "connection was lost" in lines[0] and "nothing was written" in lines[0]
+    assert fingerprint(scratch_engine)[0] == before
+    status, source, notes = runs(scratch_engine)[-1]
+    assert (status, source) == ("failed", "second.csv")
+    assert "connection lost" in notes
+    assert "failed load run" in lines[0]
+
+
+@pytest.mark.parametrize("bad, why", [
+    ('SO000250,"便民服务点250","市中区250号",117.55,34.85,"stray",field', "not a well-formed CSV"),
+    ("SO000250,便民服务点250," + "长" * 40_000 + ",117.55,34.85", "MAX_CELL_CHARS"),
+], ids=["malformed line", "cell past the cap"])
+def test_a_refusal_deep_in_a_file_leaves_a_failed_run(scratch_engine, tmp_path, bad, why):
+    load_file(scratch_engine, write_csv(tmp_path / "first.csv", range(50)), LAYER, crs="wgs84")
+    before = fingerprint(scratch_engine)[0]
+    path = write_csv(tmp_path / "deep.csv", range(50, 400))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[250] = bad  # file line 251, in the third piece of 100 rows
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InvalidRequest, match=why):
+        load_file(scratch_engine, path, LAYER, crs="wgs84", chunk_rows=100)
+    assert fingerprint(scratch_engine)[0] == before
+    status, source, notes = runs(scratch_engine)[-1]
+    assert (status, source) == ("failed", "deep.csv")
+    assert why in notes
+
+
+def test_an_unwritable_report_path_is_refused_before_loading(scratch_app, scratch_engine, tmp_path):
+    path = write_csv(tmp_path / "offices.csv", range(20))
+    report = tmp_path / "no-such-folder" / "report.json"
+    result = scratch_app.test_cli_runner().invoke(args=[
+        "etl", "load", str(path), "--layer", LAYER, "--crs", "wgs84", "--report-json", str(report)])
+    assert result.exit_code == 2
+    assert "--report-json" in result.output and "does not exist" in result.output
+    assert active_count(scratch_engine) == 0 and runs(scratch_engine) == []

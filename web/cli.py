@@ -65,6 +65,10 @@ def layers_validate() -> None:
 def etl_load(file: Path, layer: str, crs: str | None, dry_run: bool, report_json: Path | None,
              accept_partial: bool) -> None:
     """Load FILE into LAYER in one transaction (all or nothing)."""
+    problem = _unwritable(report_json) if report_json else None
+    if problem:
+        click.echo(f"error: --report-json {report_json}: {problem}; nothing was loaded", err=True)
+        sys.exit(2)
     try:
         result = loading.load_file(get_engine(), file, layer, crs=crs, dry_run=dry_run,
                                    accept_partial=accept_partial, progress=True)
@@ -75,6 +79,23 @@ def etl_load(file: Path, layer: str, crs: str | None, dry_run: bool, report_json
     if report_json:
         report_json.write_text(json.dumps(result.as_report(), ensure_ascii=False, indent=2), encoding="utf-8")
     sys.exit(1 if result.status == "rejected" else 0)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a report cannot be written at ``path`` (checked before any loading), or None."""
+    if path.is_dir():
+        return "it is a folder"
+    if not path.parent.is_dir():
+        return f"its folder {str(path.parent)!r} does not exist"
+    existed = path.exists()
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return f"it cannot be written ({exc.strerror})"
+    if not existed:
+        path.unlink()
+    return None
 
 
 def _print_load(file: Path, result: LoadResult) -> None:
