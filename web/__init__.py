@@ -13,10 +13,14 @@ from web import (
     admin,
     api,
     assets,
+    cors,
     database,
     downloads,
     nearest_api,
     ogc,
+    ogc_edit,
+    ogc_items,
+    ogc_tiles,
     openapi,
     pages,
     planner,
@@ -29,7 +33,7 @@ from web.errors import register_error_handlers
 
 #: The blueprints, one per area. Add new areas here.
 BLUEPRINTS = (api.bp, assets.bp, admin.bp, planner_api.bp, planner.bp, nearest_api.bp, pages.bp, downloads.bp,
-              ogc.bp, tiles.bp, openapi.bp)
+              ogc.bp, ogc_items.bp, ogc_edit.bp, ogc_tiles.bp, tiles.bp, openapi.bp, cors.bp)
 
 
 def _config_from_env() -> dict[str, Any]:

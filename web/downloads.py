@@ -28,7 +28,7 @@ bp = Blueprint("downloads", __name__)
 #: Rows per batch handed to the CSV writer by :func:`csv_response`.
 CSV_BATCH = 1000
 
-LAYER = Param("layer", "string", "Collection: a facility layer key or population.",
+LAYER = Param("layer", "string", "Collection: a facility layer key, population, village or roads.",
               enum=features.collection_keys, location="path")
 FORMAT = Param("fmt", "string", "File format (the name's extension).", enum=tuple(exporting.FORMATS),
                location="path")
