@@ -66,7 +66,8 @@ def mvt_merged(conn: Connection, src: CollectionSource, z: int, x: int, y: int, 
     sql = (
         f"{_ENVELOPES},"
         f" p AS (SELECT ST_Transform({src.point_sql}, 3857) AS pt, {src.tile_sum_sql} AS v"
-        f"  FROM {src.from_sql}, b4326 WHERE {src.base_where} AND {src.index_geom_sql} && ST_Expand(b4326.env, :margin)),"
+        f"  FROM {src.from_sql}, b4326 WHERE {src.base_where}"
+        f"  AND {src.index_geom_sql} && ST_Expand(b4326.env, :margin)),"
         " g AS (SELECT floor(ST_X(pt) / :cell) AS gx, floor(ST_Y(pt) / :cell) AS gy, sum(v)::bigint AS population,"
         "  count(*) AS cells FROM p GROUP BY 1, 2),"
         " m AS (SELECT population, cells, ST_AsMVTGeom(ST_MakeEnvelope(gx * :cell, gy * :cell, (gx + 1) * :cell,"

@@ -33,7 +33,7 @@ MERGE_MAX_ZOOM = 10
 
 def merge_cell_m(z: int) -> float:
     """Side of a merged square at zoom ``z``, Web Mercator metres (the tile's side / :data:`MERGE_CELLS_PER_TILE`)."""
-    return WORLD_M / 2 ** z / MERGE_CELLS_PER_TILE
+    return float(WORLD_M / 2 ** z / MERGE_CELLS_PER_TILE)
 
 
 def tile(engine: Engine, key: str, z: int, x: int, y: int) -> bytes:

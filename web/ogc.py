@@ -159,8 +159,7 @@ def collection_doc(info: CollectionInfo) -> dict[str, Any]:
         "synthetic": info.synthetic,
         "extent": {"spatial": {"bbox": [info.bbox or [-180, -90, 180, 90]], "crs": ogc_crs.CRS84}},
         "links": [
-            link(url("ogc.collection", collectionId=key), "self", JSON, "This collection"),
-            link(url("ogc.collection", collectionId=key, f="html"), "alternate", HTML, "This collection (HTML)"),
+            *self_links("ogc.collection", JSON, "This collection", collectionId=key),
             link(url("ogc_items.items", collectionId=key), "items", GEOJSON, "Features (GeoJSON)"),
             link(url("ogc_items.items", collectionId=key, f="html"), "items", HTML, "Features (HTML)"),
             link(url("ogc.queryables", collectionId=key), REL_QUERYABLES, SCHEMA_JSON, "Queryables"),

@@ -29,10 +29,10 @@ from web.database import get_engine
 from web.errors import BadParameter, NotFound
 from web.ogc import (
     COLLECTION,
-    F,
     GEOJSON,
     HTML,
     JSON,
+    F,
     json_response,
     link,
     link_header,

@@ -26,8 +26,9 @@ Z = Param("z", "integer", "Zoom.", minimum=0, maximum=tiles.MAX_ZOOM, location="
 X = Param("x", "integer", "Column (0 to 2^z − 1).", minimum=0, maximum=2 ** tiles.MAX_ZOOM - 1, location="path")
 Y = Param("y", "integer", "Row (0 to 2^z − 1).", minimum=0, maximum=2 ** tiles.MAX_ZOOM - 1, location="path")
 
-RESPONSES = {"200": {"description": "The tile (an empty tile is 200 with no bytes)", "headers": {"Cache-Control": {"schema": {
-    "type": "string"}}}, "content": {MVT: {"schema": {"type": "string", "format": "binary"}}}},
+RESPONSES = {"200": {"description": "The tile (an empty tile is 200 with no bytes)", "headers": {
+    "Cache-Control": {"schema": {"type": "string"}}}, "content": {MVT: {"schema": {"type": "string",
+                                                                                    "format": "binary"}}}},
     "304": {"description": "Not modified"}, **errors(400, 503)}
 
 
