@@ -229,7 +229,9 @@ def _built(engine: Engine, src: CollectionSource, spec: ExportFormat, name: str,
     try:
         tmp = Path(tempfile.mkdtemp(prefix="minsheng-export-", dir=workdir or None))
     except OSError as exc:
-        raise _storage_full(exc) if _no_space(exc) else exc
+        if _no_space(exc):
+            raise _storage_full(exc) from None
+        raise
     try:
         with engine.connect() as conn:
             _write(conn, src, spec, tmp / name, query, crs)
