@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+import shapely
 from flask import Blueprint, Response, g, request
 from flask.typing import ResponseReturnValue
 from shapely.geometry.base import BaseGeometry
 from werkzeug.exceptions import MethodNotAllowed
 
 from services import features, ogc_crs, ogc_edit
+from services.features import FeatureShape
 from services.editing import etag
 from web.admin import CREATE_FIELDS, EDIT_FIELDS, IF_MATCH, MAX_BODY, expected_version
 from web.auth import require
@@ -48,6 +51,7 @@ _PATCH_BODY = {"required": True, "content": {"application/merge-patch+json": {"s
 _CHANGED = {"200": {"description": "The feature as it is now", "headers": {"ETag": {"schema": {"type": "string"}}},
                     "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}}}}
 _READ_ONLY_METHODS = ["GET", "HEAD", "OPTIONS"]
+GEOMETRY_TYPES = ("Point", "Polygon", "MultiPolygon")
 
 
 def _editable(key: str) -> None:
@@ -82,6 +86,21 @@ def _content_crs() -> str:
     return ogc_crs.checked(header.strip().strip("<>") if header else None, "Content-Crs")
 
 
+def _geometry(value: Any) -> BaseGeometry:
+    """A GeoJSON Point, Polygon or MultiPolygon in the body's CRS (the ETL checks where it lies once in WGS-84)."""
+    try:
+        if not isinstance(value, dict) or value.get("type") not in GEOMETRY_TYPES:
+            raise ValueError
+        geom = shapely.from_geojson(json.dumps(value))
+        if geom.is_empty or not np.isfinite(shapely.get_coordinates(geom)).all():
+            raise ValueError
+    except Exception:  # noqa: BLE001 - any unreadable geometry is the caller's error
+        raise BadParameter(f"geometry must be a GeoJSON {', '.join(GEOMETRY_TYPES)} in the Content-Crs "
+                           "(CRS84 longitude/latitude by default)", parameter="geometry",
+                           allowed=list(GEOMETRY_TYPES)) from None
+    return geom
+
+
 def _read(data: dict[str, Any]) -> tuple[dict[str, Any], BaseGeometry | None, str | None]:
     """The body's editable properties (checked by the admin API's declarations), geometry and source id."""
     props = data.get("properties") or {}
@@ -94,13 +113,13 @@ def _read(data: dict[str, Any]) -> tuple[dict[str, Any], BaseGeometry | None, st
                            f"editable: {', '.join(ogc_edit.EDITABLE)}", parameter=str(unknown[0])[:60],
                            allowed=list(ogc_edit.EDITABLE))
     values = {name: EDIT_FIELDS[name].read(name, props[name]) for name in ogc_edit.EDITABLE if name in props}
-    geometry = EDIT_FIELDS["geometry"].read("geometry", data["geometry"]) if data.get("geometry") else None
+    geometry = _geometry(data["geometry"]) if data.get("geometry") else None
     source_id = CREATE_FIELDS["source_id"].read("source_id", props.get("source_id"))
     return values, geometry, source_id
 
 
 def _answer(key: str, fid: int, status: int = 200) -> Response:
-    text, version = features.item(get_engine(), key, fid)
+    text, version = features.item(get_engine(), key, fid, FeatureShape(strip_nulls=True))
     response = json_response(text, GEOJSON)
     response.status_code = status
     if version is not None:
