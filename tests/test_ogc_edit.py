@@ -127,7 +127,8 @@ def test_a_feature_of_another_layer_is_not_found_here(client, tokens, engine):
 
 
 def test_editing_is_not_opened_to_other_origins(client):
-    preflight = client.options(ITEMS, headers={"Origin": "http://maps.example", "Access-Control-Request-Method": "POST"})
+    preflight = client.options(ITEMS, headers={"Origin": "http://maps.example",
+                                               "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in preflight.headers
     read = client.options(ITEMS, headers={"Origin": "http://maps.example", "Access-Control-Request-Method": "GET"})
     assert read.headers["Access-Control-Allow-Origin"] == "*"

@@ -23,8 +23,8 @@ from shapely.geometry.base import BaseGeometry
 from werkzeug.exceptions import MethodNotAllowed
 
 from services import features, ogc_crs, ogc_edit
-from services.features import FeatureShape
 from services.editing import etag
+from services.features import FeatureShape
 from web.admin import CREATE_FIELDS, EDIT_FIELDS, IF_MATCH, MAX_BODY, expected_version
 from web.auth import require
 from web.database import get_engine
