@@ -132,3 +132,12 @@ def test_editing_is_not_opened_to_other_origins(client):
     assert "Access-Control-Allow-Origin" not in preflight.headers
     read = client.options(ITEMS, headers={"Origin": "http://maps.example", "Access-Control-Request-Method": "GET"})
     assert read.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_an_etag_from_a_compressed_response_is_accepted_back(client, tokens):
+    fid, _ = created(client, tokens, "OGC压缩")
+    read = client.get(f"{ITEMS}/{fid}", headers={"Accept-Encoding": "gzip"})
+    assert read.headers["Content-Encoding"] == "gzip" and read.headers["ETag"] == f'"{fid}-1:gzip"'
+    r = client.patch(f"{ITEMS}/{fid}", json={"properties": {"phone": "1"}},
+                     headers=auth(tokens, **{"If-Match": read.headers["ETag"]}))
+    assert r.status_code == 200 and r.get_json()["properties"]["phone"] == "1"

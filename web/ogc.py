@@ -176,6 +176,22 @@ def collection_doc(info: CollectionInfo) -> dict[str, Any]:
     return doc
 
 
+def with_collection_paths(doc: dict[str, Any]) -> dict[str, Any]:
+    """The API document with ``/collections/<key>/items`` spelt out for every collection, each with only
+    the queryable parameters that collection takes (QGIS reads its filters from these paths; GDAL from
+    them or from the generic ``{collectionId}`` one)."""
+    generic = doc["paths"].get("/collections/{collectionId}/items", {}).get("get")
+    if generic is None:
+        return doc
+    every_filter = {name for key in features.collection_keys() for name in features.filter_names(key)}
+    for key in features.collection_keys():
+        foreign = every_filter - set(features.filter_names(key))
+        params = [p for p in generic["parameters"] if p["name"] not in foreign and p["name"] != COLLECTION.name]
+        doc["paths"][f"/collections/{key}/items"] = {"get": {**generic, "parameters": params,
+                                                             "summary": f"Features of {key}"}}
+    return doc
+
+
 # ------------------------------------------------------------------ routes
 @bp.get("/")
 @bp.get("")
@@ -204,7 +220,7 @@ def api_definition() -> ResponseReturnValue:
     ogc_args((F,))
     if wants_html():
         return redirect(url_for("openapi.docs"))
-    return json_response(openapi_document(prefix=bp.url_prefix or ""), OPENAPI)
+    return json_response(with_collection_paths(openapi_document(prefix=bp.url_prefix or "")), OPENAPI)
 
 
 @bp.get("/collections")

@@ -13,6 +13,7 @@ The grid, villages and roads are read-only: 405 with ``Allow``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -25,10 +26,10 @@ from werkzeug.exceptions import MethodNotAllowed
 from services import features, ogc_crs, ogc_edit
 from services.editing import etag
 from services.features import FeatureShape
-from web.admin import CREATE_FIELDS, EDIT_FIELDS, IF_MATCH, MAX_BODY, expected_version
+from web.admin import CREATE_FIELDS, EDIT_FIELDS, IF_MATCH, MAX_BODY
 from web.auth import require
 from web.database import get_engine
-from web.errors import BadParameter, NotFound
+from web.errors import BadParameter, NotFound, PreconditionRequired
 from web.ogc import COLLECTION, GEOJSON, json_response, url
 from web.ogc_items import FID
 from web.params import Param, operation
@@ -58,6 +59,28 @@ def _editable(key: str) -> None:
     if not features.source(key).editable:
         raise MethodNotAllowed(valid_methods=_READ_ONLY_METHODS,
                                description=f"{key} is read-only; the facility layers take POST, PUT, PATCH, DELETE")
+
+
+#: An ETag as this app sends it: ``"<id>-<version>"``, with the content coding Flask-Compress appends to a
+#: compressed response's strong ETag (``"12-3:gzip"``): clients send back what they received.
+_ETAG = re.compile(r'(?:W/)?"(\d{1,18})-(\d{1,9})(?::[a-z0-9-]{1,16})?"')
+
+
+def expected_version(fid: int) -> int | None:
+    """The version ``If-Match`` names for feature ``fid``; None when it names only other resources.
+
+    The admin API's rule (428 without If-Match or with ``*``), reading ETags as
+    they arrive from a client that took a compressed response.
+    """
+    header = request.headers.get("If-Match", "").strip()
+    if not header or header == "*":
+        raise PreconditionRequired(f"If-Match is required: send the ETag you read, e.g. If-Match: {etag(fid, 1)} "
+                                   f"(GET the feature first; * would overwrite any version)")
+    for tag in (t.strip() for t in header.split(",")):
+        match = _ETAG.fullmatch(tag)
+        if match and int(match.group(1)) == fid:
+            return int(match.group(2))
+    return None
 
 
 def _feature_id(key: str, raw: str) -> int:
