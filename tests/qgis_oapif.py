@@ -39,7 +39,8 @@ def layer(base: str, key: str) -> QgsVectorLayer:
 def describe(base: str, key: str, draw: bool) -> dict:
     """The layer as QGIS opens it; with ``draw``, the features a zoomed-out view (eastern China) fetches."""
     lyr = layer(base, key)
-    out = {"valid": lyr.isValid(), "count": lyr.featureCount(), "fields": {f.name(): f.typeName() for f in lyr.fields()}}
+    fields = {f.name(): f.typeName() for f in lyr.fields()}
+    out = {"valid": lyr.isValid(), "count": lyr.featureCount(), "fields": fields}
     if draw:
         zoomed_out = QgsFeatureRequest().setFilterRect(QgsRectangle(100, 20, 130, 45))
         out["zoomed_out"] = sum(1 for _ in lyr.getFeatures(zoomed_out))
