@@ -18,6 +18,8 @@ from geo.crs import METRIC_EPSG
 EXTENT_PX = 4096
 #: Units of geometry kept beyond each tile edge, so lines and fills join up across tiles.
 BUFFER_PX = 64
+#: WGS-84 semi-major axis, metres: the sphere radius of Web Mercator (EPSG:3857).
+WGS84_A_M = 6378137.0
 #: Degrees added around the tile when picking candidates from the WGS-84 index (about 10 m).
 _MARGIN_DEG = 0.0001
 _ENVELOPES = ("WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),"
@@ -63,16 +65,19 @@ def mvt_merged(conn: Connection, src: CollectionSource, z: int, x: int, y: int, 
     """
     if src.tile_sum_sql is None:
         raise ValueError(f"collection {src.key} declares no tile_sum_sql to merge its features by")
+    # Web Mercator by its formulas (x = R·λ, y = R·ln tan(π/4 + φ/2)) rather than ST_Transform per point:
+    # the same metres, several times faster over the tens of thousands of cells under a low-zoom tile.
     sql = (
         f"{_ENVELOPES},"
-        f" p AS (SELECT ST_Transform({src.point_sql}, 3857) AS pt, {src.tile_sum_sql} AS v"
+        f" p AS (SELECT :radius * radians(ST_X({src.point_sql})) AS mx,"
+        f"  :radius * ln(tan(pi() / 4 + radians(ST_Y({src.point_sql})) / 2)) AS my, {src.tile_sum_sql} AS v"
         f"  FROM {src.from_sql}, b4326 WHERE {src.base_where}"
         f"  AND {src.index_geom_sql} && ST_Expand(b4326.env, :margin)),"
-        " g AS (SELECT floor(ST_X(pt) / :cell) AS gx, floor(ST_Y(pt) / :cell) AS gy, sum(v)::bigint AS population,"
+        " g AS (SELECT floor(mx / :cell) AS gx, floor(my / :cell) AS gy, sum(v)::bigint AS population,"
         "  count(*) AS cells FROM p GROUP BY 1, 2),"
         " m AS (SELECT population, cells, ST_AsMVTGeom(ST_MakeEnvelope(gx * :cell, gy * :cell, (gx + 1) * :cell,"
         "  (gy + 1) * :cell, 3857), b.env, :extent, :buffer, true) AS geom FROM g, b)"
         " SELECT ST_AsMVT(m.*, :name, :extent, 'geom') FROM m WHERE m.geom IS NOT NULL")
-    params = {**_params(src, z, x, y, extent_px, buffer_px), "cell": cell_m}
+    params = {**_params(src, z, x, y, extent_px, buffer_px), "cell": cell_m, "radius": WGS84_A_M}
     data = conn.execute(text(sql), params).scalar()
     return bytes(data) if data else b""
