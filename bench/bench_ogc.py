@@ -57,7 +57,7 @@ def _pygeoapi_config(url: str, port: int) -> str:
     data = {"host": parts.hostname, "port": parts.port or 5432, "dbname": parts.path.lstrip("/"),
             "user": parts.username or "postgres", "password": parts.password or ""}
     lines = [
-        "server:", "  bind: {host: 127.0.0.1, port: %d}" % port, f"  url: http://127.0.0.1:{port}",
+        "server:", f"  bind: {{host: 127.0.0.1, port: {port}}}", f"  url: http://127.0.0.1:{port}",
         "  mimetype: application/json; charset=UTF-8", "  encoding: utf-8", "  languages: [en-US]",
         "  limits: {default_items: 100, max_items: 10000}",
         "  map: {url: 'https://tile.openstreetmap.org/{z}/{x}/{y}.png', attribution: OSM}",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -150,6 +151,16 @@ def _answer(key: str, fid: int, status: int = 200) -> Response:
     return response
 
 
+def _change(key: str, raw_id: str, change: Callable[..., dict[str, Any]]) -> Response:
+    """A replace or update: the body read, the service's change made at the If-Match version, the feature now."""
+    _editable(key)
+    fid = _feature_id(key, raw_id)
+    values, geometry, _ = _read(_body())
+    change(get_engine(), key, fid, values, geometry, crs_uri=_content_crs(), expected_version=expected_version(fid),
+           actor=g.token.actor)
+    return _answer(key, fid)
+
+
 @bp.post("/collections/<collectionId>/items")
 @operation("Create a feature (editor token; facility layers)", "ogc", (COLLECTION, CONTENT_CRS), security=True,
            request_body=_BODY, responses={"201": {"description": "Created; Location names it", "headers": {
@@ -171,12 +182,7 @@ def create(collectionId: str) -> ResponseReturnValue:  # noqa: N803 - the standa
            security=True, request_body=_BODY, responses={**_CHANGED, **errors(400, 401, 403, 404, 409, 412, 428, 503)})
 @require("editor")
 def replace(collectionId: str, featureId: str) -> ResponseReturnValue:  # noqa: N803 - the standard's names
-    _editable(collectionId)
-    fid = _feature_id(collectionId, featureId)
-    values, geometry, _ = _read(_body())
-    ogc_edit.replace(get_engine(), collectionId, fid, values, geometry, crs_uri=_content_crs(),
-                     expected_version=expected_version(fid), actor=g.token.actor)
-    return _answer(collectionId, fid)
+    return _change(collectionId, featureId, ogc_edit.replace)
 
 
 @bp.patch("/collections/<collectionId>/items/<featureId>")
@@ -185,12 +191,7 @@ def replace(collectionId: str, featureId: str) -> ResponseReturnValue:  # noqa: 
            responses={**_CHANGED, **errors(400, 401, 403, 404, 409, 412, 428, 503)})
 @require("editor")
 def update(collectionId: str, featureId: str) -> ResponseReturnValue:  # noqa: N803 - the standard's names
-    _editable(collectionId)
-    fid = _feature_id(collectionId, featureId)
-    values, geometry, _ = _read(_body())
-    ogc_edit.update(get_engine(), collectionId, fid, values, geometry, crs_uri=_content_crs(),
-                    expected_version=expected_version(fid), actor=g.token.actor)
-    return _answer(collectionId, fid)
+    return _change(collectionId, featureId, ogc_edit.update)
 
 
 @bp.delete("/collections/<collectionId>/items/<featureId>")
