@@ -44,6 +44,7 @@ def test_unknown_query_parameters_are_400_naming_them(client, url, parameter):
 @pytest.mark.parametrize("url,parameter", [
     ("/ogc/collections?f=", "f"), (f"{ITEMS}?limit=", "limit"), (f"{ITEMS}?status=AAA", "status"),
     ("/export/parking.geojson?updated_since=", "updated_since"), ("/api/coverage?layer=parking&as_of=", "as_of"),
+    ("/api/coverage?layer=parking&lang=", "lang"),
     ("/api/gaps?layer=parking&limit=", "limit"), ("/api/search?q=站&limit=", "limit"),
 ])
 def test_empty_or_out_of_enum_values_are_400_naming_the_parameter(client, url, parameter):

@@ -13,6 +13,8 @@ import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
 
+from web import create_app
+
 EXTENT = 4096
 
 
@@ -167,3 +169,15 @@ def test_ogc_tiles_metadata_leads_to_the_same_tile(client):
 def test_tiles_are_open_to_other_origins(client):
     r = client.get("/tiles/parking/6/53/25.mvt", headers={"Origin": "http://maps.example"})
     assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_cors_origins_are_configurable(database_url):
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True, "CORS_ORIGINS": ["https://maps.example.cn"]})
+    client = app.test_client()
+    allowed = client.get("/ogc/collections", headers={"Origin": "https://maps.example.cn"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://maps.example.cn"
+    assert "Origin" in allowed.headers["Vary"]
+    other = client.get("/ogc/collections", headers={"Origin": "https://elsewhere.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    admin = client.get("/api/admin/facilities/1", headers={"Origin": "https://maps.example.cn"})
+    assert "Access-Control-Allow-Origin" not in admin.headers
