@@ -179,7 +179,14 @@ def collection_doc(info: CollectionInfo) -> dict[str, Any]:
 def with_collection_paths(doc: dict[str, Any]) -> dict[str, Any]:
     """The API document with ``/collections/<key>/items`` spelt out for every collection, each with only
     the queryable parameters that collection takes (QGIS reads its filters from these paths; GDAL from
-    them or from the generic ``{collectionId}`` one)."""
+    them or from the generic ``{collectionId}`` one), every query parameter ``style: form, explode: false``
+    (what QGIS looks for)."""
+    for operations in doc["paths"].values():
+        for op in operations.values():
+            for param in op.get("parameters", []):
+                if param.get("in") == "query":
+                    param.setdefault("style", "form")
+                    param.setdefault("explode", False)
     generic = doc["paths"].get("/collections/{collectionId}/items", {}).get("get")
     if generic is None:
         return doc

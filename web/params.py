@@ -146,7 +146,7 @@ class Param:
         doc: dict[str, Any] = {"name": self.name, "in": self.location,
                                "required": self.required or self.location == "path",
                                "description": self.description, "schema": self.schema()}
-        if self.location == "query":  # form, not exploded: how OGC clients (QGIS) recognise queryable parameters
+        if self.type in ("bbox", "numbers"):
             doc.update(style="form", explode=False)
         if self.clamp:
             doc["description"] += f" Values above {self.maximum:g} are served at {self.maximum:g}."
