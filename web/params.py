@@ -92,8 +92,8 @@ class Param:
             raise BadParameter(f"{self.name} was given {len(values)} times; give it once", parameter=self.name)
         raw = None if not values or values[0] is None else str(values[0]).strip()
         if raw == "" and blank == "error":
-            raise BadParameter(f"{self.name} was empty; give a value or leave the parameter out", parameter=self.name,
-                               allowed=self._allowed())
+            hint = "it is required" if self.required else "give a value or leave the parameter out"
+            raise BadParameter(f"{self.name} was empty; {hint}", parameter=self.name, allowed=self._allowed())
         if not raw:
             if self.required:
                 raise BadParameter(f"{self.name} is required", parameter=self.name, allowed=self._allowed())
