@@ -47,6 +47,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
                  _cmd("bench.bench_planning", "--runs", "1", "--exact-seconds", "30")),
     "load": (_cmd("bench.bench_load"), _cmd("bench.bench_load", "--seconds", "15", "--ref-seconds", "5",
                                             "--heavy-seconds", "8")),
+    "ogc": (_cmd("bench.bench_ogc", "--runs", "30"), _cmd("bench.bench_ogc", "--runs", "5")),
 }
 
 
@@ -204,9 +205,8 @@ def rows_planning(d):
              met["network_under_3s"] and met["network_half_pgrouting"] and met["network_within_0_1"], d["command"])]
 
 
-ADAPTERS = {"planning": rows_planning,
-            "etl": rows_etl, "nearest": rows_nearest, "coverage": rows_coverage, "suggest": rows_suggest,
-            "page": rows_page, "export": rows_export, "scaling": rows_scaling, "load": rows_load}
+ADAPTERS = {"planning": rows_planning, "etl": rows_etl, "nearest": rows_nearest, "coverage": rows_coverage,
+            "suggest": rows_suggest, "page": rows_page, "export": rows_export, "scaling": rows_scaling, "load": rows_load, "ogc": rows_ogc}
 
 
 def table(rows: list[dict]) -> str:

@@ -1,94 +1,69 @@
 """The feature collections that leave the system: their SQL, streamed, paged, counted and measured.
 
-A collection is a facility layer (its record in :mod:`layers` says where it
-is stored: ``table``, ``id_field``, ``geometry_field``, ``capacity_field``)
-or the ``population`` demand grid (declared here, next to its SQL). Each is
-read through one :class:`CollectionSource`: SQL fragments made from those
-code constants, never from a request. Every request value (layer, district,
-bbox, dates, limits, filters) is a bound parameter.
+What each collection is made of is declared in :mod:`db.feature_sources`
+(SQL fragments from code constants, never from a request); this module
+builds the queries. Every request value (layer, district, bbox, dates,
+limits, filters, CRS) is a bound parameter; a CQL2 filter arrives parsed
+and is turned into SQL by :mod:`db.cql`, with its literals bound too.
 
 Large results are streamed: rows come through a server-side cursor
 (``stream_results`` with ``yield_per``) and GeoJSON features are built by
 PostgreSQL (``json_build_object`` + ``ST_AsGeoJSON``), so Python only joins
-text. Geometry is WGS-84 (EPSG:4326) throughout; population cells are squares
-of ``resolution_m`` metres drawn in the metric CRS (``geo.crs.METRIC_EPSG``)
-and converted to WGS-84.
+text. Geometry is stored in WGS-84 (EPSG:4326); an OGC client may ask for
+it in another CRS (:class:`OutputCrs`: transformed by PostGIS, axes in the
+CRS's own order).
 """
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Row
 
+from db import cql
+from db.feature_sources import (
+    POPULATION,
+    ROADS,
+    VILLAGE,
+    CollectionSource,
+    collection_keys,
+    facility_source,
+    source_for,
+)
 from geo.crs import METRIC_EPSG
-from layers import LAYERS
-from layers.model import Layer
 
-#: The demand grid's collection key (not a facility layer).
-POPULATION = "population"
-#: Decimal places of GeoJSON coordinates (1e-7 degrees ≈ 1 cm).
+__all__ = ["BATCH_ROWS", "COORD_DECIMALS", "POPULATION", "ROADS", "VILLAGE", "CollectionSource", "FeatureQuery",
+           "FeatureShape", "OutputCrs", "collection_keys", "count", "extent", "facility_source", "feature",
+           "geojson_batches", "has_synthetic", "page", "row_batches", "source_for"]
+
+#: Decimal places of GeoJSON coordinates in degrees (1e-7 degrees ≈ 1 cm).
 COORD_DECIMALS = 7
+#: Decimal places of coordinates in metres (projected CRSs): millimetres.
+METRE_DECIMALS = 3
 #: Rows fetched per round trip from the server-side cursor.
 BATCH_ROWS = 5000
 
 
 @dataclass(frozen=True)
-class CollectionSource:
-    """How to read one collection: SQL fragments fixed in code, never from a request.
+class OutputCrs:
+    """A CRS coordinates are written (or a filter's geometry is read) in.
 
-    Attributes
-    ----------
-    key : str
-        Collection key (a layer key or ``population``).
-    from_sql : str
-        ``FROM`` clause with alias ``t``.
-    base_where : str
-        Predicate always applied (may use the bound ``:layer``).
-    id_sql : str
-        Expression for the feature id (an integer).
-    geom_sql : str
-        Expression for the feature geometry, EPSG:4326 (may use the bound ``:metric_srid``).
-    point_sql : str
-        Expression for a representative point, EPSG:4326 (CSV longitude/latitude).
-    index_geom_sql : str
-        GiST-indexed column (EPSG:4326) used for bbox and tile filters.
-    props : tuple of (name, sql)
-        Output property names and their expressions, in column order.
-    types : mapping
-        Property name → ``integer``, ``number`` or ``boolean`` where file formats must know it.
-    filters : mapping
-        Simple property filters: query name → column expression (equality).
-    tile_props : tuple of str
-        The properties a vector tile carries (kept small: the full record is one click away).
-    geometry_type : str
-        How files write the geometry: ``Point``, ``Polygon`` or ``MultiPolygon``.
-    updated_sql, date_sql : str or None
-        Columns behind ``updated_since`` and the opened-date (OGC ``datetime``) filter.
+    ``srid`` is the EPSG code PostGIS transforms with; ``flip`` says the CRS's
+    first axis is latitude or northing (EPSG:4326, EPSG:4490, EPSG:4548), so
+    positions are written in that order; ``decimals`` rounds them (7 for
+    degrees, 3 for metres).
     """
 
-    key: str
-    from_sql: str
-    base_where: str
-    id_sql: str
-    geom_sql: str
-    point_sql: str
-    index_geom_sql: str
-    props: tuple[tuple[str, str], ...]
-    types: Mapping[str, str]
-    filters: Mapping[str, str]
-    tile_props: tuple[str, ...]
-    geometry_type: str
-    updated_sql: str | None = None
-    date_sql: str | None = None
+    srid: int = 4326
+    flip: bool = False
+    decimals: int = COORD_DECIMALS
 
-    @property
-    def prop_names(self) -> list[str]:
-        return [name for name, _ in self.props]
+
+#: WGS-84 longitude/latitude (CRS84): the storage CRS and RFC 7946's.
+CRS84 = OutputCrs()
 
 
 @dataclass(frozen=True)
@@ -100,13 +75,18 @@ class FeatureQuery:
     district : str or None
         District adcode.
     bbox : (minlon, minlat, maxlon, maxlat) or None
-        Degrees, WGS-84; features whose indexed geometry intersects it.
+        Degrees, WGS-84; features whose indexed geometry intersects it. A box
+        whose minlon is greater than its maxlon crosses the antimeridian.
     updated_since : datetime or None
-        Facilities changed at or after this time (ignored for ``population``).
+        Facilities changed at or after this time (ignored where a collection has no such time).
     date_from, date_to : date or None
-        Inclusive range on the opened date (OGC ``datetime``); the grid has no dates, so it matches nothing.
+        Inclusive range on the opened date (OGC ``datetime``); a collection without dates matches nothing.
     equals : dict
         Simple property filters (names from :attr:`CollectionSource.filters`).
+    filter : pygeofilter AST node or None
+        A parsed CQL2 filter (:mod:`db.cql` turns it into SQL with bound literals).
+    filter_crs : OutputCrs
+        The CRS of the filter's geometry literals.
     """
 
     district: str | None = None
@@ -115,82 +95,41 @@ class FeatureQuery:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     equals: Mapping[str, str] = field(default_factory=dict)
+    filter: Any = None
+    filter_crs: OutputCrs = CRS84
 
 
-# ------------------------------------------------------------------ the sources
-def _ident(name: str) -> str:
-    """A table or column name from the registry, checked to be a plain SQL identifier."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise ValueError(f"{name!r} is not a plain SQL identifier (lower-case letters, digits, underscores)")
-    return name
+@dataclass(frozen=True)
+class FeatureShape:
+    """How features are written: which properties, with or without geometry, in which CRS, in which order.
 
+    ``properties`` None means all; ``sort`` is (property, descending) pairs,
+    the id breaking ties; ``strip_nulls`` leaves out properties whose value
+    is null (so each value present matches the published schema's type).
+    """
 
-def facility_source(layer: Layer) -> CollectionSource:
-    """The source of a facility layer, from the storage facts on its registry record."""
-    t = "t."
-    capacity = t + _ident(layer.capacity_field) if layer.capacity_field else "NULL::integer"
-    props = (
-        ("id", t + _ident(layer.id_field)), ("layer", "t.layer"), ("source_id", "t.source_id"),
-        ("kind", "t.kind"), ("name", "t.name"), ("address", "t.address"), ("phone", "t.phone"),
-        ("opening_hours", "t.opening_hours"), ("capacity", capacity), ("opened_on", "t.opened_on"),
-        ("status", "t.status"), ("district", "t.district_adcode"), ("district_name", "d.name_zh"),
-        ("synthetic", "t.synthetic"), ("updated_at", "t.updated_at"),
-    )
-    geom = t + _ident(layer.geometry_field)
-    return CollectionSource(
-        key=layer.key,
-        from_sql=f"{_ident(layer.table)} t LEFT JOIN district d ON d.adcode = t.district_adcode",
-        base_where="t.layer = :layer AND t.status = 'active'",
-        id_sql=t + _ident(layer.id_field), geom_sql=geom, point_sql="t.point", index_geom_sql=geom,
-        props=props,
-        types={"id": "integer", "capacity": "integer", "synthetic": "boolean"},
-        filters={"district": "t.district_adcode", "kind": "t.kind", "name": "t.name",
-                 "source_id": "t.source_id", "status": "t.status"},
-        tile_props=("name", "kind", "capacity", "district", "synthetic"),
-        geometry_type="MultiPolygon" if layer.geometry_kind == "polygon" else "Point",
-        updated_sql="t.updated_at", date_sql="t.opened_on",
-    )
-
-
-#: The cell square: centre (x_m, y_m) ± resolution_m / 2 in the metric CRS, as WGS-84.
-_CELL_SQUARE = ("ST_Transform(ST_MakeEnvelope(t.x_m - t.resolution_m / 2, t.y_m - t.resolution_m / 2,"
-                " t.x_m + t.resolution_m / 2, t.y_m + t.resolution_m / 2, :metric_srid), 4326)")
-_CELL_CLASS = "CASE WHEN t.urban THEN 'urban' ELSE 'rural' END"
-
-#: The demand grid: one square cell per row of ``demand_cell``, with its people and urban/rural class.
-POPULATION_SOURCE = CollectionSource(
-    key=POPULATION,
-    from_sql="demand_cell t LEFT JOIN district d ON d.adcode = t.district_adcode",
-    base_where="TRUE",
-    id_sql="t.id", geom_sql=_CELL_SQUARE, point_sql="t.geom", index_geom_sql="t.geom",
-    props=(("id", "t.id"), ("cell_id", "t.cell_id"), ("population", "t.population"),
-           ("district", "t.district_adcode"), ("district_name", "d.name_zh"), ("class", _CELL_CLASS),
-           ("resolution_m", "t.resolution_m"), ("synthetic", "t.synthetic")),
-    types={"id": "integer", "population": "integer", "resolution_m": "number", "synthetic": "boolean"},
-    filters={"district": "t.district_adcode", "cell_id": "t.cell_id", "class": _CELL_CLASS},
-    tile_props=("cell_id", "population", "class", "district"),
-    geometry_type="Polygon",
-)
-
-
-def collection_keys() -> tuple[str, ...]:
-    """Every collection: the registry's layers, then ``population``."""
-    return (*LAYERS, POPULATION)
-
-
-def source_for(key: str) -> CollectionSource:
-    """The :class:`CollectionSource` of ``key``; ``KeyError`` names the allowed keys."""
-    if key == POPULATION:
-        return POPULATION_SOURCE
-    layer = LAYERS.get(key)
-    if layer is None:
-        raise KeyError(f"collection was {key!r} but is expected to be one of {', '.join(collection_keys())}")
-    return facility_source(layer)
+    properties: Sequence[str] | None = None
+    geometry: bool = True
+    crs: OutputCrs = CRS84
+    sort: Sequence[tuple[str, bool]] = ()
+    strip_nulls: bool = False
 
 
 # ------------------------------------------------------------------ SQL building
 def _base_params(src: CollectionSource) -> dict[str, Any]:
     return {"layer": src.key, "metric_srid": METRIC_EPSG}
+
+
+def _bbox_clause(src: CollectionSource, box: tuple[float, float, float, float], params: dict[str, Any]) -> str:
+    """Features meeting a lon/lat box; one crossing the antimeridian (minlon > maxlon) is two boxes."""
+    x1, y1, x2, y2 = box
+    parts = [(x1, x2)] if x1 <= x2 else [(x1, 180.0), (-180.0, x2)]
+    clauses = []
+    for i, (a, b) in enumerate(parts):
+        params.update({f"bx{i}a": a, f"bx{i}b": b, "by1": y1, "by2": y2})
+        env = f"ST_MakeEnvelope(:bx{i}a, :by1, :bx{i}b, :by2, 4326)"
+        clauses.append(f"({src.index_geom_sql} && {env} AND ST_Intersects({src.index_geom_sql}, {env}))")
+    return "(" + " OR ".join(clauses) + ")"
 
 
 def _where(src: CollectionSource, q: FeatureQuery) -> tuple[str, dict[str, Any]]:
@@ -207,13 +146,14 @@ def _where(src: CollectionSource, q: FeatureQuery) -> tuple[str, dict[str, Any]]
         clauses.append(f"{column} = :eq{i}")
         params[f"eq{i}"] = value
     if q.bbox:
-        clauses.append(f"{src.index_geom_sql} && ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326)"
-                       f" AND ST_Intersects({src.index_geom_sql}, ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326))")
-        params.update(dict(zip(("x1", "y1", "x2", "y2"), q.bbox, strict=True)))
+        clauses.append(_bbox_clause(src, q.bbox, params))
     if q.updated_since and src.updated_sql:
         clauses.append(f"{src.updated_sql} >= :updated_since")
         params["updated_since"] = q.updated_since
     clauses += _date_clauses(src, q, params)
+    if q.filter is not None:
+        clauses.append(cql.to_sql(q.filter, cql.Target(src.columns, src.types, src.index_geom_sql,
+                                                         q.filter_crs.srid, q.filter_crs.flip), params))
     return " AND ".join(clauses), params
 
 
@@ -221,7 +161,7 @@ def _date_clauses(src: CollectionSource, q: FeatureQuery, params: dict[str, Any]
     if not (q.date_from or q.date_to):
         return []
     if src.date_sql is None:
-        return ["FALSE"]  # the grid has no dates: a datetime filter matches nothing
+        return ["FALSE"]  # no dates: a datetime filter matches nothing
     out = []
     if q.date_from:
         out.append(f"{src.date_sql} >= :date_from")
@@ -232,12 +172,37 @@ def _date_clauses(src: CollectionSource, q: FeatureQuery, params: dict[str, Any]
     return out
 
 
-def _feature_sql(src: CollectionSource) -> str:
-    """SQL expression for one GeoJSON Feature as text (RFC 7946, WGS-84)."""
-    props = ", ".join(f"'{name}', {expr}" for name, expr in src.props if name != "id")
-    return (f"json_build_object('type', 'Feature', 'id', {src.id_sql},"
-            f" 'geometry', ST_AsGeoJSON({src.geom_sql}, {COORD_DECIMALS})::json,"
-            f" 'properties', json_build_object({props}))::text")
+def _geometry_sql(src: CollectionSource, crs: OutputCrs) -> str:
+    """The geometry as GeoJSON in ``crs`` (bound ``:out_srid``), axes in the CRS's order, no ``crs`` member."""
+    geom = src.geom_sql if crs.srid == 4326 else f"ST_Transform({src.geom_sql}, :out_srid)"
+    if crs.flip:
+        geom = f"ST_FlipCoordinates({geom})"
+    return f"ST_AsGeoJSON({geom}, {int(crs.decimals)}, 0)::json"
+
+
+def _feature_sql(src: CollectionSource, shape: FeatureShape | None = None) -> str:
+    """SQL expression for one GeoJSON Feature as text (RFC 7946 in CRS84 unless ``shape`` says another CRS)."""
+    shape = shape or FeatureShape()
+    wanted = set(shape.properties) if shape.properties is not None else None
+    props = ", ".join(f"'{name}', {expr}" for name, expr in src.props
+                      if name != "id" and (wanted is None or name in wanted))
+    properties = f"json_build_object({props})" if props else "'{}'::json"
+    if shape.strip_nulls:
+        properties = f"json_strip_nulls({properties})"
+    geometry = _geometry_sql(src, shape.crs) if shape.geometry else "NULL::json"
+    return (f"json_build_object('type', 'Feature', 'id', {src.id_sql}, 'geometry', {geometry},"
+            f" 'properties', {properties})::text")
+
+
+def _order_sql(src: CollectionSource, sort: Sequence[tuple[str, bool]]) -> str:
+    """ORDER BY keys: the requested properties (names checked against the source), then the id."""
+    columns = src.columns
+    keys = []
+    for name, descending in sort:
+        if name not in columns:
+            raise KeyError(f"cannot sort by {name!r}; properties: {', '.join(columns)}")
+        keys.append(f"{columns[name]} {'DESC' if descending else 'ASC'}")
+    return ", ".join([*keys, src.id_sql])
 
 
 def _stream(conn: Connection, sql: str, params: dict[str, Any], batch: int) -> Iterator[list[Row[Any]]]:
@@ -279,23 +244,29 @@ def count(conn: Connection, src: CollectionSource, query: FeatureQuery | None = 
     return int(conn.execute(text(f"SELECT count(*) FROM {src.from_sql} WHERE {where}"), params).scalar_one())
 
 
-def page(conn: Connection, src: CollectionSource, query: FeatureQuery | None, *, limit: int,
-         offset: int) -> list[str]:
-    """One page of GeoJSON Feature texts (WGS-84), ordered by id."""
+def page(conn: Connection, src: CollectionSource, query: FeatureQuery | None, *, limit: int, offset: int,
+         shape: FeatureShape | None = None) -> list[str]:
+    """One page of GeoJSON Feature texts, ordered by ``shape.sort`` then id (by id when none)."""
+    shape = shape or FeatureShape()
     where, params = _where(src, query or FeatureQuery())
-    params.update(limit=limit, offset=offset)
+    params.update(limit=limit, offset=offset, out_srid=shape.crs.srid)
+    order = _order_sql(src, shape.sort)
     # The page's ids first, so the features skipped by OFFSET are never built.
-    sql = (f"SELECT {_feature_sql(src)} FROM {src.from_sql} WHERE {src.id_sql} IN ("
-           f"SELECT {src.id_sql} FROM {src.from_sql} WHERE {where} ORDER BY {src.id_sql}"
-           f" LIMIT :limit OFFSET :offset) ORDER BY {src.id_sql}")
+    sql = (f"SELECT {_feature_sql(src, shape)} FROM {src.from_sql} WHERE {src.id_sql} IN ("
+           f"SELECT {src.id_sql} FROM {src.from_sql} WHERE {where} ORDER BY {order}"
+           f" LIMIT :limit OFFSET :offset) ORDER BY {order}")
     return [r[0] for r in conn.execute(text(sql), params)]
 
 
-def feature(conn: Connection, src: CollectionSource, feature_id: int) -> str | None:
-    """One GeoJSON Feature text (WGS-84) by id, or None."""
-    sql = f"SELECT {_feature_sql(src)} FROM {src.from_sql} WHERE {src.base_where} AND {src.id_sql} = :fid"
-    row = conn.execute(text(sql), {**_base_params(src), "fid": feature_id}).first()
-    return row[0] if row else None
+def feature(conn: Connection, src: CollectionSource, feature_id: int,
+            shape: FeatureShape | None = None) -> tuple[str, int | None] | None:
+    """One GeoJSON Feature text by id and its row version (None where the source has none), or None."""
+    shape = shape or FeatureShape()
+    version = src.version_sql or "NULL::integer"
+    sql = (f"SELECT {_feature_sql(src, shape)}, {version} FROM {src.from_sql}"
+           f" WHERE {src.base_where} AND {src.id_sql} = :fid")
+    row = conn.execute(text(sql), {**_base_params(src), "fid": feature_id, "out_srid": shape.crs.srid}).first()
+    return (row[0], row[1]) if row else None
 
 
 def extent(conn: Connection, src: CollectionSource) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 # Make sure the Debian packages the project needs are present.
 #   scripts/system-deps.sh demo   PostgreSQL + PostGIS + pgRouting (via pgcluster.py), Node.js/npm, nginx (the
 #                                 serving front before gunicorn)
-#   scripts/system-deps.sh test   the above plus GDAL (ogrinfo) and Chromium for the browser tests
+#   scripts/system-deps.sh test   the above plus GDAL (ogrinfo), Chromium for the browser tests and QGIS
+#                                 (qgis, python3-qgis: the OGC API client test drives QGIS headless with
+#                                 the system python3, about 4 minutes to install the first time)
 # Installs what is missing with apt-get when allowed (root, or password-less sudo);
 # otherwise prints the exact command and fails.
 set -euo pipefail
@@ -23,6 +25,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium); fc-list 2>/dev/null | g
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
   command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  [ -e /usr/lib/python3/dist-packages/qgis/core/__init__.py ] || need+=(qgis python3-qgis)
 fi
 if [ "$mode" = bench ]; then
   command -v ogr2ogr >/dev/null 2>&1 || need+=(gdal-bin)

@@ -40,3 +40,7 @@ class VersionMismatch(Conflict):
 
 class TooMuchWork(ServiceError):
     """The request would take more than the per-request bound; ``limit`` says which bound."""
+
+
+class StorageFull(ServiceError):
+    """The server has no room to build the answer (a full disk or quota); nothing was sent half-written."""

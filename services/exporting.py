@@ -2,27 +2,36 @@
 
 The formats are registered in :data:`FORMATS` (the writers live in
 :mod:`formats`). GeoJSON and CSV stream from a server-side cursor; the other
-formats are written to a file batch by batch. Coordinates are WGS-84
-(EPSG:4326) degrees, except ``crs=gcj02``: non-standard GeoJSON for AMap
-front ends, which says so. Synthetic data is labelled in every format.
+formats are written to a file batch by batch, in a folder of its own under
+the export directory (``MINSHENG_EXPORT_DIR``, else the system's temporary
+folder). Once written, the file is opened and its folder removed at once:
+the open handle is what is sent, so nothing is left behind however the
+response ends, and the space returns when the handle closes. A full disk or
+quota is :class:`~services.errors.StorageFull` (507), never a half file.
+
+XLSX is bounded (:data:`XLSX_ROW_CAP` rows, checked by a count before any
+work): the population grid as a spreadsheet took half a minute. Coordinates
+are WGS-84 (EPSG:4326) degrees, except ``crs=gcj02``: non-standard GeoJSON
+for AMap front ends, which says so. Synthetic data is labelled in every format.
 """
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import shutil
 import tempfile
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy.engine import Connection, Engine
 
 from db import features as db_features
 from db.features import CollectionSource, FeatureQuery
 from formats import geojson, tabular, vector
-from formats.errors import FormatError
-from services.errors import InvalidRequest, TooMuchWork
+from formats.errors import FormatError, OutOfSpace
+from services.errors import InvalidRequest, StorageFull, TooMuchWork
 from services.features import collection_keys, title
 
 Rows = list[dict[str, Any]]
@@ -39,10 +48,16 @@ WGS84_NOTE = ("Coordinates: WGS-84 (EPSG:4326) longitude/latitude in degrees; lo
               "each feature's representative point.")
 
 
+#: Most rows an XLSX export builds (a spreadsheet of the whole grid took 35 s; CSV and GeoPackage have no cap).
+XLSX_ROW_CAP = 25_000
+#: errno values that mean the disk (or the user's quota, or a file size limit) is full.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def table_columns(src: CollectionSource) -> list[str]:
-    """CSV/XLSX columns: the properties, longitude/latitude, and WKT for polygon collections."""
+    """CSV/XLSX columns: the properties, longitude/latitude, and WKT for polygon and line collections."""
     cols = src.prop_names + ["longitude", "latitude"]
-    if src.geometry_type == "MultiPolygon":
+    if src.geometry_type in ("MultiPolygon", "LineString"):
         cols.append("wkt")
     return cols
 
@@ -109,30 +124,33 @@ FORMATS: dict[str, ExportFormat] = {f.key: f for f in (
 
 @dataclass(frozen=True)
 class Download:
-    """One export ready to send: streamed ``chunks`` of text, or a file at ``path``.
+    """One export ready to send: streamed ``chunks`` of text, or an open ``file`` of ``size`` bytes.
 
     ``coordinate_system`` and ``crs_note`` are set when the coordinates are
-    not WGS-84 (GCJ-02), so the response can say so. A file lives in a
-    temporary directory of its own: call :meth:`discard` once it is sent.
+    not WGS-84 (GCJ-02), so the response can say so. The file is already
+    unlinked from the disk: closing it (the response does) frees its space.
     """
 
     filename: str
     media_type: str
     chunks: Iterator[str] | None = None
-    path: Path | None = None
+    file: IO[bytes] | None = None
+    size: int | None = None
     coordinate_system: str | None = None
     crs_note: str | None = None
-
-    def discard(self) -> None:
-        """Remove the file and its temporary directory (streamed downloads have none)."""
-        if self.path is not None:
-            shutil.rmtree(self.path.parent, ignore_errors=True)
 
 
 def filename(name: str, fmt: str, *, today: dt.date | None = None) -> str:
     """``<name>_<YYYY-MM-DD>.<ext>``: the collection (or report) and the date, as a download's file name."""
     ext = FORMATS[fmt].extension if fmt in FORMATS else fmt
     return f"{name}_{(today or dt.date.today()).isoformat()}.{ext}"
+
+
+def describe(key: str, fmt: str, *, crs: str = "wgs84") -> tuple[str, str]:
+    """The file name and media type a download would have, checked, without reading or building anything
+    (what ``HEAD`` answers)."""
+    _, spec = _checked(key, fmt, crs)
+    return filename(key, fmt), spec.media_type
 
 
 def _checked(key: str, fmt: str, crs: str) -> tuple[CollectionSource, ExportFormat]:
@@ -189,14 +207,52 @@ def _write(conn: Connection, src: CollectionSource, spec: ExportFormat, path: Pa
             for chunk in _text(conn, src, spec.key, query, crs):
                 fh.write(chunk)
         return None
+    if spec.key == "xlsx":
+        rows = db_features.count(conn, src, query)
+        if rows > XLSX_ROW_CAP:
+            raise TooMuchWork(f"an XLSX export builds at most {XLSX_ROW_CAP:,} rows and this one has {rows:,}: "
+                              "filter it (district, bbox) or use csv, gpkg or geojson, which have no cap",
+                              parameter="format", allowed=["csv", "gpkg", "geojson", "shp"])
     try:
         return spec.writer(conn, src, db_features.row_batches(conn, src, query), path)
     except FormatError as exc:
         raise TooMuchWork(str(exc), parameter="format", allowed=[k for k in FORMATS if k != spec.key]) from exc
 
 
+def _no_space(exc: BaseException) -> bool:
+    return isinstance(exc, OutOfSpace) or (isinstance(exc, OSError) and exc.errno in NO_SPACE)
+
+
+def _built(engine: Engine, src: CollectionSource, spec: ExportFormat, name: str, query: FeatureQuery | None,
+           crs: str, workdir: str | None) -> tuple[IO[bytes], int]:
+    """Write the file in a folder of its own, open it, remove the folder; the open handle and its size."""
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="minsheng-export-", dir=workdir or None))
+    except OSError as exc:
+        if _no_space(exc):
+            raise _storage_full(exc) from None
+        raise
+    try:
+        with engine.connect() as conn:
+            _write(conn, src, spec, tmp / name, query, crs)
+        handle = open(tmp / name, "rb")  # noqa: SIM115 - the response closes it
+        return handle, (tmp / name).stat().st_size
+    except (OSError, OutOfSpace) as exc:
+        if _no_space(exc):
+            raise _storage_full(exc) from None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _storage_full(exc: BaseException) -> StorageFull:
+    return StorageFull(f"the server has no room to build this export ({str(exc)[:120]}); nothing was sent. Try "
+                       "again later, or take it as geojson or csv, which stream without a file",
+                       parameter="format", allowed=["geojson", "csv"])
+
+
 def download(engine: Engine, key: str, fmt: str, query: FeatureQuery | None = None, *,
-             crs: str = "wgs84") -> Download:
+             crs: str = "wgs84", workdir: str | None = None) -> Download:
     """One collection in one format, ready to send.
 
     Parameters
@@ -210,12 +266,18 @@ def download(engine: Engine, key: str, fmt: str, query: FeatureQuery | None = No
         Filters: district, bbox (WGS-84 degrees), updated_since.
     crs : str
         ``wgs84``, or ``gcj02`` (GeoJSON only).
+    workdir : str, optional
+        Where files are built (default: the system's temporary folder).
 
     Returns
     -------
     Download
         Streamed text for GeoJSON and CSV (the connection is held while it
-        streams); a file in a temporary directory for the others.
+        streams); an open, already unlinked file for the others.
+
+    Raises
+    ------
+    InvalidRequest, TooMuchWork (XLSX over :data:`XLSX_ROW_CAP` rows), StorageFull (no room on disk)
     """
     src, spec = _checked(key, fmt, crs)
     name = filename(key, fmt)
@@ -224,14 +286,8 @@ def download(engine: Engine, key: str, fmt: str, query: FeatureQuery | None = No
         chunks = _stream(engine, src, fmt, query, crs)
         next(chunks)
         return Download(name, spec.media_type, chunks=chunks, coordinate_system=system, crs_note=note)
-    tmp = Path(tempfile.mkdtemp(prefix="minsheng-export-"))
-    try:
-        with engine.connect() as conn:
-            _write(conn, src, spec, tmp / name, query, crs)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Download(name, spec.media_type, path=tmp / name, coordinate_system=system, crs_note=note)
+    handle, size = _built(engine, src, spec, name, query, crs, workdir)
+    return Download(name, spec.media_type, file=handle, size=size, coordinate_system=system, crs_note=note)
 
 
 def write_file(engine: Engine, key: str, fmt: str, path: Path, query: FeatureQuery | None = None, *,

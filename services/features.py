@@ -1,9 +1,12 @@
-"""The feature collections: what each one is, its extent, and its items (OGC API – Features).
+"""The feature collections: what each one is, its extent, its items and its schema (OGC API – Features).
 
-Collections are the registry's facility layers and the ``population`` demand
-grid (:func:`collection_keys`). Features are GeoJSON texts built by PostGIS
-in WGS-84 (EPSG:4326) degrees; this module decides which, and the web layer
-adds links and renders JSON or HTML.
+Collections are the registry's facility layers, the ``population`` demand
+grid, the ``village`` points and the ``roads`` network (:func:`collection_keys`).
+Features are GeoJSON texts built by PostGIS, in CRS84 (WGS-84 degrees,
+longitude first) unless the caller asks for another CRS
+(:mod:`services.ogc_crs`); this module decides which, and the web layer adds
+links and renders JSON or HTML. :func:`queryables` and :func:`schema` are
+the JSON Schemas of a collection's properties, typed from its declaration.
 """
 from __future__ import annotations
 
@@ -13,13 +16,14 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection, Engine
 
 from db import features as db_features
-from db.features import POPULATION, CollectionSource, FeatureQuery
+from db.features import POPULATION, ROADS, VILLAGE, CollectionSource, FeatureQuery, FeatureShape
 from geo.crs import METRIC_EPSG
 from layers import LAYERS
 from services.errors import NotFound
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_OFFSET", "POPULATION", "CollectionInfo", "FeatureQuery", "ItemsPage",
-           "collection", "collection_keys", "collections", "filter_names", "item", "items", "source", "title"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_OFFSET", "POPULATION", "ROADS", "VILLAGE", "CollectionInfo",
+           "FeatureQuery", "FeatureShape", "ItemsPage", "collection", "collection_keys", "collections",
+           "filter_names", "item", "items", "source", "title"]
 
 #: Most features on one page of items, and the page size when none is asked for.
 MAX_LIMIT = 10_000
@@ -57,8 +61,13 @@ class ItemsPage:
     synthetic: bool
 
 
+#: Titles of the collections that are not facility layers: (Chinese, English).
+OTHER_TITLES = {POPULATION: ("人口格网（合成）", "Population grid (synthetic)"), VILLAGE: ("行政村", "Villages"),
+                ROADS: ("道路网", "Road network")}
+
+
 def collection_keys() -> tuple[str, ...]:
-    """Every collection key: the registry's layers, then ``population``."""
+    """Every collection key: the registry's layers, then ``population``, ``village`` and ``roads``."""
     return db_features.collection_keys()
 
 
@@ -72,8 +81,8 @@ def source(key: str) -> CollectionSource:
 
 def title(key: str, lang: str = "zh") -> str:
     """Human title of a collection in ``lang`` (``zh`` or ``en``)."""
-    if key == POPULATION:
-        return "Population grid (synthetic)" if lang == "en" else "人口格网（合成）"
+    if key in OTHER_TITLES:
+        return OTHER_TITLES[key][1 if lang == "en" else 0]
     return LAYERS[key].name(lang)
 
 
@@ -87,6 +96,11 @@ def _description(key: str, synthetic: bool) -> str:
     if key == POPULATION:
         return (f"Population demand grid: square cells in EPSG:{METRIC_EPSG}, given in WGS-84, with population "
                 "and urban/rural class." + note)
+    if key == VILLAGE:
+        return "Administrative villages: one point each, with district and population." + note
+    if key == ROADS:
+        return ("Road network: one line per edge (highway class, name, length in metres, who may use it, "
+                "one-way for drivers, driving speed in km/h)." + note)
     layer = LAYERS[key]
     return f"{layer.name_en}. Service standard: {layer.threshold.standard_en}.{note}"
 
@@ -111,8 +125,9 @@ def collection(engine: Engine, key: str) -> CollectionInfo:
         return _info(conn, key)
 
 
-def items(engine: Engine, key: str, query: FeatureQuery, *, limit: int, offset: int) -> ItemsPage:
-    """A page of a collection's features ordered by id, with the number matched.
+def items(engine: Engine, key: str, query: FeatureQuery, *, limit: int, offset: int,
+          shape: FeatureShape | None = None) -> ItemsPage:
+    """A page of a collection's features (ordered by ``shape.sort``, then id), with the number matched.
 
     The count and the page are read in one repeatable-read transaction, so
     ``matched`` and the page agree even while an edit commits.
@@ -120,16 +135,19 @@ def items(engine: Engine, key: str, query: FeatureQuery, *, limit: int, offset: 
     src = source(key)
     with engine.connect() as conn, conn.execution_options(isolation_level="REPEATABLE READ").begin():
         matched = db_features.count(conn, src, query)
-        page = db_features.page(conn, src, query, limit=limit, offset=offset)
+        page = db_features.page(conn, src, query, limit=limit, offset=offset, shape=shape)
         synthetic = db_features.has_synthetic(conn, src)
     return ItemsPage(matched=matched, features=page, synthetic=synthetic)
 
 
-def item(engine: Engine, key: str, feature_id: int) -> str:
-    """One feature of a collection as GeoJSON text; :class:`~services.errors.NotFound` if it is not there."""
+def item(engine: Engine, key: str, feature_id: int, shape: FeatureShape | None = None) -> tuple[str, int | None]:
+    """One feature of a collection as GeoJSON text, and its version where it has one (the ETag's number).
+
+    Raises :class:`~services.errors.NotFound` if it is not there.
+    """
     src = source(key)
     with engine.connect() as conn:
-        text = db_features.feature(conn, src, feature_id)
-    if text is None:
+        found = db_features.feature(conn, src, feature_id, shape)
+    if found is None:
         raise NotFound(f"feature {feature_id} does not exist in {key}")
-    return text
+    return found

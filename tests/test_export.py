@@ -80,8 +80,7 @@ def test_geojson_has_every_facility_of_the_report(client, layer, count):
     assert len(doc["features"]) == count
     assert doc["synthetic"] is True and "SYNTHETIC" in doc["notice"]
     first = doc["features"][0]
-    lon, lat = (first["geometry"]["coordinates"] if first["geometry"]["type"] == "Point"
-                else first["geometry"]["coordinates"][0][0])
+    lon, lat = shapely.get_coordinates(shapely.geometry.shape(first["geometry"]))[0]
     assert LON_RANGE[0] < lon < LON_RANGE[1] and LAT_RANGE[0] < lat < LAT_RANGE[1]
     assert all(f["properties"]["synthetic"] is True for f in doc["features"])
 

@@ -18,7 +18,7 @@ from services.features import collection_keys, filter_names
 from tests.test_export import REPORT_COUNTS, feature_count
 from web.openapi import flask_routes
 
-COLLECTIONS = list(REPORT_COUNTS) + ["population"]
+COLLECTIONS = list(REPORT_COUNTS) + ["population", "village", "roads"]
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 
 
@@ -38,9 +38,11 @@ def get(url: str, accept: str = "application/json") -> tuple[int, str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def population_count(engine) -> int:
+def table_count(engine) -> dict[str, int]:
+    """Rows of the tables behind the collections that are not facility layers, counted here."""
     with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM demand_cell")).scalar_one()
+        return {key: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+                for key, table in (("population", "demand_cell"), ("village", "village"), ("roads", "road_edge"))}
 
 
 # ------------------------------------------------------------------ GDAL's OAPIF driver
@@ -58,8 +60,8 @@ def test_ogrinfo_counts_match_the_report(live_server, layer):
 
 
 @pytest.mark.parametrize("layer", COLLECTIONS)
-def test_ogrinfo_reads_every_feature(live_server, layer, population_count):
-    expected = REPORT_COUNTS.get(layer, population_count)
+def test_ogrinfo_reads_every_feature(live_server, layer, table_count):
+    expected = REPORT_COUNTS.get(layer) or table_count[layer]
     out = ogrinfo("-al", "-q", "-oo", "PAGE_SIZE=5000", f"OAPIF:{live_server}/ogc/collections/{layer}")
     assert sum(line.startswith("OGRFeature(") for line in out.splitlines()) == expected
 
@@ -94,7 +96,11 @@ def test_landing_and_conformance(live_server):
     assert CORE in conf and any(c.endswith("/conf/geojson") for c in conf)
     assert any(c.endswith("/conf/oas30") for c in conf) and any(c.endswith("/conf/html") for c in conf)
     status, ctype, body = get(rels["service-desc"]["href"])
-    assert status == 200 and "/ogc/collections/{layer}/items" in json.loads(body)["paths"]
+    api = json.loads(body)
+    # Paths relative to /ogc with the standard's {collectionId}: GDAL finds the queryable parameters there.
+    assert status == 200 and "/collections/{collectionId}/items" in api["paths"]
+    assert api["servers"][0]["url"] == f"{live_server}/ogc"
+    assert not any(p.startswith(("/ogc", "/export", "/api/")) for p in api["paths"])
 
 
 def test_items_pages_with_next_links_until_every_feature_is_seen(live_server):
@@ -176,7 +182,7 @@ def test_one_item_and_an_injection_attempt_is_just_not_found(client, engine):
 
 
 @pytest.mark.parametrize("query,parameter", [
-    ("limit=0", "limit"), ("limit=10001", "limit"), ("limit=ten", "limit"), ("offset=-1", "offset"),
+    ("limit=0", "limit"), ("limit=ten", "limit"), ("offset=-1", "offset"),
     ("bbox=117,34", "bbox"), ("datetime=last-year", "datetime"), ("datetime=2022-06-30/2022-01-01", "datetime"),
     ("district=999999", "district"), ("f=xml", "f"),
 ])
@@ -215,7 +221,7 @@ def test_every_api_route_is_in_the_openapi_document(app, client):
 
 def test_every_property_filter_is_published(client):
     doc = client.get("/openapi.json").get_json()
-    published = {p["name"] for p in doc["paths"]["/ogc/collections/{layer}/items"]["get"]["parameters"]}
+    published = {p["name"] for p in doc["paths"]["/ogc/collections/{collectionId}/items"]["get"]["parameters"]}
     for key in collection_keys():
         assert set(filter_names(key)) <= published, key
 
@@ -226,9 +232,9 @@ def test_the_published_bounds_are_the_ones_enforced(client):
     def schemas(path: str) -> dict:
         return {p["name"]: p["schema"] for p in doc["paths"][path]["get"]["parameters"]}
 
-    items = schemas("/ogc/collections/{layer}/items")
+    items = schemas("/ogc/collections/{collectionId}/items")
     lo, hi = items["limit"]["minimum"], items["limit"]["maximum"]
-    for limit, status in ((lo, 200), (hi, 200), (lo - 1, 400), (hi + 1, 400)):
+    for limit, status in ((lo, 200), (hi, 200), (lo - 1, 400), (hi + 1, 200)):  # above the maximum: served at it
         assert client.get(f"/ogc/collections/police_station/items?limit={limit}").status_code == status, limit
     tile = schemas("/tiles/{layer}/{z}/{x}/{y}.mvt")
     top = tile["z"]["maximum"]
@@ -273,7 +279,7 @@ def test_api_docs_page_renders_from_local_assets_in_chromium(live_server):
                 and not req.url.startswith("data:") else None)
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.goto(f"{live_server}/api/docs")
-        page.get_by_text("/ogc/collections/{layer}/items", exact=True).first.wait_for(timeout=20000)
+        page.get_by_text("/ogc/collections/{collectionId}/items", exact=True).first.wait_for(timeout=20000)
         assert page.locator(".opblock").count() >= 20  # one block per operation
         assert "Minsheng Map" in page.inner_text("body")
         browser.close()

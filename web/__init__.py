@@ -14,10 +14,14 @@ from web import (
     api,
     assets,
     basemap_tiles,
+    cors,
     database,
     downloads,
     nearest_api,
     ogc,
+    ogc_edit,
+    ogc_items,
+    ogc_tiles,
     openapi,
     pages,
     places_api,
@@ -31,7 +35,8 @@ from web.errors import register_error_handlers
 
 #: The blueprints, one per area. Add new areas here.
 BLUEPRINTS = (api.bp, assets.bp, admin.bp, planner_api.bp, planner.bp, nearest_api.bp, pages.bp, downloads.bp,
-              ogc.bp, tiles.bp, openapi.bp, places_api.bp, basemap_tiles.bp)
+              ogc.bp, ogc_items.bp, ogc_edit.bp, ogc_tiles.bp, tiles.bp, openapi.bp, cors.bp,
+              places_api.bp, basemap_tiles.bp)
 
 
 def _config_from_env() -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from flask import Blueprint, Response, send_file
+from flask import Blueprint, Response, current_app, request, send_file
 from flask.typing import ResponseReturnValue
 
 from formats import geojson, tabular
@@ -28,7 +28,7 @@ bp = Blueprint("downloads", __name__)
 #: Rows per batch handed to the CSV writer by :func:`csv_response`.
 CSV_BATCH = 1000
 
-LAYER = Param("layer", "string", "Collection: a facility layer key or population.",
+LAYER = Param("layer", "string", "Collection: a facility layer key, population, village or roads.",
               enum=features.collection_keys, location="path")
 FORMAT = Param("fmt", "string", "File format (the name's extension).", enum=tuple(exporting.FORMATS),
                location="path")
@@ -42,7 +42,9 @@ _FILE = {"schema": {"type": "string", "format": "binary"}}
 RESPONSES = {"200": {"description": "The file (Content-Disposition names the layer and date)", "content": {
     geojson.MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/FeatureCollection"}},
     **{exporting.FORMATS[f].media_type: _FILE for f in ("gpkg", "shp", "xlsx")},
-    "text/csv": {"schema": {"type": "string"}}}}, **errors(400, 503)}
+    "text/csv": {"schema": {"type": "string"}}}}, **errors(400, 503),
+    "507": {"description": "No room on the server to build the file (gpkg, shp, xlsx); geojson and csv stream",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
 
 
 def _disposition(name: str) -> str:
@@ -50,17 +52,19 @@ def _disposition(name: str) -> str:
 
 
 def download_response(download: exporting.Download) -> Response:
-    """The HTTP answer for a :class:`~services.exporting.Download`: streamed text, or its file (removed once sent)."""
+    """The HTTP answer for a :class:`~services.exporting.Download`: streamed text, or its open (already
+    unlinked) file, closed when the response ends."""
     headers = {"Content-Disposition": _disposition(download.filename)}
     if download.coordinate_system:
         headers["X-Coordinate-System"] = download.coordinate_system
         headers["Warning"] = f'299 - "{download.crs_note}"'
-    if download.path is None:
+    if download.file is None:
         return Response(download.chunks, content_type=download.media_type, headers=headers)
-    response = send_file(download.path, mimetype=download.media_type, as_attachment=True,
+    response = send_file(download.file, mimetype=download.media_type, as_attachment=True,
                          download_name=download.filename, max_age=0)
     response.headers.update(headers)
-    response.call_on_close(download.discard)
+    if download.size is not None:
+        response.content_length = download.size
     return response
 
 
@@ -108,5 +112,9 @@ def export(layer: str, fmt: str) -> ResponseReturnValue:
     key = LAYER.coerce(layer)
     fmt = FORMAT.but(name="format").coerce(fmt)  # the error names "format", as users say it
     args = parse(FILTERS)
+    if request.method == "HEAD":  # the headers a GET would send; no file is built
+        name, media_type = exporting.describe(key, fmt, crs=args.crs)
+        return Response(content_type=media_type, headers={"Content-Disposition": _disposition(name)})
     query = FeatureQuery(district=args.district, bbox=args.bbox, updated_since=args.updated_since)
-    return download_response(exporting.download(get_engine(), key, fmt, query, crs=args.crs))
+    return download_response(exporting.download(get_engine(), key, fmt, query, crs=args.crs,
+                                                workdir=current_app.config.get("EXPORT_DIR") or None))

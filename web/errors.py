@@ -79,8 +79,8 @@ def _json(err: APIError):
     response.status_code = err.status
     for key, value in err.headers.items():
         response.headers[key] = value
-    if err.status == 503:
-        response.headers["Retry-After"] = "5"
+    if err.status in (503, 507):
+        response.headers["Retry-After"] = "5" if err.status == 503 else "60"
     return response
 
 
@@ -94,7 +94,7 @@ def _wants_html() -> bool:
 #: HTTP status of each service error (the most specific class wins).
 SERVICE_STATUS: dict[type[service_errors.ServiceError], int] = {
     service_errors.InvalidRequest: 400, service_errors.NotFound: 404, service_errors.Conflict: 409,
-    service_errors.VersionMismatch: 412, service_errors.TooMuchWork: 400,
+    service_errors.VersionMismatch: 412, service_errors.TooMuchWork: 400, service_errors.StorageFull: 507,
 }
 
 
@@ -139,6 +139,11 @@ def register_error_handlers(app: Flask) -> None:
             return err
         body = APIError(err.description)
         body.status = err.code or 500
+        # Keep what the exception says in its headers (405's Allow: the methods the resource takes).
+        body.headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
+        if err.code == 405 and "Allow" in body.headers:
+            body.message = f"{request.method} is not allowed here; allowed: {body.headers['Allow']}"
+            body.allowed = [m.strip() for m in body.headers["Allow"].split(",")]
         return _json(body)
 
     @app.errorhandler(Exception)

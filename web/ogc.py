@@ -1,33 +1,33 @@
-"""OGC API – Features – Part 1: Core, under ``/ogc``.
+"""OGC API – Features under ``/ogc``: landing page, conformance, API definition, collections, queryables, schemas.
 
-Conformance classes: Core, GeoJSON, HTML and OpenAPI 3.0. Collections are the
-facility layers and the ``population`` grid. Items take ``bbox`` (WGS-84
-degrees, CRS84 axis order; any size), ``limit`` (1–10,000, default 100) with
-offset-based ``next``/``prev`` links, ``datetime`` on the opened date, and
-the collection's property filters (``district=``, ``kind=``, ``name=`` …,
-equality), every one declared below and published in ``/openapi.json``.
+The items (``web.ogc_items``), transactions (``web.ogc_edit``) and tile
+metadata (``web.ogc_tiles``) are blueprints of their own under the same
+prefix; this module holds what they share: content negotiation, links and
+the conformance list. Every resource is JSON by default and HTML with
+``f=html`` or when the client prefers ``text/html`` (a browser); ``f=json``
+forces JSON. A query parameter a resource does not declare is a 400 naming
+it (``/req/core/query-param-unknown``), and so is an empty one.
 
-Every resource is JSON by default and HTML with ``f=html`` or when the client
-prefers ``text/html`` (a browser); ``f=json`` forces JSON. The views parse,
-call one function of :mod:`services.features`, and add the links.
+``/ogc/api`` is the OpenAPI 3.0 document of this API alone, its paths
+relative to ``/ogc`` with ``{collectionId}`` as the standard names it, so
+clients such as GDAL find the queryable parameters and push filters to the
+server. The views parse, call one function of :mod:`services.features` or
+:mod:`services.ogc_query`, and add the links.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.datastructures import MultiDict
 
-from services import features
-from services.features import CollectionInfo, FeatureQuery
+from services import exporting, features, ogc_crs, ogc_query
+from services.features import CollectionInfo
 from web.database import get_engine
-from web.errors import BadParameter, NotFound
 from web.openapi import openapi_document
-from web.params import DISTRICT, Args, Param, operation, parse
+from web.params import Args, Param, operation, parse
 from web.responses import body, errors
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
@@ -35,53 +35,44 @@ bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 HTML = "text/html"
+SCHEMA_JSON = "application/schema+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
-TRS = "http://www.opengis.net/def/uri/ISO-8601/0/Gregorian"
+MVT = "application/vnd.mapbox-vector-tile"
+TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+REL_TILESETS = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+REL_CONFORMANCE = "http://www.opengis.net/def/rel/ogc/1.0/conformance"
+REL_DATA = "http://www.opengis.net/def/rel/ogc/1.0/data"
+_FEATURES = "http://www.opengis.net/spec/ogcapi-features-"
+_TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/"
+_CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"
+#: What this API implements, each class exercised by a test.
 CONFORMANCE = [
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    f"{_FEATURES}1/1.0/conf/core", f"{_FEATURES}1/1.0/conf/geojson", f"{_FEATURES}1/1.0/conf/html",
+    f"{_FEATURES}1/1.0/conf/oas30",
+    f"{_FEATURES}2/1.0/conf/crs",
+    f"{_FEATURES}3/1.0/conf/queryables", f"{_FEATURES}3/1.0/conf/queryables-query-parameters",
+    f"{_FEATURES}3/1.0/conf/filter", f"{_FEATURES}3/1.0/conf/features-filter",
+    f"{_CQL2}cql2-text", f"{_CQL2}cql2-json", f"{_CQL2}basic-cql2", f"{_CQL2}advanced-comparison-operators",
+    f"{_CQL2}case-insensitive-comparison", f"{_CQL2}basic-spatial-functions", f"{_CQL2}spatial-functions",
+    f"{_FEATURES}4/1.0/conf/create-replace-delete", f"{_FEATURES}4/1.0/conf/update",
+    f"{_FEATURES}4/1.0/conf/features",
+    f"{_TILES}core", f"{_TILES}tileset", f"{_TILES}tilesets-list", f"{_TILES}geodata-tilesets", f"{_TILES}mvt",
 ]
 
 # ------------------------------------------------------------------ parameters
 F = Param("f", "string", "Response format (default: by Accept).", enum=("json", "html"))
-COLLECTION = Param("layer", "string", "Collection id: a facility layer or population.",
+F_JSON = Param("f", "string", "Response format: JSON only.", enum=("json",))
+COLLECTION = Param("collectionId", "string", "Collection id: a facility layer, population, village or roads.",
                    enum=features.collection_keys, location="path")
-FID = Param("fid", "integer", "Feature id.", minimum=1, location="path")
-BBOX = Param("bbox", "bbox", "minlon,minlat,maxlon,maxlat in degrees (CRS84; latitude first with bbox-crs "
-             "EPSG:4326): features that intersect it. Six numbers (with heights) are accepted; the heights "
-             "are ignored.", schema_extra={"maxItems": 6})
-BBOX_CRS = Param("bbox-crs", "string", "CRS of bbox.", enum=(CRS84, EPSG4326), default=CRS84)
-LIMIT = Param("limit", "integer", "Page size.", minimum=1, maximum=features.MAX_LIMIT,
-              default=features.DEFAULT_LIMIT)
-OFFSET = Param("offset", "integer", "Features to skip (next links set it).", minimum=0,
-               maximum=features.MAX_OFFSET, default=0)
-DATETIME = Param("datetime", "string", "Opened date: an instant (2022-06-30) or interval (2022-01-01/2022-06-30, "
-                 "../2022-06-30).", max_length=100)
-ITEM_PARAMS = (F, BBOX, BBOX_CRS, LIMIT, OFFSET, DATETIME)
-#: Property filters (equality). A collection's items take those of its source
-#: (:func:`services.features.filter_names`); a test checks every one is declared here.
-FILTERS: dict[str, Param] = {p.name: p for p in (
-    DISTRICT,
-    Param("kind", "string", "Facility kind (equality).", max_length=100),
-    Param("name", "string", "Facility name (equality).", max_length=100),
-    Param("source_id", "string", "Source id (equality).", max_length=100),
-    Param("status", "string", "Only active facilities are published.", enum=("active",)),
-    Param("cell_id", "string", "Population cell id (population only).", max_length=100),
-    Param("class", "string", "Cell class (population only).", enum=("urban", "rural")),
-)}
 
 _HTML_OR_JSON = {"200": {"description": "OK", "content": {JSON: {"schema": {"type": "object"}},
                                                            HTML: {"schema": {"type": "string"}}}}}
-_ITEMS = {"200": {"description": "Features", "content": {
-    GEOJSON: {"schema": {"$ref": "#/components/schemas/FeatureCollection"}}, HTML: {"schema": {"type": "string"}}}},
-    **errors(400, 404, 503)}
-_ITEM = {"200": {"description": "The feature", "content": {
-    GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}, HTML: {"schema": {"type": "string"}}}},
-    **errors(400, 404, 503)}
+
+
+def ogc_args(declared: Iterable[Param]) -> Args:
+    """The declared query parameters, checked; any other is a 400 naming it (OGC Core)."""
+    return parse(declared, unknown="refuse")
 
 
 # ------------------------------------------------------------------ negotiation and links
@@ -94,157 +85,118 @@ def wants_html() -> bool:
     return best == HTML and request.accept_mimetypes[HTML] > request.accept_mimetypes[JSON]
 
 
-def _json(doc: Any, mimetype: str = JSON) -> Response:
+def json_response(doc: Any, mimetype: str = JSON) -> Response:
     text = doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False, default=str)
     return Response(text, mimetype=mimetype)
 
 
-def _url(endpoint: str, **values: Any) -> str:
+def url(endpoint: str, **values: Any) -> str:
     return url_for(endpoint, _external=True, **values)
 
 
-def _link(href: str, rel: str, type_: str, title: str) -> dict[str, str]:
+def link(href: str, rel: str, type_: str, title: str) -> dict[str, str]:
     return {"href": href, "rel": rel, "type": type_, "title": title}
 
 
-def _self_links(endpoint: str, json_type: str, title: str, **values: Any) -> list[dict[str, str]]:
+def self_links(endpoint: str, json_type: str, title: str, **values: Any) -> list[dict[str, str]]:
+    """``self`` and ``alternate``: the JSON one without ``f`` (what clients build on), the HTML one with ``f=html``."""
     html = wants_html()
-    return [
-        _link(_url(endpoint, f="html" if html else "json", **values), "self", HTML if html else json_type, title),
-        _link(_url(endpoint, f="json" if html else "html", **values), "alternate",
-              json_type if html else HTML, f"{title} ({'JSON' if html else 'HTML'})"),
-    ]
+    as_json = link(url(endpoint, **values), "self" if not html else "alternate", json_type,
+                   title + ("" if not html else " (JSON)"))
+    as_html = link(url(endpoint, f="html", **values), "self" if html else "alternate", HTML,
+                   title + (" (HTML)" if not html else ""))
+    return [as_html, as_json] if html else [as_json, as_html]
+
+
+def link_header(links: Iterable[dict[str, str]], rels: Iterable[str] = ("self", "alternate", "next", "prev",
+                                                                       "collection")) -> str:
+    """An HTTP ``Link`` header (RFC 8288) of the links with these relations (``/rec/core/link-header``)."""
+    wanted = set(rels)
+    return ", ".join(f'<{lk["href"]}>; rel="{lk["rel"]}"; type="{lk["type"]}"' for lk in links if lk["rel"] in wanted)
+
+
+def page(template: str, doc: dict[str, Any], **context: Any) -> ResponseReturnValue:
+    """An HTML page of ``doc``; every link of the document is an ``<a>`` in its body (``/req/html/content``)."""
+    response = Response(render_template(template, doc=doc, **context), mimetype=HTML)
+    response.headers["Link"] = link_header(doc.get("links", []))
+    return response
 
 
 # ------------------------------------------------------------------ documents
 def landing_doc() -> dict[str, Any]:
     return {
         "title": "Minsheng Map 民生设施地图 – OGC API Features",
-        "description": "Public service facilities of Zaozhuang (枣庄市) and a population grid. The demo "
-                       "city's facilities and grid are SYNTHETIC (合成数据).",
-        "links": _self_links("ogc.landing", JSON, "This document") + [
-            _link(_url("ogc.api_definition", f="json"), "service-desc", OPENAPI, "The API definition (OpenAPI 3.0)"),
-            _link(_url("ogc.api_definition", f="html"), "service-doc", HTML, "The API documentation"),
-            _link(_url("ogc.conformance", f="json"), "conformance", JSON, "Conformance classes"),
-            _link(_url("ogc.collections", f="json"), "data", JSON, "Collections"),
+        "description": "Public service facilities of Zaozhuang (枣庄市), villages, roads and a population grid. "
+                       "The demo city's facilities, villages, roads and grid are SYNTHETIC (合成数据).",
+        "links": self_links("ogc.landing", JSON, "This document") + [
+            link(url("ogc.api_definition"), "service-desc", OPENAPI, "The API definition (OpenAPI 3.0)"),
+            link(url("ogc.api_definition", f="html"), "service-doc", HTML, "The API documentation"),
+            link(url("ogc.conformance"), "conformance", JSON, "Conformance classes"),
+            link(url("ogc.conformance"), REL_CONFORMANCE, JSON, "Conformance classes"),
+            link(url("ogc.collections"), "data", JSON, "Collections"),
+            link(url("ogc.collections"), REL_DATA, JSON, "Collections"),
+            link(url("ogc_tiles.matrix_sets"), "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", JSON,
+                 "Tile matrix sets"),
         ],
     }
 
 
+def _interval_end(value: Any) -> str | None:
+    """A date as an RFC 3339 date-time (``extent.yaml``: temporal intervals are date-times)."""
+    return None if value is None else f"{value.isoformat()}T00:00:00Z"
+
+
 def collection_doc(info: CollectionInfo) -> dict[str, Any]:
-    """The OGC collection document of one collection (extent in CRS84 degrees, links)."""
+    """The OGC collection document of one collection (extent in CRS84 degrees, CRSs, links)."""
     key = info.key
     doc: dict[str, Any] = {
         "id": key,
         "title": f"{info.title_zh} {info.title_en}",
         "description": info.description,
         "itemType": "feature",
-        "crs": [CRS84],
-        "storageCrs": CRS84,
+        "crs": list(ogc_crs.CRS_URIS),
+        "storageCrs": ogc_crs.STORAGE_CRS,
         "synthetic": info.synthetic,
-        "extent": {"spatial": {"bbox": [info.bbox or [-180, -90, 180, 90]], "crs": CRS84}},
+        "extent": {"spatial": {"bbox": [info.bbox or [-180, -90, 180, 90]], "crs": ogc_crs.CRS84}},
         "links": [
-            _link(_url("ogc.collection", layer=key, f="json"), "self", JSON, "This collection"),
-            _link(_url("ogc.collection", layer=key, f="html"), "alternate", HTML, "This collection (HTML)"),
-            _link(_url("ogc.items", layer=key, f="json"), "items", GEOJSON, "Features (GeoJSON)"),
-            _link(_url("ogc.items", layer=key, f="html"), "items", HTML, "Features (HTML)"),
-            _link(_url("downloads.export", layer=key, fmt="geojson"), "enclosure", GEOJSON, "Download all (GeoJSON)"),
+            *self_links("ogc.collection", JSON, "This collection", collectionId=key),
+            link(url("ogc_items.items", collectionId=key), "items", GEOJSON, "Features (GeoJSON)"),
+            link(url("ogc_items.items", collectionId=key, f="html"), "items", HTML, "Features (HTML)"),
+            link(url("ogc.queryables", collectionId=key), REL_QUERYABLES, SCHEMA_JSON, "Queryables"),
+            link(url("ogc.schema", collectionId=key), "describedby", SCHEMA_JSON, "Schema of a feature"),
+            link(url("ogc.schema", collectionId=key), "describedBy", SCHEMA_JSON, "Schema of a feature"),
+            link(url("ogc_tiles.tilesets", collectionId=key), REL_TILESETS, JSON, "Vector tiles"),
+            *(link(url("downloads.export", layer=key, fmt=fmt.key), "enclosure", fmt.media_type.split(";")[0],
+                   f"Download all ({fmt.key})") for fmt in exporting.FORMATS.values()),
         ],
     }
     if info.date_min:
-        interval = [info.date_min.isoformat(), info.date_max.isoformat() if info.date_max else None]
+        interval = [_interval_end(info.date_min), _interval_end(info.date_max)]
         doc["extent"]["temporal"] = {"interval": [interval], "trs": TRS}
     return doc
 
 
-# ------------------------------------------------------------------ parsing the items query
-def _without_heights(args: Mapping[str, Any]) -> MultiDict[str, str]:
-    """The query with a 3-D bbox (six numbers) cut to its four horizontal ones."""
-    out: MultiDict[str, str] = MultiDict(args)
-    boxes = out.getlist("bbox")
-    if len(boxes) == 1 and len(boxes[0].split(",")) == 6:
-        p = boxes[0].split(",")
-        out["bbox"] = ",".join([p[0], p[1], p[3], p[4]])
-    return out
-
-
-def _dates(raw: str | None) -> tuple[dt.date | None, dt.date | None]:
-    """OGC ``datetime``: an instant or an interval ``a/b`` with ``..`` open ends; matched on dates."""
-    if raw is None:
-        return None, None
-    ends = raw.split("/")
-    if len(ends) > 2:
-        raise BadParameter(f"datetime was {raw[:60]!r} but must be a date, a date-time, or an interval a/b "
-                           "with '..' for an open end", parameter="datetime")
-    out: list[dt.date | None] = []
-    for end in ends:
-        if end in ("", ".."):
-            out.append(None)
-            continue
-        try:
-            out.append(dt.datetime.fromisoformat(end.replace("Z", "+00:00")).date() if "T" in end
-                       else dt.date.fromisoformat(end))
-        except ValueError:
-            raise BadParameter(f"datetime was {raw[:60]!r} but must be RFC 3339, e.g. 2022-06-30, "
-                               "2022-01-01/2022-06-30 or ../2022-06-30", parameter="datetime") from None
-    lo, hi = (out[0], out[0]) if len(out) == 1 else (out[0], out[1])
-    if lo and hi and lo > hi:
-        raise BadParameter("datetime interval ends before it starts", parameter="datetime")
-    return lo, hi
-
-
-def items_query(key: str) -> tuple[FeatureQuery, Args]:
-    """The items parameters of collection ``key``, checked, as a query and the parsed values."""
-    filters = {name: FILTERS[name] for name in features.filter_names(key)}
-    args = parse((*ITEM_PARAMS, *filters.values()), _without_heights(request.args))
-    box = args.bbox
-    if box and args.bbox_crs == EPSG4326:  # EPSG:4326 is latitude first
-        box = (box[1], box[0], box[3], box[2])
-    lo, hi = _dates(args.datetime)
-    equals = {name: args[p.attr] for name, p in filters.items() if args[p.attr] is not None}
-    return FeatureQuery(bbox=box, date_from=lo, date_to=hi, equals=equals), args
-
-
-def _feature_id(key: str, raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"feature {raw[:40]!r} does not exist in {key[:40]}")
-    return int(raw)
-
-
-# ------------------------------------------------------------------ rendering
-def items_response(key: str, page: features.ItemsPage, args: Args) -> ResponseReturnValue:
-    html = wants_html()
-    limit, offset = args.limit, args.offset
-    allowed = {p.name for p in ITEM_PARAMS} | set(features.filter_names(key))
-    keep = {k: v for k, v in request.args.items() if k in allowed and k not in ("f", "offset", "limit")}
-    links = _self_links("ogc.items", GEOJSON, "This page", layer=key, limit=limit, offset=offset, **keep)
-    fmt, page_type = ("html", HTML) if html else ("json", GEOJSON)
-    if offset + len(page.features) < page.matched:
-        links.append(_link(_url("ogc.items", layer=key, f=fmt, limit=limit, offset=offset + limit, **keep),
-                           "next", page_type, "Next page"))
-    if offset > 0:
-        links.append(_link(_url("ogc.items", layer=key, f=fmt, limit=limit, offset=max(0, offset - limit), **keep),
-                           "prev", page_type, "Previous page"))
-    links.append(_link(_url("ogc.collection", layer=key, f="json"), "collection", JSON, "The collection"))
-    if html:
-        return render_template("ogc_items.html", key=key, title=features.title(key, "zh"),
-                               title_en=features.title(key, "en"), features=[json.loads(f) for f in page.features],
-                               matched=page.matched, offset=offset, links=links, synthetic=page.synthetic)
-    stamp = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    head = {"type": "FeatureCollection", "numberMatched": page.matched, "numberReturned": len(page.features),
-            "timeStamp": stamp, "links": links}
-    text = json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [' + ",\n".join(page.features) + "]}"
-    return _json(text, GEOJSON)
-
-
-def item_response(key: str, fid: int, text: str) -> ResponseReturnValue:
-    feature = json.loads(text)
-    feature["links"] = _self_links("ogc.item", GEOJSON, "This feature", layer=key, fid=fid) + [
-        _link(_url("ogc.collection", layer=key, f="json"), "collection", JSON, "The collection")]
-    if wants_html():
-        return render_template("ogc_item.html", key=key, title=features.title(key, "zh"), feature=feature,
-                               geometry=json.dumps(feature.get("geometry"), ensure_ascii=False))
-    return _json(feature, GEOJSON)
+def with_collection_paths(doc: dict[str, Any]) -> dict[str, Any]:
+    """The API document with ``/collections/<key>/items`` spelt out for every collection, each with only
+    the queryable parameters that collection takes (QGIS reads its filters from these paths; GDAL from
+    them or from the generic ``{collectionId}`` one), every query parameter ``style: form, explode: false``
+    (what QGIS looks for)."""
+    for operations in doc["paths"].values():
+        for op in operations.values():
+            for param in op.get("parameters", []):
+                if param.get("in") == "query":
+                    param.setdefault("style", "form")
+                    param.setdefault("explode", False)
+    generic = doc["paths"].get("/collections/{collectionId}/items", {}).get("get")
+    if generic is None:
+        return doc
+    every_filter = {name for key in features.collection_keys() for name in features.filter_names(key)}
+    for key in features.collection_keys():
+        foreign = every_filter - set(features.filter_names(key))
+        params = [p for p in generic["parameters"] if p["name"] not in foreign and p["name"] != COLLECTION.name]
+        doc["paths"][f"/collections/{key}/items"] = {"get": {**generic, "parameters": params,
+                                                             "summary": f"Features of {key}"}}
+    return doc
 
 
 # ------------------------------------------------------------------ routes
@@ -252,53 +204,62 @@ def item_response(key: str, fid: int, text: str) -> ResponseReturnValue:
 @bp.get("")
 @operation("OGC API – Features landing page", "ogc", (F,), responses={**_HTML_OR_JSON, **errors(400)})
 def landing() -> ResponseReturnValue:
+    ogc_args((F,))
     doc = landing_doc()
-    return render_template("ogc_landing.html", doc=doc) if wants_html() else _json(doc)
+    return page("ogc_landing.html", doc) if wants_html() else json_response(doc)
 
 
 @bp.get("/conformance")
 @operation("Conformance classes", "ogc", (F,), responses={**_HTML_OR_JSON, **errors(400)})
 def conformance() -> ResponseReturnValue:
+    ogc_args((F,))
+    doc = {"conformsTo": CONFORMANCE}
     if wants_html():
-        return render_template("ogc_landing.html", doc={"title": "Conformance", "conformance": CONFORMANCE,
-                                                        "links": []})
-    return _json({"conformsTo": CONFORMANCE})
+        return page("ogc_landing.html", {"title": "Conformance", "conformance": CONFORMANCE,
+                                         "links": self_links("ogc.conformance", JSON, "Conformance classes")})
+    return json_response(doc)
 
 
 @bp.get("/api")
-@operation("This API definition (OpenAPI 3.0); HTML redirects to /api/docs", "ogc", (F,), responses={
-    "200": body("OpenAPI", OPENAPI), "302": {"description": "To /api/docs"}, **errors(400)})
+@operation("This API definition (OpenAPI 3.0, paths relative to /ogc); HTML redirects to /api/docs", "ogc", (F,),
+           responses={"200": body("OpenAPI", OPENAPI), "302": {"description": "To /api/docs"}, **errors(400)})
 def api_definition() -> ResponseReturnValue:
+    ogc_args((F,))
     if wants_html():
         return redirect(url_for("openapi.docs"))
-    return _json(openapi_document(), OPENAPI)
+    return json_response(with_collection_paths(openapi_document(prefix=bp.url_prefix or "")), OPENAPI)
 
 
 @bp.get("/collections")
 @operation("The collections", "ogc", (F,), responses={**_HTML_OR_JSON, **errors(400, 503)})
 def collections() -> ResponseReturnValue:
+    ogc_args((F,))
     docs = [collection_doc(info) for info in features.collections(get_engine())]
-    doc = {"links": _self_links("ogc.collections", JSON, "Collections"), "collections": docs}
-    return render_template("ogc_collections.html", doc=doc) if wants_html() else _json(doc)
+    doc = {"links": self_links("ogc.collections", JSON, "Collections"), "collections": docs}
+    return page("ogc_collections.html", doc) if wants_html() else json_response(doc)
 
 
-@bp.get("/collections/<layer>")
+@bp.get("/collections/<collectionId>")
 @operation("One collection", "ogc", (COLLECTION, F), responses={**_HTML_OR_JSON, **errors(400, 404, 503)})
-def collection(layer: str) -> ResponseReturnValue:
-    doc = collection_doc(features.collection(get_engine(), layer))
-    return render_template("ogc_collection.html", doc=doc) if wants_html() else _json(doc)
+def collection(collectionId: str) -> ResponseReturnValue:  # noqa: N803 - the standard's name
+    ogc_args((F,))
+    doc = collection_doc(features.collection(get_engine(), collectionId))
+    return page("ogc_collection.html", doc) if wants_html() else json_response(doc)
 
 
-@bp.get("/collections/<layer>/items")
-@operation("Features of a collection", "ogc", (COLLECTION, *ITEM_PARAMS, *FILTERS.values()), responses=_ITEMS)
-def items(layer: str) -> ResponseReturnValue:
-    query, args = items_query(layer)
-    page = features.items(get_engine(), layer, query, limit=args.limit, offset=args.offset)
-    return items_response(layer, page, args)
+@bp.get("/collections/<collectionId>/queryables")
+@operation("The collection's queryables (JSON Schema; OGC API – Features Part 3)", "ogc", (COLLECTION, F_JSON),
+           responses={"200": body("Queryables", SCHEMA_JSON), **errors(400, 404)})
+def queryables(collectionId: str) -> ResponseReturnValue:  # noqa: N803 - the standard's name
+    ogc_args((F_JSON,))
+    doc = {**ogc_query.queryables(collectionId), "$id": url("ogc.queryables", collectionId=collectionId)}
+    return json_response(doc, SCHEMA_JSON)
 
 
-@bp.get("/collections/<layer>/items/<fid>")
-@operation("One feature", "ogc", (COLLECTION, FID, F), responses=_ITEM)
-def item(layer: str, fid: str) -> ResponseReturnValue:
-    feature_id = _feature_id(layer, fid)
-    return item_response(layer, feature_id, features.item(get_engine(), layer, feature_id))
+@bp.get("/collections/<collectionId>/schema")
+@operation("The JSON Schema of one feature of the collection (typed properties)", "ogc", (COLLECTION, F_JSON),
+           responses={"200": body("Schema", SCHEMA_JSON), **errors(400, 404)})
+def schema(collectionId: str) -> ResponseReturnValue:  # noqa: N803 - the standard's name
+    ogc_args((F_JSON,))
+    doc = {**ogc_query.feature_schema(collectionId), "$id": url("ogc.schema", collectionId=collectionId)}
+    return json_response(doc, SCHEMA_JSON)

@@ -10,13 +10,18 @@ script as a static file: nothing is loaded from outside.
 
 Routes that exist in the app but carry no declaration still appear, marked
 ``x-described: false``; a test keeps that list empty.
+
+``openapi_document(prefix="/ogc")`` is the same document cut to one API
+(the OGC API – Features service description): only the routes under the
+prefix, with paths relative to it and the prefix as the server URL, as OGC
+clients (GDAL, QGIS) expect ``/collections/{collectionId}/items``.
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
 from web.params import operation
@@ -92,18 +97,24 @@ def declared_operation(view: Any, path: str) -> dict | None:
     return doc
 
 
-def openapi_document() -> dict:
+def openapi_document(prefix: str = "") -> dict:
     """The OpenAPI 3.0 document: each route's operation from its view's declaration.
 
     A route without a declaration is listed with ``x-described: false`` (a
     test keeps that list empty). Parameter enums given as callables (e.g. the collection
-    keys, read from the layer registry) are evaluated now.
+    keys, read from the layer registry) are evaluated now. With ``prefix``
+    (e.g. ``/ogc``), only the routes under it, their paths relative to it,
+    and the server URL ending in it.
     """
     paths: dict[str, dict] = {}
     for rule in current_app.url_map.iter_rules():
         if not rule.rule.startswith(API_PREFIXES):
             continue
+        if prefix and not (rule.rule == prefix or rule.rule.startswith(prefix + "/")):
+            continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        if prefix:
+            path = path[len(prefix):] or "/"
         view = current_app.view_functions[rule.endpoint]
         for method in sorted(m.lower() for m in (rule.methods or ()) if m.lower() in METHODS):
             op = declared_operation(view, path)
@@ -118,8 +129,8 @@ def openapi_document() -> dict:
                  "description": "Public service facilities of Zaozhuang. The demo city's facilities and "
                                 "population grid are SYNTHETIC. Coordinates are WGS-84 unless a crs parameter "
                                 "says otherwise; distances are metres."},
-        "servers": [{"url": "/"}],
-        "tags": [{"name": t} for t in TAGS],
+        "servers": [{"url": request.url_root.rstrip("/") + prefix if prefix else "/"}],
+        "tags": [{"name": t} for t in TAGS if not prefix or t in ("ogc", "tiles")],
         "paths": dict(sorted(paths.items())),
         "components": _components(),
     }

@@ -26,7 +26,10 @@ from web.errors import BadParameter
 #: Longest free-text parameter, characters.
 MAX_TEXT = 200
 
-_TYPES = ("number", "integer", "string", "date", "date-time", "bbox", "boolean")
+_TYPES = ("number", "integer", "string", "date", "date-time", "bbox", "numbers", "boolean")
+#: What an empty value (``?limit=``) means: ``error`` (400 naming the parameter: every API route) or
+#: ``absent`` (as if not given: HTML forms submit their empty fields, so page views pass this).
+BLANK_RULES = ("error", "absent")
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,12 @@ class Param:
     """One request parameter: how it is parsed and how it is documented.
 
     ``type`` is one of number, integer, string, date, date-time, bbox
-    (``minlon,minlat,maxlon,maxlat``) or boolean. ``enum`` may be a callable
-    that gives the allowed values at request time. ``location`` is ``query``,
-    ``path`` or ``header``.
+    (``minlon,minlat,maxlon,maxlat``), numbers (comma-separated, as many as
+    ``min_length`` to ``max_length``: an OGC bbox of 4 or 6 whose axes its CRS
+    decides) or boolean. ``enum`` may be a callable that gives the allowed
+    values at request time. ``location`` is ``query``, ``path`` or
+    ``header``. ``clamp`` serves a number above ``maximum`` at the maximum
+    instead of refusing it (OGC API – Features' ``limit``).
     """
 
     name: str
@@ -52,6 +58,7 @@ class Param:
     pattern: str | None = None
     location: str = "query"
     schema_extra: Mapping[str, Any] = field(default_factory=dict)
+    clamp: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -72,19 +79,22 @@ class Param:
         return replace(self, **changes)
 
     # ------------------------------------------------------------ parsing
-    def read(self, args: Mapping[str, Any] | None = None) -> Any:
-        """This parameter's checked value from the query string (or ``args``); the default when absent."""
+    def read(self, args: Mapping[str, Any] | None = None, *, blank: str = "error") -> Any:
+        """This parameter's checked value from the query string (or ``args``); the default when absent.
+
+        An empty value (``?limit=``) is refused naming the parameter, unless
+        ``blank="absent"`` (page views: HTML forms submit empty fields).
+        """
         source = request.args if args is None else args
         values = source.getlist(self.name) if hasattr(source, "getlist") else (
             [source[self.name]] if self.name in source else [])
         if len(values) > 1:
             raise BadParameter(f"{self.name} was given {len(values)} times; give it once", parameter=self.name)
-        if not values or values[0] is None:
-            if self.required:
-                raise BadParameter(f"{self.name} is required", parameter=self.name, allowed=self._allowed())
-            return self.default
-        raw = str(values[0]).strip()
-        if raw == "":
+        raw = None if not values or values[0] is None else str(values[0]).strip()
+        if raw == "" and blank == "error":
+            hint = "it is required" if self.required else "give a value or leave the parameter out"
+            raise BadParameter(f"{self.name} was empty; {hint}", parameter=self.name, allowed=self._allowed())
+        if not raw:
             if self.required:
                 raise BadParameter(f"{self.name} is required", parameter=self.name, allowed=self._allowed())
             return self.default
@@ -123,6 +133,8 @@ class Param:
         if self.type == "string":
             s["minLength"] = 1 if self.min_length is None else self.min_length
             s["maxLength"] = MAX_TEXT if self.max_length is None else self.max_length
+        if self.type == "numbers":
+            s["minItems"], s["maxItems"] = self._count_bounds()
         if self.pattern:
             s["pattern"] = self.pattern
         if self.default is not None:
@@ -134,9 +146,15 @@ class Param:
         doc: dict[str, Any] = {"name": self.name, "in": self.location,
                                "required": self.required or self.location == "path",
                                "description": self.description, "schema": self.schema()}
-        if self.type == "bbox":
+        if self.type in ("bbox", "numbers"):
             doc.update(style="form", explode=False)
+        if self.clamp:
+            doc["description"] += f" Values above {self.maximum:g} are served at {self.maximum:g}."
         return doc
+
+    def _count_bounds(self) -> tuple[int, int]:
+        return (1 if self.min_length is None else self.min_length,
+                MAX_TEXT if self.max_length is None else self.max_length)
 
 
 def _number(p: Param, raw: str) -> float:
@@ -155,6 +173,8 @@ def _integer(p: Param, raw: str) -> int:
         value = int(raw)
     except ValueError:
         raise p._range_error(raw, "a whole number") from None
+    if p.clamp and p.maximum is not None and value > p.maximum:
+        return int(p.maximum)
     if (p.minimum is not None and value < p.minimum) or (p.maximum is not None and value > p.maximum):
         raise p._range_error(raw, "a whole number")
     return value
@@ -211,6 +231,19 @@ def _bbox(p: Param, raw: str) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
+def _numbers(p: Param, raw: str) -> tuple[float, ...]:
+    lo, hi = p._count_bounds()
+    try:
+        values = tuple(float(v) for v in raw.split(","))
+    except ValueError:
+        values = ()
+    if not lo <= len(values) <= hi or not all(math.isfinite(v) for v in values):
+        counts = f"{lo}" if lo == hi else f"{lo} to {hi}"
+        raise BadParameter(f"{p.name} was {raw[:60]!r} but must be {counts} comma-separated numbers",
+                           parameter=p.name, allowed={"min_items": lo, "max_items": hi})
+    return values
+
+
 def _boolean(p: Param, raw: str) -> bool:
     low = raw.lower()
     if low in ("true", "1", "yes"):
@@ -223,13 +256,13 @@ def _boolean(p: Param, raw: str) -> bool:
 
 _COERCE: dict[str, Callable[[Param, str], Any]] = {
     "number": _number, "integer": _integer, "string": _string, "date": _date, "date-time": _timestamp,
-    "bbox": _bbox, "boolean": _boolean}
+    "bbox": _bbox, "numbers": _numbers, "boolean": _boolean}
 
 _SCHEMA_BASE: dict[str, dict[str, Any]] = {
     "number": {"type": "number"}, "integer": {"type": "integer"}, "string": {"type": "string"},
     "date": {"type": "string", "format": "date"}, "date-time": {"type": "string", "format": "date-time"},
     "bbox": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}},
-    "boolean": {"type": "boolean"}}
+    "numbers": {"type": "array", "items": {"type": "number"}}, "boolean": {"type": "boolean"}}
 
 
 class Args(dict[str, Any]):
@@ -242,9 +275,35 @@ class Args(dict[str, Any]):
             raise AttributeError(name) from None
 
 
-def parse(declared: Iterable[Param], args: Mapping[str, Any] | None = None) -> Args:
-    """Every declared query parameter, checked; raises BadParameter on the first bad one."""
-    return Args({p.attr: p.read(args) for p in declared if p.location == "query"})
+def parse(declared: Iterable[Param], args: Mapping[str, Any] | None = None, *, blank: str = "error",
+          unknown: str = "ignore") -> Args:
+    """Every declared query parameter, checked; raises BadParameter on the first bad one.
+
+    Parameters
+    ----------
+    declared : iterable of Param
+        The view's declarations (path and header ones are skipped).
+    args : mapping, optional
+        The query (default: the request's).
+    blank : {"error", "absent"}
+        ``error``: an empty value is a 400 naming the parameter (the API).
+        ``absent``: an empty value counts as not given (page views: forms
+        submit their empty fields).
+    unknown : {"ignore", "refuse"}
+        ``refuse``: a parameter that is not declared is a 400 naming it and
+        the declared ones (OGC API – Features ``/req/core/query-param-unknown``).
+    """
+    if blank not in BLANK_RULES:
+        raise ValueError(f"blank was {blank!r} but is expected to be one of {', '.join(BLANK_RULES)}")
+    declared = [p for p in declared if p.location == "query"]
+    source = request.args if args is None else args
+    if unknown == "refuse":
+        names = {p.name for p in declared}
+        strangers = sorted(k for k in source if k not in names)
+        if strangers:
+            raise BadParameter(f"unknown query parameter {strangers[0][:40]!r}; this resource takes "
+                               f"{', '.join(sorted(names))}", parameter=strangers[0][:40], allowed=sorted(names))
+    return Args({p.attr: p.read(source, blank=blank) for p in declared})
 
 
 # ------------------------------------------------------------------ operations

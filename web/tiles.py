@@ -20,14 +20,15 @@ MVT = "application/vnd.mapbox-vector-tile"
 #: Seconds a client or proxy may reuse a tile (layers change through admin edits and loads).
 CACHE_SECONDS = 300
 
-LAYER = Param("layer", "string", "Collection: a facility layer key or population.",
+LAYER = Param("layer", "string", "Collection: a facility layer key, population, village or roads.",
               enum=features.collection_keys, location="path")
 Z = Param("z", "integer", "Zoom.", minimum=0, maximum=tiles.MAX_ZOOM, location="path")
 X = Param("x", "integer", "Column (0 to 2^z − 1).", minimum=0, maximum=2 ** tiles.MAX_ZOOM - 1, location="path")
 Y = Param("y", "integer", "Row (0 to 2^z − 1).", minimum=0, maximum=2 ** tiles.MAX_ZOOM - 1, location="path")
 
-RESPONSES = {"200": {"description": "The tile (may be empty)", "headers": {"Cache-Control": {"schema": {
-    "type": "string"}}}, "content": {MVT: {"schema": {"type": "string", "format": "binary"}}}},
+RESPONSES = {"200": {"description": "The tile (an empty tile is 200 with no bytes)", "headers": {
+    "Cache-Control": {"schema": {"type": "string"}}}, "content": {MVT: {"schema": {"type": "string",
+                                                                                    "format": "binary"}}}},
     "304": {"description": "Not modified"}, **errors(400, 503)}
 
 
