@@ -21,6 +21,7 @@ from web import (
     pages,
     planner,
     planner_api,
+    routing_api,
     security,
     tiles,
 )
@@ -28,8 +29,8 @@ from web.cli import register_cli
 from web.errors import register_error_handlers
 
 #: The blueprints, one per area. Add new areas here.
-BLUEPRINTS = (api.bp, assets.bp, admin.bp, planner_api.bp, planner.bp, nearest_api.bp, pages.bp, downloads.bp,
-              ogc.bp, tiles.bp, openapi.bp)
+BLUEPRINTS = (api.bp, assets.bp, admin.bp, planner_api.bp, planner.bp, nearest_api.bp, routing_api.bp, pages.bp,
+              downloads.bp, ogc.bp, tiles.bp, openapi.bp)
 
 
 def _config_from_env() -> dict[str, Any]:
