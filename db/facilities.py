@@ -13,6 +13,7 @@ and how well q matches; similarity alone is poor for 2-character Chinese.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,8 @@ _NEAREST = (
     " LEFT JOIN LATERAL (" + _KNN + ") k ON true")
 #: The statement behind :func:`nearest_candidates`.
 NEAREST_SQL = text(_NEAREST)
+#: The same for the driver (``%(name)s`` placeholders).
+_NEAREST_DRIVER = re.sub(r"(?<![:\w]):([a-z_]\w*)", r"%(\1)s", _NEAREST)
 #: The KNN part alone: the index walk the tests inspect.
 KNN_SQL = text(_KNN)
 
@@ -146,14 +149,34 @@ def nearest_candidates(conn: Connection, layers: Sequence[str], lon: float, lat:
         representative point, WGS-84 degrees), ``deg`` (planar degrees to its
         geometry) and ``area_m`` (geodesic metres to an area, None for a point).
     """
-    result = conn.execute(NEAREST_SQL, {"layers": list(layers), "lon": lon, "lat": lat, "m": m})
-    raw = result.all()
+    names, raw = _read_alone(conn, _NEAREST_DRIVER, {"layers": list(layers), "lon": lon, "lat": lat, "m": m})
     lead = len(_LEAD_FIELDS)
-    fields = list(result.keys())[lead:]  # the candidate's own columns, ``id`` first
+    fields = names[lead:]  # the candidate's own columns, ``id`` first
     here_adcode, here_zh, here_en, net_edges, net_synthetic = raw[0][:lead]
     district = None if here_adcode is None else {"adcode": here_adcode, "name_zh": here_zh, "name_en": here_en}
     candidates = [dict(zip(fields, r[lead:], strict=True)) for r in raw if r[lead] is not None]
     return Candidates(district, int(net_edges), bool(net_synthetic), candidates)
+
+
+def _read_alone(conn: Connection, statement: str, params: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Column names and rows of one read-only statement, run by the driver in autocommit.
+
+    The request's first statement needs no transaction: without one no BEGIN
+    and no ROLLBACK go to the server, two round trips of the three a pooled
+    read otherwise costs. ``conn`` must have no transaction open (a later
+    statement on it begins one as usual).
+    """
+    driver = conn.connection.dbapi_connection
+    if driver is None:
+        raise RuntimeError("the connection has no DBAPI connection")
+    driver.autocommit = True
+    cursor = driver.cursor()
+    try:
+        cursor.execute(statement, params)
+        return [d[0] for d in cursor.description], list(cursor.fetchall())
+    finally:
+        cursor.close()
+        driver.autocommit = False
 
 
 def candidates_within(conn: Connection, lon: float, lat: float,
