@@ -11,10 +11,41 @@ of one Python step per edge.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import shapely
 
 from geo.network import MIN_COST_M, Graph, Snapped, Tree
+
+
+@dataclass(frozen=True)
+class RouteIndex:
+    """What recovering routes on one graph needs, built once (:func:`route_index`), EPSG:4548.
+
+    ``arc_key`` is ``tail * n + head`` of every arc in CSR order (ascending);
+    edge ``e``'s drawn coordinates are ``coords[start[e]:start[e + 1]]`` and
+    ``cum`` the planar metres along it at each of them.
+    """
+
+    arc_key: np.ndarray
+    coords: np.ndarray
+    start: np.ndarray
+    cum: np.ndarray
+
+
+def route_index(graph: Graph) -> RouteIndex:
+    """The :class:`RouteIndex` of ``graph``."""
+    n = graph.n_vertices
+    arc_key = np.repeat(np.arange(n, dtype=np.int64), np.diff(graph.arcs.indptr)) * n + graph.arcs.indices
+    coords, owner = shapely.get_coordinates(graph.lines, return_index=True)
+    start = np.searchsorted(owner, np.arange(graph.n_edges + 1))
+    step = np.hypot(*np.diff(coords, axis=0, prepend=coords[:1]).T) if len(coords) else np.zeros(0)
+    step[start[:-1][start[:-1] < len(step)]] = 0.0  # each edge starts at 0 m
+    cum = np.cumsum(step)
+    cum -= np.repeat(cum[np.minimum(start[:-1], max(len(cum) - 1, 0))] if len(cum) else np.zeros(0),
+                     np.diff(start))
+    return RouteIndex(arc_key, np.asarray(coords, dtype=float), start, cum)
 
 
 def distances_to(graph: Graph, tree: Tree, destinations: Snapped) -> np.ndarray:
@@ -53,18 +84,18 @@ def distances_to(graph: Graph, tree: Tree, destinations: Snapped) -> np.ndarray:
     return np.asarray(np.where(ok & np.isfinite(best), best, np.inf), dtype=float)
 
 
-def route_lines(graph: Graph, tree: Tree, destinations: Snapped) -> list[np.ndarray]:
+def route_lines(graph: Graph, tree: Tree, destinations: Snapped, index: RouteIndex | None = None) -> list[np.ndarray]:
     """Per destination, the coordinates (EPSG:4548, ``(n, 2)``) of the shortest route from the tree's start.
 
     From the start point, along its access leg, the roads, and the
     destination's access leg to the destination point: the route
-    :func:`geo.network.route_to` finds, recovered with array operations.
+    :func:`geo.network.route_to` finds, recovered with array operations
+    (``index``: the graph's :class:`RouteIndex`, made here when not given).
     Empty for a destination that is unreachable.
     """
     o = tree.origin
     e1, a = int(o.edge[0]), float(o.along_m[0])
-    n = graph.n_vertices
-    arc_key = np.repeat(np.arange(n, dtype=np.int64), np.diff(graph.arcs.indptr)) * n + graph.arcs.indices
+    ix = route_index(graph) if index is None else index
     out = []
     for i in range(len(destinations)):
         e2, b = int(destinations.edge[i]), float(destinations.along_m[i])
@@ -74,12 +105,12 @@ def route_lines(graph: Graph, tree: Tree, destinations: Snapped) -> list[np.ndar
             continue
         parts = [o.point_xy[:1]]
         if via == -2:
-            parts.append(_piece(graph, e1, a, b))
+            parts.append(_piece(graph, ix, e1, a, b))
         else:
             path = _vertex_path(tree, via)
-            parts.append(_piece(graph, e1, a, tree.exit_along[int(path[0])]))
-            parts.append(_edges_xy(graph, path, arc_key))
-            parts.append(_piece(graph, e2, 0.0 if via == graph.source[e2] else float(graph.length_m[e2]), b))
+            parts.append(_piece(graph, ix, e1, a, tree.exit_along[int(path[0])]))
+            parts.append(_edges_xy(graph, ix, path))
+            parts.append(_piece(graph, ix, e2, 0.0 if via == graph.source[e2] else float(graph.length_m[e2]), b))
         parts.append(destinations.point_xy[i:i + 1])
         xy = np.concatenate(parts)
         keep = np.concatenate([[True], np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)])
@@ -111,33 +142,27 @@ def _vertex_path(tree: Tree, end: int) -> np.ndarray:
     return np.asarray(path[::-1], dtype=np.int64)
 
 
-def _edges_xy(graph: Graph, path: np.ndarray, arc_key: np.ndarray) -> np.ndarray:
-    """Coordinates of the edges behind consecutive vertices of ``path``, each drawn in travel direction;
-    ``arc_key`` is ``tail * n + head`` of every arc, in CSR order (ascending)."""
+def _edges_xy(graph: Graph, ix: RouteIndex, path: np.ndarray) -> np.ndarray:
+    """Coordinates of the edges behind consecutive vertices of ``path``, each drawn in travel direction."""
     if len(path) < 2:
         return np.empty((0, 2))
     tail, head = path[:-1], path[1:]
-    pos = np.searchsorted(arc_key, tail * graph.n_vertices + head)
-    edges = graph.arc_edge[pos]
-    xy, which = shapely.get_coordinates(graph.lines[edges], return_index=True)
-    starts = np.searchsorted(which, np.arange(len(edges)))
-    ends = np.append(starts[1:], len(which))
+    edges = graph.arc_edge[np.searchsorted(ix.arc_key, tail * graph.n_vertices + head)]
+    first, size = ix.start[edges], ix.start[edges + 1] - ix.start[edges]
     backward = graph.source[edges] != tail
-    flip = backward[which]
-    index = np.arange(len(which))
-    index = np.where(flip, starts[which] + ends[which] - 1 - index, index)
-    return np.asarray(xy[index], dtype=float)
+    within = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
+    within = np.where(np.repeat(backward, size), np.repeat(size, size) - 1 - within, within)
+    return np.asarray(ix.coords[np.repeat(first, size) + within], dtype=float)
 
 
-def _piece(graph: Graph, e: int, from_m: float, to_m: float) -> np.ndarray:
+def _piece(graph: Graph, ix: RouteIndex, e: int, from_m: float, to_m: float) -> np.ndarray:
     """Coordinates of edge ``e`` from ``from_m`` to ``to_m`` metres along it (reversed when from > to).
 
     Metres along are in proportion to the drawn length, as the snapping rule
     splits an edge; the ends are interpolated on the segment they fall in.
     """
     length = float(graph.length_m[e])
-    xy = shapely.get_coordinates(graph.lines[e])
-    cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
+    xy, cum = ix.coords[ix.start[e]:ix.start[e + 1]], ix.cum[ix.start[e]:ix.start[e + 1]]
     total = float(cum[-1])
     if total <= 0 or length <= 0:
         return np.asarray(xy[:1], dtype=float)

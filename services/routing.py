@@ -71,7 +71,7 @@ class RoadNetwork:
 
     ``facility_id`` is ascending; the access points of facility ``i`` are
     ``access[first[i]:first[i + 1]]`` (one for a point, the boundary samples
-    of an area).
+    of an area). ``route_index`` serves route recovery (``geo.routes``).
     """
 
     mode: str
@@ -79,6 +79,7 @@ class RoadNetwork:
     facility_id: np.ndarray
     first: np.ndarray
     access: network.Snapped
+    route_index: routes.RouteIndex
 
 
 def road_network(engine: Engine, mode: str) -> RoadNetwork:
@@ -96,7 +97,7 @@ def _road_network(engine: Engine, mode: str) -> RoadNetwork:
     access = network.snap(graph, xy) if graph.n_edges else network.Snapped(
         xy, np.full(len(xy), -1, dtype=np.int64), np.zeros(len(xy)), np.full(len(xy), np.inf), xy)
     first = np.searchsorted(owner, np.arange(len(ids) + 1))
-    return RoadNetwork(mode, graph, np.asarray(ids, dtype=np.int64), first, access)
+    return RoadNetwork(mode, graph, np.asarray(ids, dtype=np.int64), first, access, routes.route_index(graph))
 
 
 def access_points(geometries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +202,8 @@ class RoadDistances:
             raise RuntimeError("measure() the rows before routing them")
         reached = [r for r in rows if r.get("_end") is not None and math.isfinite(r["distance_m"])]
         ends = self._ends.take(np.array([r["_end"] for r in reached], dtype=np.int64))
-        for row, xy in zip(reached, routes.route_lines(self.net.graph, self.tree, ends), strict=True):
+        for row, xy in zip(reached, routes.route_lines(self.net.graph, self.tree, ends, self.net.route_index),
+                           strict=True):
             row["route_xy"] = xy
         here = self.origin.point_xy[0]
         for row in rows:
