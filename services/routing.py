@@ -52,11 +52,13 @@ _WIDENINGS = 3
 #: Isochrones: at most this many budgets, each from 1 to :data:`MAX_MINUTES` minutes.
 MAX_BUDGETS = 6
 MAX_MINUTES = 60
+#: Isochrone outlines are simplified by this many metres (a tenth of the 50 m widening: not visible).
+OUTLINE_TOLERANCE_M = 5.0
 
 ISOCHRONE_RULE = ("every part of every road reachable within the time at the stated speed (the straight walk "
                   "from the position to the nearest road counted), widened by "
-                  f"{network.ISOCHRONE_BUFFER_M:g} m and dissolved; roads across a barrier without a crossing "
-                  "stay outside")
+                  f"{network.ISOCHRONE_BUFFER_M:g} m and dissolved, the outline simplified by "
+                  f"{OUTLINE_TOLERANCE_M:g} m; roads across a barrier without a crossing stay outside")
 NETWORK_RULE = ("the position and each facility join the road network at the nearest point of the nearest road "
                 "(the straight access leg is counted); a park or other area is reached at its boundary, sampled "
                 f"every {AREA_SAMPLE_M:g} m, whichever sample is nearest by road, and a position inside it is 0 m "
@@ -276,7 +278,7 @@ def isochrone_collection(engine: Engine, lon: float, lat: float, *, minutes: str
         areas = network.isochrones(graph, origin, [b * speed for b in budgets])
     except GeoError as exc:
         raise InvalidRequest(str(exc), parameter="minutes") from None
-    features = [{"type": "Feature", "geometry": shapely.geometry.mapping(transform_geometry(area, from_metric)),
+    features = [{"type": "Feature", "geometry": _outline(area),
                  "properties": {"minutes": b, "by": mode, "speed_m_per_min": speed, "rule": ISOCHRONE_RULE,
                                 "synthetic_network": bool(record["synthetic"])}}
                 for b, area in zip(budgets, areas, strict=True)]
@@ -284,6 +286,12 @@ def isochrone_collection(engine: Engine, lon: float, lat: float, *, minutes: str
             "query": {"lon": lon, "lat": lat, "crs": crs, "by": mode, "minutes": budgets,
                       "coordinates_wgs84": [round(wlon, 7), round(wlat, 7)]},
             "rule": ISOCHRONE_RULE, "synthetic_network": bool(record["synthetic"]), "features": features}
+
+
+def _outline(area: shapely.Geometry) -> dict[str, Any]:
+    """An isochrone (EPSG:4548) as GeoJSON in WGS-84: simplified by :data:`OUTLINE_TOLERANCE_M`, 7 decimals."""
+    wgs84 = transform_geometry(shapely.simplify(area, OUTLINE_TOLERANCE_M), from_metric)
+    return dict(shapely.geometry.mapping(shapely.transform(wgs84, lambda xy: np.round(xy, 7))))
 
 
 def check_minutes(minutes: str | Sequence[int]) -> list[int]:

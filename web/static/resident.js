@@ -94,7 +94,7 @@
     return box;
   }
 
-  function resultItem(f) {
+  function resultItem(f, walkSpeed) {
     var p = f.properties;
     var li = el('li', 'result');
     li.dataset.layer = p.layer;
@@ -104,7 +104,7 @@
     if (p.synthetic) { li.appendChild(syntheticTag()); }
     if (p.distance_m !== undefined) {
       li.appendChild(el('div', 'meta distance',
-        formatDistance(p.distance_m) + ' · ' + t.walk.replace('{m}', p.walk_minutes)));
+        formatDistance(p.distance_m) + ' · ' + t.walk.replace('{m}', Math.ceil(p.distance_m / walkSpeed))));
     }
     var district = data.lang === 'en' ? p.district_en : p.district_zh;
     var addr = [district, p.address].filter(Boolean).join(' · ');
@@ -140,7 +140,7 @@
     hint.hidden = true;
     setStatus(t.loading);
     var url = data.api.nearest + '?' + new URLSearchParams({
-      lon: lon.toFixed(7), lat: lat.toFixed(7), crs: crs, layer: 'all', k: '1'
+      lon: lon.toFixed(7), lat: lat.toFixed(7), crs: crs, layer: 'all', k: '1', by: 'straight'
     }).toString();
     return get(url).then(function (fc) {
       resultsLayer.clearLayers();
@@ -152,7 +152,7 @@
       }
       setStatus(fc.query.inside_city ? heading : t.outside, !fc.query.inside_city);
       fc.features.forEach(function (f) {
-        list.appendChild(resultItem(f));
+        list.appendChild(resultItem(f, fc.query.speeds_m_per_min.walk));
         var layer = layersByKey[f.properties.layer];
         L.polyline([displayLatLng(fc.query.coordinates), displayLatLng(f.properties.coordinates)],
           {color: layer ? layer.color : '#333', weight: 2, dashArray: '4 4', interactive: false})
