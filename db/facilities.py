@@ -13,11 +13,18 @@ and how well q matches; similarity alone is poor for 2-character Chinese.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from geo.crs import METRIC_EPSG
+
+#: The leading columns of :data:`NEAREST_SQL`, about the position rather than a candidate.
+_LEAD_FIELDS = ("here_adcode", "here_name_zh", "here_name_en", "net_edges", "net_synthetic")
 
 _COUNTS = text(
     "SELECT layer, district_adcode, kind, count(*) AS n, sum(capacity) AS cap, bool_or(synthetic) AS synthetic"
@@ -28,30 +35,45 @@ _COLUMNS = ("f.id, f.layer, f.kind, f.name, f.address, f.phone, f.opening_hours,
             " f.district_adcode, d.name_zh AS district_zh, d.name_en AS district_en,"
             " ST_X(f.point) AS lon, ST_Y(f.point) AS lat")
 
-#: Per layer, the ``:m`` facilities nearest in planar (degree) order, through the (layer, point) GiST
-#: index (``ORDER BY point <-> constant`` inside the lateral). ``:m`` NULL means the whole layer.
-KNN_SQL = text(
-    "SELECT c.* FROM unnest(:layers) AS l(layer) CROSS JOIN LATERAL ("
-    f" SELECT {_COLUMNS}, f.point <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS deg"
-    " FROM facility f LEFT JOIN district d ON d.adcode = f.district_adcode"
-    " WHERE f.layer = l.layer AND f.status = 'active'"
-    " ORDER BY f.point <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
-    " LIMIT :m) c"
-)
+_HERE = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
 
-#: Per layer, every facility within a planar radius ``:r`` (degrees) of the position (index-assisted).
-_KNN_WITHIN = text(
-    "SELECT c.* FROM unnest(:layers) AS l(layer) CROSS JOIN LATERAL ("
-    f" SELECT {_COLUMNS}, f.point <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS deg"
+#: A candidate: the resident's fields, ``deg`` (planar degrees from the position to the facility's geometry,
+#: what ``<->`` orders by) and, for an area (a park's polygon), ``area_m``: geodesic metres on the WGS-84
+#: spheroid to its nearest point (0 inside); NULL for a point, whose metres the caller computes.
+_CANDIDATE = (
+    f"SELECT {_COLUMNS}, f.geom <-> {_HERE} AS deg,"
+    " CASE WHEN GeometryType(f.geom) = 'POINT' THEN NULL"
+    f" ELSE ST_Distance(CAST(f.geom AS geography), CAST({_HERE} AS geography), true) END AS area_m"
     " FROM facility f LEFT JOIN district d ON d.adcode = f.district_adcode"
-    " WHERE f.layer = l.layer AND f.status = 'active'"
-    " AND ST_DWithin(f.point, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :r)) c"
-)
+    " WHERE f.layer = l.layer AND f.status = 'active'")
 
-#: The district containing a position (its boundary counts as inside).
-_DISTRICT_AT = text(
-    "SELECT adcode, name_zh, name_en FROM district"
-    " WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) ORDER BY adcode LIMIT 1")
+#: Per layer, the ``:m`` facilities nearest in planar (degree) order through the (layer, geom) GiST index
+#: (``ORDER BY geom <-> constant`` inside the lateral; ``:m`` NULL: the whole layer).
+_KNN = ("SELECT c.* FROM unnest(CAST(:layers AS text[])) AS l(layer) CROSS JOIN LATERAL ("
+        + _CANDIDATE + f" ORDER BY f.geom <-> {_HERE} LIMIT :m) c")
+
+#: One round trip: the district at the position (its boundary counts as inside), the current road
+#: network (``net_edges`` 0 when none) and the KNN candidates. One row per candidate with the first two
+#: parts repeated; a single row of NULL candidate fields when there is no candidate.
+_NEAREST = (
+    "WITH here AS (SELECT adcode, name_zh, name_en FROM district"
+    f" WHERE ST_Covers(geom, {_HERE}) ORDER BY adcode LIMIT 1),"
+    " net AS (SELECT synthetic, edges FROM road_import ORDER BY id DESC LIMIT 1)"
+    " SELECT here.adcode AS here_adcode, here.name_zh AS here_name_zh, here.name_en AS here_name_en,"
+    " coalesce(net.edges, 0) AS net_edges, coalesce(net.synthetic, false) AS net_synthetic, k.*"
+    " FROM (SELECT 1) AS one LEFT JOIN here ON true LEFT JOIN net ON true"
+    " LEFT JOIN LATERAL (" + _KNN + ") k ON true")
+#: The statement behind :func:`nearest_candidates`.
+NEAREST_SQL = text(_NEAREST)
+#: The same for the driver (``%(name)s`` placeholders).
+_NEAREST_DRIVER = re.sub(r"(?<![:\w]):([a-z_]\w*)", r"%(\1)s", _NEAREST)
+#: The KNN part alone: the index walk the tests inspect.
+KNN_SQL = text(_KNN)
+
+#: Per layer, every active facility within its planar radius (degrees; NULL: the whole layer), index-assisted.
+_WITHIN = ("SELECT c.* FROM unnest(CAST(:layers AS text[]), CAST(:radii AS double precision[])) AS l(layer, r)"
+           " CROSS JOIN LATERAL (" + _CANDIDATE + f" AND (l.r IS NULL OR ST_DWithin(f.geom, {_HERE}, l.r))) c")
+_WITHIN_SQL = text(_WITHIN)
 
 _SEARCH_SELECT = (
     f"SELECT {_COLUMNS},"
@@ -75,6 +97,10 @@ _SEARCH_ORDER = (
 _SEARCH = text(_SEARCH_SELECT + _SEARCH_ORDER)
 _SEARCH_LAYER = text(_SEARCH_SELECT + " AND f.layer = :layer" + _SEARCH_ORDER)
 
+#: Every active facility's geometry in the metric CRS (WKB), for joining facilities to the road network.
+_GEOMETRIES = text("SELECT id, ST_AsBinary(ST_Transform(geom, CAST(:srid AS integer))) AS wkb FROM facility"
+                   " WHERE status = 'active' ORDER BY id")
+
 _MAP_POINTS = text(
     "SELECT f.id, f.layer, f.kind, f.name, f.address, f.synthetic,"
     " ST_X(f.point) AS lon, ST_Y(f.point) AS lat"
@@ -86,8 +112,24 @@ def counts(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(_COUNTS).mappings().all()]
 
 
-def knn(conn: Connection, layers: Sequence[str], lon: float, lat: float, m: int | None) -> list[dict[str, Any]]:
-    """Per layer, the ``m`` active facilities nearest a position in planar (degree) order.
+@dataclass
+class Candidates:
+    """What :func:`nearest_candidates` read in its one round trip.
+
+    ``district``: ``adcode``, ``name_zh``, ``name_en`` of the district at the
+    position (None outside); ``network_edges`` and ``network_synthetic``: the
+    current road network (0 edges when none was imported); ``rows``: the
+    candidates, layer by layer, each nearest first in planar order.
+    """
+
+    district: dict[str, Any] | None
+    network_edges: int
+    network_synthetic: bool
+    rows: list[dict[str, Any]]
+
+
+def nearest_candidates(conn: Connection, layers: Sequence[str], lon: float, lat: float, m: int | None) -> Candidates:
+    """The district at a position, the road network, and per layer the ``m`` candidates nearest it, at once.
 
     Parameters
     ----------
@@ -97,33 +139,55 @@ def knn(conn: Connection, layers: Sequence[str], lon: float, lat: float, m: int 
     lon, lat : float
         The position, WGS-84 degrees.
     m : int or None
-        Facilities per layer; ``None`` for every facility of the layer.
+        Candidates per layer, in planar (degree) order of the facility's
+        geometry; ``None`` for the whole layer.
 
     Returns
     -------
-    list of dict
-        The facility's fields with ``lon``/``lat`` (WGS-84 degrees) and ``deg``
-        (planar distance in degrees, the KNN order); layer by layer, each
-        nearest first in that order.
+    Candidates
+        Each row: the facility's fields with ``lon``/``lat`` (its
+        representative point, WGS-84 degrees), ``deg`` (planar degrees to its
+        geometry) and ``area_m`` (geodesic metres to an area, None for a point).
     """
-    return [dict(r) for r in conn.execute(KNN_SQL, {"layers": list(layers), "lon": lon, "lat": lat,
-                                                    "m": m}).mappings().all()]
+    names, raw = _read_alone(conn, _NEAREST_DRIVER, {"layers": list(layers), "lon": lon, "lat": lat, "m": m})
+    lead = len(_LEAD_FIELDS)
+    fields = names[lead:]  # the candidate's own columns, ``id`` first
+    here_adcode, here_zh, here_en, net_edges, net_synthetic = raw[0][:lead]
+    district = None if here_adcode is None else {"adcode": here_adcode, "name_zh": here_zh, "name_en": here_en}
+    candidates = [dict(zip(fields, r[lead:], strict=True)) for r in raw if r[lead] is not None]
+    return Candidates(district, int(net_edges), bool(net_synthetic), candidates)
 
 
-def knn_within(conn: Connection, layers: Sequence[str], lon: float, lat: float,
-               radius_deg: float) -> list[dict[str, Any]]:
-    """Per layer, every active facility within ``radius_deg`` planar degrees of a WGS-84 position.
+def _read_alone(conn: Connection, statement: str, params: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Column names and rows of one read-only statement, run by the driver in autocommit.
 
-    Same fields as :func:`knn`, in no particular order.
+    The request's first statement needs no transaction: without one no BEGIN
+    and no ROLLBACK go to the server, two round trips of the three a pooled
+    read otherwise costs. ``conn`` must have no transaction open (a later
+    statement on it begins one as usual).
     """
-    return [dict(r) for r in conn.execute(_KNN_WITHIN, {"layers": list(layers), "lon": lon, "lat": lat,
-                                                        "r": radius_deg}).mappings().all()]
+    driver = conn.connection.dbapi_connection
+    if driver is None:
+        raise RuntimeError("the connection has no DBAPI connection")
+    driver.autocommit = True
+    cursor = driver.cursor()
+    try:
+        cursor.execute(statement, params)
+        return [d[0] for d in cursor.description], list(cursor.fetchall())
+    finally:
+        cursor.close()
+        driver.autocommit = False
 
 
-def district_at(conn: Connection, lon: float, lat: float) -> dict[str, Any] | None:
-    """``adcode``, ``name_zh``, ``name_en`` of the district covering a WGS-84 position, or ``None`` outside."""
-    row = conn.execute(_DISTRICT_AT, {"lon": lon, "lat": lat}).mappings().first()
-    return dict(row) if row else None
+def candidates_within(conn: Connection, lon: float, lat: float,
+                      radii: dict[str, float | None]) -> list[dict[str, Any]]:
+    """Per layer, every active facility within its planar radius (degrees) of a WGS-84 position.
+
+    ``radii`` maps layer keys (already checked) to a radius, or ``None`` for
+    the whole layer. Same fields as :func:`nearest_candidates`' rows, in no order.
+    """
+    params = {"layers": list(radii), "radii": list(radii.values()), "lon": lon, "lat": lat}
+    return [dict(r) for r in conn.execute(_WITHIN_SQL, params).mappings().all()]
 
 
 def like_pattern(q: str) -> str:
@@ -158,6 +222,12 @@ def search(conn: Connection, q: str, *, layer: str | None, limit: int) -> list[d
         stmt = _SEARCH_LAYER
         bound["layer"] = layer
     return [dict(r) for r in conn.execute(stmt, bound).mappings().all()]
+
+
+def metric_geometries(conn: Connection) -> tuple[list[int], list[bytes]]:
+    """Every active facility's id (ascending) and geometry in ``geo.crs.METRIC_EPSG`` (WKB, metres)."""
+    rows = conn.execute(_GEOMETRIES, {"srid": METRIC_EPSG}).all()
+    return [int(r.id) for r in rows], [bytes(r.wkb) for r in rows]
 
 
 def map_points(conn: Connection) -> list[dict[str, Any]]:

@@ -12,11 +12,15 @@ drawn from one seed:
   from the grid corner facing the other place, gently bowed.
 * **Rural roads** to every village: the minimum spanning tree over villages
   and the road nodes already drawn (so each village joins the nearest
-  road or village), plus some short extra links between neighbours.
+  road or village), plus half of the other links to neighbours within
+  2.5 km, so that the countryside is a mesh, as real village roads are, not
+  a tree (a tree makes neighbours tens of kilometres apart by road).
 * **Barriers**: a river running west-east between the southernmost seat and
   the next, and a railway running north-south between the westernmost seat
-  and the next. No road crosses either except the arterials, each crossing
-  drawn as a ``bridge=yes`` way; so near a barrier, away from the bridges,
+  and the next. Roads cross them only on ``bridge=yes`` ways, where a real
+  city has them (:mod:`demo.crossings`): on every arterial, on every fourth
+  street of a town grid (one a kilometre) and on a county road every few
+  kilometres in the countryside; so near a barrier, away from a crossing,
   the network distance is far longer than the straight line.
 * Any piece left unconnected is joined to the rest by the shortest link that
   crosses no barrier.
@@ -31,20 +35,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+import geopandas as gpd
 import numpy as np
 import shapely
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial import Delaunay, cKDTree
 
+from demo.city import DemoCity
+from demo.crossings import GRID_CROSSING_EVERY, Barrier, barriers_crossed, rural_crossings
 from geo.crs import from_metric, to_metric, transform_geometry
 
 SPACING_M = 250.0
 SEAT_HALF_M = 2000.0
 TOWN_HALF_M = 750.0
 ARTERIAL_STEP_M = 400.0
-EXTRA_LINK_M = 1500.0
-EXTRA_LINK_SHARE = 0.25
+#: Neighbouring villages (Delaunay) within this many metres are linked with this probability, besides the tree.
+EXTRA_LINK_M = 2500.0
+EXTRA_LINK_SHARE = 0.5
 MAX_RURAL_M = 8000.0
 SUFFIX = "（合成）"
 
@@ -79,8 +87,6 @@ class DemoRoads:
 class _Builder:
     xy: list[tuple[float, float]] = field(default_factory=list)
     ways: list[tuple[list[int], dict[str, str]]] = field(default_factory=list)
-    bridges: list[tuple[float, float]] = field(default_factory=list)
-    crossings: list[tuple[float, float]] = field(default_factory=list)
 
     def node(self, x: float, y: float) -> int:
         self.xy.append((float(x), float(y)))
@@ -108,14 +114,18 @@ def build_demo_roads(seats: Sequence[Place], towns: Sequence[Place], villages: S
     city = shapely.union_all([transform_geometry(d, to_metric) for d in districts])
     seat_xy, town_xy, village_xy = (_metric(p) for p in (seats, towns, villages))
     river, railway = _barriers(seat_xy, city, rng)
+    crossings = [Barrier(river, "示例河", "大桥"), Barrier(railway, "示例铁路", "跨线桥")]
     barrier = shapely.union_all([river, railway])
     shapely.prepare(barrier)
     b = _Builder()
     places = [*zip(seats, seat_xy, [SEAT_HALF_M] * len(seats), strict=True),
               *zip(towns, town_xy, [TOWN_HALF_M] * len(towns), strict=True)]
-    grids = _grids(b, places, city, barrier)
-    _arterials(b, places, grids, len(seats), river, railway, rng)
+    grids = _grids(b, places, city, crossings)
+    _arterials(b, places, grids, len(seats), crossings, rng)
     _rural(b, villages, village_xy, barrier, rng)
+    for i, crossing in enumerate(crossings):
+        for p, q in rural_crossings(np.asarray(b.xy), crossing, crossings[:i] + crossings[i + 1:], city):
+            _crossing_way(b, [p + 1, q + 1], "unclassified", "县道", crossings)
     _connect_pieces(b, barrier)
     river_id = [b.node(x, y) for x, y in shapely.get_coordinates(river)]
     rail_id = [b.node(x, y) for x, y in shapely.get_coordinates(railway)]
@@ -124,7 +134,7 @@ def build_demo_roads(seats: Sequence[Place], towns: Sequence[Place], villages: S
     xy = np.asarray(b.xy)
     lon, lat = from_metric(xy[:, 0], xy[:, 1])
     return DemoRoads(np.column_stack([lon, lat]), b.ways, transform_geometry(river, from_metric),
-                     transform_geometry(railway, from_metric), _lonlat(b.bridges), _lonlat(b.crossings))
+                     transform_geometry(railway, from_metric), _lonlat(crossings[0].at), _lonlat(crossings[1].at))
 
 
 def _metric(places: Sequence[Place]) -> np.ndarray:
@@ -156,7 +166,7 @@ def _barriers(seat_xy: np.ndarray, city: shapely.Geometry,
 
 
 def _grids(b: _Builder, places: list[tuple[Place, np.ndarray, float]], city: shapely.Geometry,
-           barrier: shapely.Geometry) -> list[dict[tuple[int, int], int]]:
+           crossings: list[Barrier]) -> list[dict[tuple[int, int], int]]:
     """Street grids around each place; a node inside an earlier grid's square is left out."""
     done: list[tuple[np.ndarray, float]] = []
     grids = []
@@ -172,15 +182,15 @@ def _grids(b: _Builder, places: list[tuple[Place, np.ndarray, float]], city: sha
                 nodes[(i, j)] = b.node(x, y)
         for axis in (0, 1):
             for line in range(-k, k + 1):
-                _grid_street(b, place, nodes, axis, line, k, barrier)
+                _grid_street(b, place, nodes, axis, line, k, crossings)
         done.append((np.array([cx, cy]), half))
         grids.append(nodes)
     return grids
 
 
 def _grid_street(b: _Builder, place: Place, nodes: dict[tuple[int, int], int], axis: int, line: int, k: int,
-                 barrier: shapely.Geometry) -> None:
-    """One grid line, as ways between breaks (a missing node or a piece that would cross a barrier)."""
+                 crossings: list[Barrier]) -> None:
+    """One grid line, as ways between breaks (a missing node, or a barrier this street does not cross)."""
     run: list[int] = []
     kind = "东西" if axis == 0 else "南北"
     name = f"{place.name}{kind}{line + k + 1}号路"
@@ -188,20 +198,19 @@ def _grid_street(b: _Builder, place: Place, nodes: dict[tuple[int, int], int], a
     for step in range(-k, k + 1):
         key = (step, line) if axis == 0 else (line, step)
         nid = nodes.get(key)
-        if nid is not None and run and barrier.intersects(shapely.LineString([b.xy[run[-1] - 1], b.xy[nid - 1]])):
+        hit = barriers_crossed(crossings, b.xy[run[-1] - 1], b.xy[nid - 1]) if nid is not None and run else []
+        if hit or nid is None:
             b.way(run, highway, name)
+            if hit and line % GRID_CROSSING_EVERY == 0 and nid is not None:
+                _crossing_way(b, [run[-1], nid], highway, name, crossings)
             run = []
-        if nid is None:
-            b.way(run, highway, name)
-            run = []
-        else:
+        if nid is not None:
             run.append(nid)
     b.way(run, highway, name)
 
 
 def _arterials(b: _Builder, places: list[tuple[Place, np.ndarray, float]], grids: list[dict[tuple[int, int], int]],
-               n_seats: int, river: shapely.LineString, railway: shapely.LineString,
-               rng: np.random.Generator) -> None:
+               n_seats: int, crossings: list[Barrier], rng: np.random.Generator) -> None:
     """Roads between places: the spanning tree of their triangulation plus every seat-to-seat edge."""
     xy = np.array([p[1] for p in places])
     pairs = _delaunay_pairs(xy) if len(xy) >= 3 else np.array([[0, 1]])
@@ -220,7 +229,7 @@ def _arterials(b: _Builder, places: list[tuple[Place, np.ndarray, float]], grids
         mid = ends[0] + np.outer(t, ends[1] - ends[0]) + np.outer(bow, normal)
         ids = [start, *(b.node(x, y) for x, y in mid), end]
         name = f"{places[i][0].name}—{places[j][0].name}公路"
-        _bridged_way(b, ids, "primary" if seats else "secondary", name, river, railway)
+        _bridged_way(b, ids, "primary" if seats else "secondary", name, crossings)
 
 
 def _delaunay_pairs(xy: np.ndarray) -> np.ndarray:
@@ -239,22 +248,26 @@ def _gate(b: _Builder, grid: dict[tuple[int, int], int], centre: np.ndarray, tow
     return ids[int(np.argmin(np.hypot(*(pts - towards).T)))]
 
 
-def _bridged_way(b: _Builder, ids: list[int], highway: str, name: str, river: shapely.LineString,
-                 railway: shapely.LineString) -> None:
+def _bridged_way(b: _Builder, ids: list[int], highway: str, name: str, crossings: list[Barrier]) -> None:
     """A road whose pieces across the river or the railway become ``bridge=yes`` ways of their own."""
     start = 0
     for k in range(len(ids) - 1):
-        seg = shapely.LineString([b.xy[ids[k] - 1], b.xy[ids[k + 1] - 1]])
-        crosses = [(river, b.bridges, "大桥"), (railway, b.crossings, "跨线桥")]
-        hit = [(where, word) for line, where, word in crosses if seg.intersects(line)]
-        if not hit:
+        if not barriers_crossed(crossings, b.xy[ids[k] - 1], b.xy[ids[k + 1] - 1]):
             continue
         b.way(ids[start:k + 1], highway, name)
-        for where, _ in hit:
-            where.append(tuple(np.asarray(seg.interpolate(0.5, normalized=True).coords[0])))
-        b.way(ids[k:k + 2], highway, name.removesuffix("公路") + hit[0][1], bridge="yes", layer="1")
+        _crossing_way(b, ids[k:k + 2], highway, name.removesuffix("公路"), crossings)
         start = k + 1
     b.way(ids[start:], highway, name)
+
+
+def _crossing_way(b: _Builder, ids: list[int], highway: str, name: str, crossings: list[Barrier]) -> None:
+    """The two-node piece ``ids`` as a ``bridge=yes`` way, recorded on every barrier it crosses."""
+    a, z = b.xy[ids[0] - 1], b.xy[ids[1] - 1]
+    hit = barriers_crossed(crossings, a, z)
+    for barrier in hit:
+        barrier.record(a, z)
+    if hit:
+        b.way(ids, highway, name + hit[0].word, bridge="yes", layer="1")
 
 
 def _rural(b: _Builder, villages: Sequence[Place], village_xy: np.ndarray, barrier: shapely.Geometry,
@@ -342,3 +355,19 @@ def write_demo_roads(path: Path, seats: Sequence[Place], towns: Sequence[Place],
     roads = build_demo_roads(seats, towns, villages, districts, seed=seed)
     write_osm(roads, path)
     return roads
+
+
+def demo_places(city: DemoCity, districts: gpd.GeoDataFrame) -> tuple[list[Place], list[Place], list[Place]]:
+    """The places the demo city's roads join: the real district seats, the demo's towns and its villages.
+
+    ``districts`` are the real districts (``adcode``, ``name_zh``, ``seat_lon``,
+    ``seat_lat``); towns are the city's secondary urban centres, villages its
+    synthetic villages (WGS-84).
+    """
+    seats = [Place(r.name_zh, r.seat_lon, r.seat_lat) for r in districts.itertuples()]
+    names = dict(zip(districts["adcode"], districts["name_zh"], strict=True))
+    others = city.centres[~city.centres["seat"]]
+    towns = [Place(f"{names[a]}示例镇{i}", p.x, p.y)
+             for i, (a, p) in enumerate(zip(others["adcode"], others.geometry, strict=True), start=1)]
+    villages = [Place(str(n), p.x, p.y) for n, p in zip(city.villages["name"], city.villages.geometry, strict=True)]
+    return seats, towns, villages

@@ -251,13 +251,17 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str) -> tuple[Any, Any]:
 
 
 def to_metric(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
-    """WGS-84 lon/lat to EPSG:4548 metres (x east, y north)."""
-    return from_wgs84(lon, lat, f"EPSG:{METRIC_EPSG}")
+    """WGS-84 lon/lat to EPSG:4548 metres (x east, y north); the transformer is made once (per-request paths)."""
+    xa, ya, scalar = _asarrays(lon, lat)
+    x, y = _cached_transformer("EPSG:4326", METRIC_EPSG).transform(xa, ya)
+    return _ret(np.asarray(x), np.asarray(y), scalar)
 
 
 def from_metric(x: ArrayLike, y: ArrayLike) -> tuple[Any, Any]:
-    """EPSG:4548 metres to WGS-84 lon/lat."""
-    return to_wgs84(x, y, f"EPSG:{METRIC_EPSG}")
+    """EPSG:4548 metres to WGS-84 lon/lat; the transformer is made once."""
+    xa, ya, scalar = _asarrays(x, y)
+    lon, lat = _cached_transformer(f"EPSG:{METRIC_EPSG}", WGS84_EPSG).transform(xa, ya)
+    return _ret(np.asarray(lon), np.asarray(lat), scalar)
 
 
 def transform_geometry(geom: Any, func: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]) -> Any:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from urllib.parse import quote, urlencode
+from functools import lru_cache
+from urllib.parse import quote
 
 import numpy as np
 from pyproj import Geod
@@ -69,32 +70,38 @@ def geodesic_distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2:
     return float(dist) if dist.ndim == 0 else dist
 
 
-def walking_minutes(distance_m: ArrayLike, speed_m_per_min: float) -> int | np.ndarray:
-    """Whole minutes to walk ``distance_m`` metres at ``speed_m_per_min``, rounded up.
+def minutes_at(distance_m: ArrayLike, speed_m_per_min: float) -> int | np.ndarray:
+    """Whole minutes to cover ``distance_m`` metres at ``speed_m_per_min``, rounded up (at least 1 above 0 m).
 
-    Straight-line distance understates a real route; the minutes are a floor,
-    and at least 1 for any distance above zero. The speed is the caller's
-    (the registry's walking mode, ``layers.modes.WALK_SPEED_M_PER_MIN``, or a
-    deployment's setting); this module holds no speed of its own.
+    The speed is the caller's (``layers.modes``, or a deployment's walking
+    setting); this module holds no speed of its own.
 
     Parameters
     ----------
     distance_m : float or array
         Distance in metres (>= 0).
     speed_m_per_min : float
-        Walking speed in metres per minute (> 0).
+        Speed in metres per minute (> 0).
 
     Returns
     -------
     int or numpy.ndarray of int
     """
     if not (math.isfinite(speed_m_per_min) and speed_m_per_min > 0):
-        raise GeoError(f"walking speed was {speed_m_per_min!r} but must be a positive number of metres per minute")
+        raise GeoError(f"speed was {speed_m_per_min!r} but must be a positive number of metres per minute")
     d = np.asarray(distance_m, dtype=float)
     if np.any(~np.isfinite(d)) or np.any(d < 0):
         raise GeoError("distances must be finite and not negative (metres)")
     minutes = np.ceil(d / speed_m_per_min).astype(int)
     return int(minutes) if minutes.ndim == 0 else minutes
+
+
+def walking_minutes(distance_m: ArrayLike, speed_m_per_min: float) -> int | np.ndarray:
+    """Whole minutes to walk ``distance_m`` metres at ``speed_m_per_min`` (:func:`minutes_at`).
+
+    A straight-line distance understates a real route: minutes from it are a floor.
+    """
+    return minutes_at(distance_m, speed_m_per_min)
 
 
 def planar_bound_m(radius_deg: float, lat: float) -> float:
@@ -185,24 +192,32 @@ def _clean_label(name: str) -> str:
     return " ".join(str(name).replace(",", " ").replace("|", " ").replace(":", " ").split())[:80]
 
 
-def _amap(glon: float, glat: float, name: str, ogcj: tuple[float, float] | None) -> str:
-    params = {"to": f"{glon:.6f},{glat:.6f},{_clean_label(name)}", "mode": "walk", "policy": "1",
-              "src": APP_SOURCE, "coordinate": "gaode", "callnative": "1"}
-    if ogcj is not None:
-        params = {"from": f"{ogcj[0]:.6f},{ogcj[1]:.6f},我的位置", **params}
-    return "https://uri.amap.com/navigation?" + urlencode(params, quote_via=quote, safe=",")
+@lru_cache(maxsize=65_536)
+def _label(name: str) -> str:
+    """``name`` cleaned and percent-encoded once (UTF-8), for any of the links: it holds none of ``,:|``."""
+    return quote(_clean_label(name), safe="")
 
 
-def _baidu(blon: float, blat: float, name: str, obd: tuple[float, float] | None) -> str:
-    label = _clean_label(name)
+#: Per travel mode, the ``mode`` value of AMap's and Baidu's URIs (straight-line answers get walking links).
+APP_MODES = {"walk": ("walk", "walking"), "drive": ("car", "driving")}
+_HERE = quote("我的位置", safe="")
+_REGION = quote("枣庄", safe="")
+
+
+def _amap(glon: float, glat: float, name: str, ogcj: tuple[float, float] | None, mode: str = "walk") -> str:
+    start = "" if ogcj is None else f"from={ogcj[0]:.6f},{ogcj[1]:.6f},{_HERE}&"
+    return (f"https://uri.amap.com/navigation?{start}to={glon:.6f},{glat:.6f},{_label(name)}"
+            f"&mode={APP_MODES[mode][0]}&policy=1&src={APP_SOURCE}&coordinate=gaode&callnative=1")
+
+
+def _baidu(blon: float, blat: float, name: str, obd: tuple[float, float] | None, mode: str = "walk") -> str:
+    label = _label(name)
     if obd is None:
-        params = {"location": f"{blat:.6f},{blon:.6f}", "title": label, "content": label,
-                  "coord_type": "bd09ll", "output": "html", "src": APP_SOURCE}
-        return "https://api.map.baidu.com/marker?" + urlencode(params, quote_via=quote, safe=",")
-    params = {"origin": f"latlng:{obd[1]:.6f},{obd[0]:.6f}|name:我的位置",
-              "destination": f"latlng:{blat:.6f},{blon:.6f}|name:{label}",
-              "mode": "walking", "region": "枣庄", "coord_type": "bd09ll", "output": "html", "src": APP_SOURCE}
-    return "https://api.map.baidu.com/direction?" + urlencode(params, quote_via=quote, safe=",:|")
+        return (f"https://api.map.baidu.com/marker?location={blat:.6f},{blon:.6f}&title={label}&content={label}"
+                f"&coord_type=bd09ll&output=html&src={APP_SOURCE}")
+    return (f"https://api.map.baidu.com/direction?origin=latlng:{obd[1]:.6f},{obd[0]:.6f}|name:{_HERE}"
+            f"&destination=latlng:{blat:.6f},{blon:.6f}|name:{label}&mode={APP_MODES[mode][1]}&region={_REGION}"
+            f"&coord_type=bd09ll&output=html&src={APP_SOURCE}")
 
 
 def amap_link(lon: float, lat: float, name: str, origin: tuple[float, float] | None = None) -> str:
@@ -233,7 +248,7 @@ def geo_uri(lon: float, lat: float, name: str | None = None) -> str:
     """RFC 5870 ``geo:`` URI (WGS-84, latitude first) that any map app on a phone can open."""
     uri = f"geo:{float(lat):.6f},{float(lon):.6f}"
     if name:
-        uri += f"?q={float(lat):.6f},{float(lon):.6f}(" + quote(_clean_label(name), safe="") + ")"
+        uri += f"?q={float(lat):.6f},{float(lon):.6f}({_label(name)})"
     return uri
 
 
@@ -244,13 +259,14 @@ def navigation_links(lon: float, lat: float, name: str, origin: tuple[float, flo
 
 
 def links_and_coordinates(lons: Sequence[float] | np.ndarray, lats: Sequence[float] | np.ndarray,
-                          names: Sequence[str], origin: tuple[float, float] | None = None,
+                          names: Sequence[str], origin: tuple[float, float] | None = None, mode: str = "walk",
                           ) -> list[tuple[dict[str, list[float]], dict[str, str]]]:
     """For many WGS-84 positions at once: ``(coordinates_for_apps, navigation_links)`` of each.
 
     The same results as calling the two functions per position, with the
-    GCJ-02/BD-09 conversions done in one vectorised pass (this is the hot path
-    of ``/api/nearest``).
+    GCJ-02/BD-09 conversions done in one vectorised pass and each link filled
+    into its template (this is the hot path of ``/api/nearest``). ``mode``
+    (a key of :data:`APP_MODES`) is how the apps are asked to route.
     """
     lons = np.asarray(lons, dtype=float)
     lats = np.asarray(lats, dtype=float)
@@ -268,6 +284,7 @@ def links_and_coordinates(lons: Sequence[float] | np.ndarray, lats: Sequence[flo
         gx, gy, bx, by = float(glon[i]), float(glat[i]), float(blon[i]), float(blat[i])
         coords = {"wgs84": [round(x, 7), round(y, 7)], "gcj02": [round(gx, 7), round(gy, 7)],
                   "bd09": [round(bx, 7), round(by, 7)]}
-        links = {"amap": _amap(gx, gy, name, ogcj), "baidu": _baidu(bx, by, name, obd), "geo": geo_uri(x, y, name)}
+        links = {"amap": _amap(gx, gy, name, ogcj, mode), "baidu": _baidu(bx, by, name, obd, mode),
+                 "geo": geo_uri(x, y, name)}
         out.append((coords, links))
     return out

@@ -202,13 +202,17 @@ def shortest_paths(graph: Graph, origin: Snapped, *, limit_m: float = np.inf) ->
     dist, pred = np.full(n, np.inf), np.full(n, _NO_PRED, dtype=np.int64)
     verts, costs, exits = _seeds(graph, origin)
     if verts and costs[0] <= limit_m:
-        d, p = dijkstra(graph.arcs, directed=True, indices=verts, return_predecessors=True,
-                        limit=limit_m - costs[0])
-        total = d + np.asarray(costs)[:, None]
-        best, cols = np.argmin(total, axis=0), np.arange(n)
-        dist, pred = total[best, cols], p[best, cols].astype(np.int64)
+        # One Dijkstra from a virtual vertex n joined to each seed at its cost (+ MIN_COST_M, so an arc of
+        # 0 m stays in the sparse graph), instead of one per seed.
+        first = sorted(dict(zip(reversed(verts), reversed(costs), strict=True)).items())
+        seeds = np.array([v for v, _ in first], dtype=graph.arcs.indices.dtype)
+        arcs = csr_array((np.concatenate([graph.arcs.data, [c + MIN_COST_M for _, c in first]]),
+                          np.concatenate([graph.arcs.indices, seeds]),
+                          np.append(graph.arcs.indptr, graph.arcs.indptr[-1] + len(seeds))), shape=(n + 1, n + 1))
+        d, p = dijkstra(arcs, directed=True, indices=n, return_predecessors=True, limit=limit_m + MIN_COST_M)
+        dist, pred = d[:n] - MIN_COST_M, p[:n].astype(np.int64)
         dist[dist > limit_m] = np.inf
-        pred[~np.isfinite(dist)] = _NO_PRED
+        pred[(pred == n) | ~np.isfinite(dist)] = _NO_PRED
     return Tree(origin, dist, pred, exits)
 
 

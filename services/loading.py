@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from db import demo_city as db_demo
 from db import loading as db_loading
 from demo import DemoCity, build_demo_city
-from demo.roads import Place, write_demo_roads
+from demo.roads import demo_places, write_demo_roads
 from etl import candidates as etl_candidates
 from etl import load as etl_load
 from etl.boundaries import BOUNDARIES, CENSUS, SOURCE, read_districts
@@ -205,18 +205,12 @@ def load_demo_roads(engine: Engine, city: DemoCity, districts: gpd.GeoDataFrame,
     """The demo city's synthetic road network, written as an OSM file and imported by the real importer.
 
     Seats are the real district seats; towns the demo's secondary urban
-    centres; every synthetic village gets its road. The file goes through
-    :func:`services.roads.import_roads`, the path ``flask etl roads`` takes.
+    centres; every synthetic village gets its road (:func:`demo.roads.demo_places`).
+    The file goes through :func:`services.roads.import_roads`, the path ``flask etl roads`` takes.
     """
-    seats = [Place(r.name_zh, r.seat_lon, r.seat_lat) for r in districts.itertuples()]
-    names = dict(zip(districts["adcode"], districts["name_zh"], strict=True))
-    others = city.centres[~city.centres["seat"]]
-    towns = [Place(f"{names[a]}示例镇{i}", p.x, p.y)
-             for i, (a, p) in enumerate(zip(others["adcode"], others.geometry, strict=True), start=1)]
-    villages = [Place(str(n), p.x, p.y) for n, p in zip(city.villages["name"], city.villages.geometry, strict=True)]
     with tempfile.TemporaryDirectory(prefix="minsheng-demo-roads-") as tmp:
         path = Path(tmp) / "demo-roads.osm"
-        write_demo_roads(path, seats, towns, villages, list(districts.geometry), seed=seed)
+        write_demo_roads(path, *demo_places(city, districts), list(districts.geometry), seed=seed)
         return roads.import_roads(engine, path, progress=progress)
 
 

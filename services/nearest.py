@@ -1,20 +1,27 @@
-"""The residents' use cases: the nearest facilities to a position, search by name or address, the map's points.
+"""The residents' use cases: the nearest facilities to a position (in a straight line or along the roads),
+search by name or address, the map's points.
 
-Each public function opens one connection, reads rows with :mod:`db.facilities`
-and does the maths with :mod:`geo.nearest`. Answers are GeoJSON
-FeatureCollections as plain dicts, geometry in WGS-84 (RFC 7946); each
-feature also carries its position in GCJ-02 and BD-09 for Chinese map apps,
-and AMap / Baidu / ``geo:`` navigation links.
+Each opens one connection and reads rows with :mod:`db.facilities`; the
+maths is :mod:`geo.nearest` (geodesics) and :mod:`services.routing` (roads);
+answers are GeoJSON FeatureCollections (:mod:`services.facility_features`).
+Nearest is "filter and refine" (the rounds: :mod:`services.candidates`), exact
+in both measures:
 
-Nearest is "filter and refine". The PostGIS KNN operator ``point <-> q``
-walks the GiST index in planar (degree) order, which is close to, but not,
-the ground order. Each layer is fetched with a margin of candidates
-(:func:`candidates_per_layer`) and re-ranked by geodesic metres on the
-WGS-84 ellipsoid. When the margin could have missed one
-(:func:`geo.nearest.knn_is_exact` says no), every facility within a planar
-radius that surely holds all points as near on the ground as the k-th found
-is fetched through the index and ranked: two rounds at most. Distances are
-to the facility's representative point (a park's ``point``, not its edge).
+* **Candidates.** One statement reads the district at the position, the road
+  network's state and, per layer, the :func:`candidates_per_layer` facilities
+  nearest in planar (degree) order of their geometry (``geom <-> q`` on the
+  (layer, geom) GiST index).
+* **Straight.** Geodesic metres on the WGS-84 ellipsoid: to a point (pyproj,
+  one vectorised call), to an area's nearest point (PostGIS ``geography``, 0
+  inside). A layer's list is complete up to the ground distance
+  :func:`geo.nearest.planar_bound_m` guarantees for its farthest candidate;
+  when the k-th lies beyond, every facility within a planar radius that surely
+  holds it is read (one more round trip).
+* **Along the roads.** No road route is shorter than the straight line, so
+  candidates are taken in straight-line order and the search stops when the
+  next one is farther in a straight line than the k-th best by road (0.1 %
+  margin): the list is widened until complete that far, the Dijkstra limit
+  until ``k`` are reached.
 """
 from __future__ import annotations
 
@@ -23,42 +30,46 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from db import facilities as db_facilities
 from geo.crs import POSITION_CRS, from_wgs84, to_wgs84
-from geo.nearest import (
-    coordinates_for_apps,
-    knn_is_exact,
-    links_and_coordinates,
-    planar_radius_deg,
-    rank_by_distance,
-    walking_minutes,
-)
+from geo.nearest import coordinates_for_apps
 from layers import LAYERS, layer_keys
 from layers.modes import WALK_SPEED_M_PER_MIN
+from services import candidates
+from services.checks import check_choice, check_length, check_range
 from services.errors import InvalidRequest
+from services.facility_features import SYNTHETIC_NOTE, features
+from services.routing import NETWORK_RULE, RoadDistances, road_network, travel_speed
 
 #: ``layer=`` value meaning every layer.
 ALL_LAYERS = "all"
+#: ``by=`` values: along the walking or driving network, or a straight line.
+STRAIGHT = "straight"
+BY = ("walk", "drive", STRAIGHT)
 #: Facilities per layer a nearest request may ask for, and the default.
 MAX_K = 50
 DEFAULT_K = 5
+
 #: Longest search text, characters.
 MAX_QUERY_CHARS = 50
 #: Most search results, and the default.
 MAX_SEARCH_LIMIT = 50
 DEFAULT_SEARCH_LIMIT = 10
 
-#: First fetch per layer: ``max(k * _MARGIN, k + _EXTRA)`` candidates in planar order.
-_MARGIN = 3
-_EXTRA = 8
+#: First fetch per layer: ``max(k * margin, k + extra)`` candidates in planar order; by road more, since a
+#: road detour makes the k-th by road lie further down the straight-line order.
+_MARGIN, _EXTRA = 3, 8
+_ROAD_MARGIN, _ROAD_EXTRA = 5, 24
 
-DISTANCE_NOTE = ("distance_m: geodesic metres on the WGS-84 ellipsoid from the query position to the "
-                 "facility's representative point (a park's centre point, not its edge); walk_minutes: "
-                 "that straight-line distance at walk_speed_m_per_min, rounded up (real routes are longer)")
-SYNTHETIC_NOTE = {"zh": "演示数据：设施为合成数据（非真实位置）",
-                  "en": "Demo data: these facilities are SYNTHETIC (not real places)"}
+STRAIGHT_NOTE = ("distance_m and straight_m: geodesic metres on the WGS-84 ellipsoid from the query position to "
+                 "the facility (to the nearest point of an area such as a park, 0 inside it); minutes and route: "
+                 "null (no route is measured)")
+ROAD_NOTE = ("distance_m: metres along the {mode} network; " + NETWORK_RULE + "; straight_m: geodesic metres on "
+             "the WGS-84 ellipsoid; minutes: distance_m at speeds_m_per_min.{mode}, rounded up; route: the way "
+             "taken, WGS-84. Exact: candidates are taken in straight-line order until the next is farther in a "
+             "straight line than the k-th best by road")
 OUTSIDE_NOTE = {"zh": "该位置在枣庄市范围之外；仍列出最近的设施，但可能很远",
                 "en": "This position is outside Zaozhuang City; the nearest facilities are still listed "
                       "but may be far away"}
@@ -68,13 +79,16 @@ Row = dict[str, Any]
 
 @dataclass
 class NearestResult:
-    """Facilities nearest a WGS-84 position, per layer, each row with ``distance_m`` (geodesic metres)."""
+    """Facilities nearest a WGS-84 position, per layer, each row with ``distance_m`` (metres ``by`` the mode
+    used) and ``straight_m`` (geodesic metres); the district there and the road network's state."""
 
     lon: float
     lat: float
     district: Row | None
+    by: str = STRAIGHT
+    network: dict[str, bool] = field(default_factory=lambda: {"loaded": False, "synthetic": False})
     by_layer: dict[str, list[Row]] = field(default_factory=dict)
-    rounds: int = 0
+    rounds: int = 1
 
     @property
     def inside_city(self) -> bool:
@@ -82,8 +96,9 @@ class NearestResult:
 
     def ordered(self) -> list[Row]:
         """All facilities, nearest first (ties by layer order, then id)."""
+        order = {key: i for i, key in enumerate(layer_keys())}
         rows = [r for key in self.by_layer for r in self.by_layer[key]]
-        return sorted(rows, key=lambda r: (r["distance_m"], layer_keys().index(r["layer"]), r["id"]))
+        return sorted(rows, key=lambda r: (r["distance_m"], order.get(r["layer"], len(order)), r["id"]))
 
 
 # --------------------------------------------------------------------------
@@ -91,8 +106,9 @@ class NearestResult:
 # --------------------------------------------------------------------------
 
 def nearest_collection(engine: Engine, lon: float, lat: float, *, crs: str = "wgs84", layer: str = ALL_LAYERS,
-                       k: int = DEFAULT_K, walk_speed_m_per_min: float = WALK_SPEED_M_PER_MIN) -> dict[str, Any]:
-    """GeoJSON FeatureCollection of the ``k`` nearest of ``layer`` (of each layer for ``all``).
+                       k: int = DEFAULT_K, by: str | None = None,
+                       walk_speed_m_per_min: float = WALK_SPEED_M_PER_MIN) -> dict[str, Any]:
+    """GeoJSON FeatureCollection of the ``k`` nearest of each layer asked for.
 
     Parameters
     ----------
@@ -102,37 +118,43 @@ def nearest_collection(engine: Engine, lon: float, lat: float, *, crs: str = "wg
     crs : str
         One of :data:`geo.crs.POSITION_CRS` (wgs84, gcj02, bd09).
     layer : str
-        A layer key, or ``all``.
+        A layer key, ``all``, or layer keys separated by commas.
     k : int
         Facilities per layer, 1 to :data:`MAX_K`.
+    by : str or None
+        ``walk``, ``drive`` or ``straight``; None: ``walk`` when a road
+        network is loaded, else ``straight``.
     walk_speed_m_per_min : float
-        Walking speed for ``walk_minutes``, metres per minute.
+        Walking speed for ``minutes``, metres per minute (driving: ``layers.modes``).
 
     Returns
     -------
     dict
-        Features ordered by ``distance_m`` (geodesic metres on WGS-84), each
-        with ``walk_minutes``, app coordinates and navigation links; ``query``
-        echoes the request with the WGS-84 position and the district there.
+        Features ordered by ``distance_m``, each with ``by``, ``distance_m``,
+        ``straight_m``, ``minutes``, ``route``, app coordinates and navigation
+        links; ``query`` echoes the request with ``by``, ``network`` and
+        ``speeds_m_per_min``, the WGS-84 position and the district there.
     """
-    _check_choice("crs", crs, POSITION_CRS)
-    _check_choice("layer", layer, (*layer_keys(), ALL_LAYERS))
-    _check_range("k", k, 1, MAX_K)
+    check_choice("crs", crs, POSITION_CRS)
+    layers = parse_layers(layer)
+    check_range("k", k, 1, MAX_K)
     wlon, wlat = to_wgs84(lon, lat, crs)
-    result = nearest(engine, wlon, wlat, list(layer_keys()) if layer == ALL_LAYERS else [layer], k)
-    features = _features(result.ordered(), speed=walk_speed_m_per_min, origin=(wlon, wlat))
+    result = nearest(engine, wlon, wlat, layers, k, by=by)
+    speeds = {"walk": travel_speed("walk", walk_speed_m_per_min), "drive": travel_speed("drive")}
+    rows = result.ordered()
+    found = features(rows, by=result.by, speed=speeds.get(result.by), origin=(wlon, wlat))
     query: dict[str, Any] = {
-        "lon": lon, "lat": lat, "crs": crs, "layer": layer, "k": k,
-        "coordinates": coordinates_for_apps(wlon, wlat),
-        "inside_city": result.inside_city,
-        "district": {key: result.district[key] for key in ("adcode", "name_zh", "name_en")}
-        if result.district else None,
+        "lon": lon, "lat": lat, "crs": crs, "layer": layer, "layers": layers, "k": k, "by": result.by,
+        "network": result.network, "speeds_m_per_min": speeds,
+        "coordinates": coordinates_for_apps(wlon, wlat), "inside_city": result.inside_city,
+        "district": result.district,
     }
     if not result.inside_city:
         query["notice"] = OUTSIDE_NOTE
-    return {"type": "FeatureCollection", "query": query, "walk_speed_m_per_min": walk_speed_m_per_min,
-            "distance_note": DISTANCE_NOTE, "synthetic": any(f["properties"]["synthetic"] for f in features),
-            "synthetic_note": SYNTHETIC_NOTE, "numberReturned": len(features), "features": features}
+    note = STRAIGHT_NOTE if result.by == STRAIGHT else ROAD_NOTE.format(mode=result.by)
+    return {"type": "FeatureCollection", "query": query, "distance_note": note,
+            "synthetic": any(f["properties"]["synthetic"] for f in found), "synthetic_note": SYNTHETIC_NOTE,
+            "numberReturned": len(found), "features": found}
 
 
 def search_collection(engine: Engine, q: str, *, layer: str | None = None,
@@ -143,18 +165,18 @@ def search_collection(engine: Engine, q: str, *, layer: str | None = None,
     feature says whether it ``matched`` by name or by address. Positions are
     WGS-84 degrees.
     """
-    _check_length("q", q, 1, MAX_QUERY_CHARS)
+    check_length("q", q, 1, MAX_QUERY_CHARS)
     if layer is not None:
-        _check_choice("layer", layer, layer_keys())
-    _check_range("limit", limit, 1, MAX_SEARCH_LIMIT)
+        check_choice("layer", layer, layer_keys())
+    check_range("limit", limit, 1, MAX_SEARCH_LIMIT)
     with engine.connect() as conn:
         rows = db_facilities.search(conn, q, layer=layer, limit=limit)
-    features = _features(rows)
-    for f, row in zip(features, rows, strict=True):
+    found = features(rows)
+    for f, row in zip(found, rows, strict=True):
         f["properties"]["matched"] = "name" if row["name_pos"] > 0 else "address"
     return {"type": "FeatureCollection", "query": {"q": q, "layer": layer, "limit": limit},
-            "synthetic": any(f["properties"]["synthetic"] for f in features),
-            "synthetic_note": SYNTHETIC_NOTE, "numberReturned": len(features), "features": features}
+            "synthetic": any(f["properties"]["synthetic"] for f in found),
+            "synthetic_note": SYNTHETIC_NOTE, "numberReturned": len(found), "features": found}
 
 
 def map_points(engine: Engine, crs: str = "wgs84") -> dict[str, list[list[Any]]]:
@@ -165,7 +187,7 @@ def map_points(engine: Engine, crs: str = "wgs84") -> dict[str, list[list[Any]]]
     10 cm). ``kind`` is ``""`` unless the layer's record knows it. Addresses
     are left out to keep the page small (nearest and search answers carry them).
     """
-    _check_choice("crs", crs, POSITION_CRS)
+    check_choice("crs", crs, POSITION_CRS)
     with engine.connect() as conn:
         rows = db_facilities.map_points(conn)
     out: dict[str, list[list[Any]]] = {key: [] for key in LAYERS}
@@ -179,8 +201,9 @@ def map_points(engine: Engine, crs: str = "wgs84") -> dict[str, list[list[Any]]]
     return out
 
 
-def nearest(engine: Engine, lon: float, lat: float, layers: Sequence[str], k: int) -> NearestResult:
-    """The ``k`` facilities of each of ``layers`` nearest a WGS-84 position, in one connection.
+def nearest(engine: Engine, lon: float, lat: float, layers: Sequence[str], k: int, *,
+            by: str | None = None) -> NearestResult:
+    """The ``k`` facilities of each of ``layers`` nearest a WGS-84 position, by ``by``, in one connection.
 
     Parameters
     ----------
@@ -191,125 +214,71 @@ def nearest(engine: Engine, lon: float, lat: float, layers: Sequence[str], k: in
         Layer keys.
     k : int
         Facilities per layer, 1 to :data:`MAX_K`.
+    by : str or None
+        ``walk``, ``drive``, ``straight``; None: ``walk`` when a network is loaded, else ``straight``.
 
     Returns
     -------
     NearestResult
         Per layer (in the order given), up to ``k`` rows nearest first, each
-        with ``distance_m`` (geodesic metres on WGS-84) and the facility's
-        fields; the district at the position; how many rounds it took.
+        with ``distance_m``, ``straight_m`` and the facility's fields (along
+        the roads also ``route_xy``, EPSG:4548); the district at the position;
+        how many round trips it took. Facilities the roads do not reach are left out.
     """
     for key in layers:
-        _check_choice("layer", key, layer_keys())
-    _check_range("k", k, 1, MAX_K)
+        check_choice("layer", key, layer_keys())
+    check_range("k", k, 1, MAX_K)
+    if by is not None:
+        check_choice("by", by, BY)
+    m = candidates_per_layer(k, by_road=by != STRAIGHT)
     with engine.connect() as conn:
-        result = NearestResult(lon=lon, lat=lat, district=db_facilities.district_at(conn, lon, lat), rounds=1)
-        unsure = _first_round(conn, result, layers, k)
-        if unsure:
-            result.rounds = 2
-            _second_round(conn, result, unsure, k)
-    result.by_layer = {key: result.by_layer[key] for key in layers}
+        first = db_facilities.nearest_candidates(conn, layers, lon, lat, m)
+        mode = _travel_mode(by, first.network_edges)
+        result = NearestResult(lon, lat, first.district, mode,
+                               {"loaded": first.network_edges > 0, "synthetic": first.network_synthetic})
+        pools = candidates.by_layer(first.rows, layers, lon, lat, m)
+        if mode == STRAIGHT:
+            result.rounds += candidates.settle_straight(conn, pools, lon, lat, k)
+            result.by_layer = {key: pool.rows[:k] for key, pool in pools.items()}
+        else:
+            road = RoadDistances(road_network(engine, mode), lon, lat)
+            result.rounds += candidates.settle_by_road(conn, pools, road, lon, lat, k)
+            result.by_layer = {key: candidates.nearest_by_road(pool.rows, k) for key, pool in pools.items()}
+            road.routes([r for rows in result.by_layer.values() for r in rows])
     return result
 
 
-def candidates_per_layer(k: int) -> int:
-    """How many facilities per layer the first KNN round fetches for ``k`` nearest."""
+def candidates_per_layer(k: int, *, by_road: bool = False) -> int:
+    """How many facilities per layer the first KNN round fetches for ``k`` nearest (in a straight line, or by road)."""
+    if by_road:
+        return max(k * _ROAD_MARGIN, k + _ROAD_EXTRA)
     return max(k * _MARGIN, k + _EXTRA)
 
 
-# --------------------------------------------------------------------------
-# the two rounds
-# --------------------------------------------------------------------------
+def parse_layers(layer: str) -> list[str]:
+    """The layer keys ``layer`` names: a key, ``all``, or keys separated by commas (each once, in order).
 
-def _first_round(conn: Connection, result: NearestResult, layers: Sequence[str], k: int) -> dict[str, float | None]:
-    """Fetch and rank each layer's candidates; settle the layers whose ``k`` nearest are surely among them.
-
-    Returns the unsettled layers with the planar radius (degrees) that holds
-    every facility as near as their k-th candidate (``None``: no trusted bound).
+    Raises
+    ------
+    InvalidRequest
+        ``parameter="layer"``, naming the keys allowed, for an empty or unknown one.
     """
-    m = candidates_per_layer(k)
-    fetched: dict[str, list[Row]] = {key: [] for key in layers}
-    for row in db_facilities.knn(conn, layers, result.lon, result.lat, m):
-        fetched[row["layer"]].append(row)
-    unsure: dict[str, float | None] = {}
-    for key, rows in fetched.items():
-        best = _refine(rows, result.lon, result.lat, k)
-        if len(rows) < m or not best or knn_is_exact(best[-1]["distance_m"], float(rows[-1]["deg"]), result.lat):
-            result.by_layer[key] = best
-        else:
-            unsure[key] = planar_radius_deg(best[-1]["distance_m"], result.lat)
-    return unsure
+    keys = list(layer_keys())
+    if layer == ALL_LAYERS:
+        return keys
+    names = [part.strip() for part in str(layer).split(",")]
+    bad = [n for n in names if n not in keys]
+    if bad:
+        raise InvalidRequest(f"layer was {str(layer)[:60]!r} but is expected to be one of {', '.join(keys)}, "
+                             f"{ALL_LAYERS}, or several keys separated by commas ({bad[0][:40]!r} is not a layer)",
+                             parameter="layer", allowed=[*keys, ALL_LAYERS])
+    return list(dict.fromkeys(names))
 
 
-def _second_round(conn: Connection, result: NearestResult, unsure: dict[str, float | None], k: int) -> None:
-    """Planar order could have missed one: rank every facility that could be as near on the ground as the
-    k-th found (or, with no trusted bound, the whole layer)."""
-    for key, radius in unsure.items():
-        if radius is None:
-            rows = db_facilities.knn(conn, [key], result.lon, result.lat, None)
-        else:
-            rows = db_facilities.knn_within(conn, [key], result.lon, result.lat, radius)
-        result.by_layer[key] = _refine(rows, result.lon, result.lat, k)
-
-
-def _refine(rows: list[Row], lon: float, lat: float, k: int) -> list[Row]:
-    """The ``k`` rows nearest (lon, lat) on the ellipsoid, each with ``distance_m``."""
-    idx, dist = rank_by_distance(lon, lat, np.array([r["lon"] for r in rows]), np.array([r["lat"] for r in rows]), k)
-    return [{**rows[int(i)], "distance_m": float(d)} for i, d in zip(idx, dist, strict=True)]
-
-
-# --------------------------------------------------------------------------
-# features
-# --------------------------------------------------------------------------
-
-def _features(rows: list[Row], *, speed: float | None = None,
-              origin: tuple[float, float] | None = None) -> list[dict[str, Any]]:
-    extras = links_and_coordinates([r["lon"] for r in rows], [r["lat"] for r in rows], [r["name"] for r in rows],
-                                   origin)
-    return [_feature(row, coords, links, speed) for row, (coords, links) in zip(rows, extras, strict=True)]
-
-
-def _feature(row: Row, coords: dict[str, list[float]], links: dict[str, str], speed: float | None) -> dict[str, Any]:
-    layer = LAYERS[row["layer"]]
-    kind = layer.kinds.get(row["kind"] or "")
-    props: dict[str, Any] = {
-        "id": row["id"], "layer": layer.key, "layer_name_zh": layer.name_zh, "layer_name_en": layer.name_en,
-        "kind": row["kind"], "kind_name_zh": kind[0] if kind else None, "kind_name_en": kind[1] if kind else None,
-        "name": row["name"], "address": row["address"], "phone": row["phone"],
-        "opening_hours": row["opening_hours"],
-        "district": row["district_adcode"], "district_zh": row["district_zh"], "district_en": row["district_en"],
-        "synthetic": bool(row["synthetic"]),
-    }
-    if layer.capacity_field or row["capacity"] is not None:
-        props.update(capacity=row["capacity"], capacity_unit_zh=layer.capacity_unit_zh,
-                     capacity_unit_en=layer.capacity_unit_en)
-    if "distance_m" in row:
-        props["distance_m"] = round(row["distance_m"], 1)
-        if speed is not None:
-            props["walk_minutes"] = walking_minutes(row["distance_m"], speed)
-    props["coordinates"] = coords
-    props["navigation"] = links
-    return {"type": "Feature", "id": row["id"], "geometry": {"type": "Point", "coordinates": coords["wgs84"]},
-            "properties": props}
-
-
-# --------------------------------------------------------------------------
-# checks (the views check the same bounds first; these keep other callers honest)
-# --------------------------------------------------------------------------
-
-def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise InvalidRequest(f"{name} was {str(value)[:40]!r} but is expected to be one of {', '.join(allowed)}",
-                             parameter=name, allowed=list(allowed))
-
-
-def _check_range(name: str, value: int, lo: int, hi: int) -> None:
-    if not lo <= value <= hi:
-        raise InvalidRequest(f"{name} was {value} but must be a whole number from {lo} to {hi}", parameter=name,
-                             allowed={"min": lo, "max": hi})
-
-
-def _check_length(name: str, value: str, lo: int, hi: int) -> None:
-    if not lo <= len(value) <= hi:
-        raise InvalidRequest(f"{name} must be {lo} to {hi} characters long (it was {len(value)})", parameter=name,
-                             allowed={"min_length": lo, "max_length": hi})
+def _travel_mode(by: str | None, network_edges: int) -> str:
+    if by is None:
+        return "walk" if network_edges > 0 else STRAIGHT
+    if by != STRAIGHT and network_edges == 0:
+        raise InvalidRequest(f"by was {by!r} but no road network is loaded; use by={STRAIGHT}, or load one with "
+                             "`flask etl roads FILE`", parameter="by", allowed=[STRAIGHT])
+    return by

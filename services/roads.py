@@ -8,7 +8,7 @@ stderr when asked for.
 
 The graph of a mode (:func:`graph`) is built from the edges that mode may use
 (``db.roads.EDGES_SQL``) and cached until the network changes (the
-``roads`` data version, ``services.cache.memo``).
+``roads`` data version only, ``services.cache.memo``: a facility edit keeps it).
 """
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ from etl.errors import ETLError
 from geo import network
 from services.cache import memo
 from services.errors import InvalidRequest, NotFound
+
+#: The travel modes the network routes.
+NETWORK_MODES: tuple[str, ...] = db_roads.NETWORK_MODES
 
 
 @dataclass
@@ -139,6 +142,13 @@ def current_import(engine: Engine) -> dict[str, Any]:
     return row
 
 
+def loaded_network(engine: Engine) -> dict[str, Any] | None:
+    """The record of the import behind the current network, or None when no network (with an edge) is loaded."""
+    with engine.connect() as conn:
+        row = db_roads.latest_import(conn)
+    return row if row is not None and row["edges"] > 0 else None
+
+
 def check_mode(mode: str) -> str:
     """``mode`` when the network routes it, else :class:`InvalidRequest` naming the modes allowed."""
     allowed = list(db_roads.NETWORK_MODES)
@@ -151,7 +161,7 @@ def check_mode(mode: str) -> str:
 def graph(engine: Engine, mode: str) -> network.Graph:
     """The in-memory graph of ``mode`` (``walk`` or ``drive``), rebuilt only after the network changes."""
     check_mode(mode)
-    return memo(engine, "roads.graph", mode, lambda: _load_graph(engine, mode))
+    return memo(engine, "roads.graph", mode, lambda: _load_graph(engine, mode), families=("roads",))
 
 
 def _load_graph(engine: Engine, mode: str) -> network.Graph:

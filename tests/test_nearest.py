@@ -2,8 +2,10 @@
 
 Expected values come from hand-worked facts (lengths of a degree, walking
 arithmetic) or from an independent brute force: PostGIS's ellipsoidal
-``ST_Distance(geography, geography, true)`` over every facility, with no index
-and no KNN.
+``ST_Distance(geography, geography, true)`` from the position to every
+facility's geometry (a park's polygon: its nearest point, 0 inside), with no
+index and no KNN. These are the straight-line answers (``by=straight``); the
+answers along the roads are checked in ``test_nearest_roads.py``.
 """
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ K = 3
 BRUTE_SQL = text("""
     SELECT layer, id, d FROM (
         SELECT layer, id,
-               ST_Distance(point::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, true) AS d,
+               ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, true) AS d,
                row_number() OVER (PARTITION BY layer ORDER BY
-                   ST_Distance(point::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, true), id) AS rn
+                   ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, true), id) AS rn
         FROM facility WHERE status = 'active') s
     WHERE rn <= :k ORDER BY layer, d""")
 
@@ -103,7 +105,7 @@ class TestGeodesic:
         assert walking_minutes(distance, 80) == minutes
 
     def test_walking_speed_must_be_positive(self):
-        with pytest.raises(GeoError, match="walking speed"):
+        with pytest.raises(GeoError, match="speed"):
             walking_minutes(100, 0)
 
 
@@ -149,7 +151,7 @@ class TestNearestIsRight:
     def test_200_random_points_every_layer_wgs84(self, client, engine, city_points):
         with engine.connect() as conn:
             for lon, lat in city_points:
-                body = client.get(f"/api/nearest?lon={lon}&lat={lat}&layer=all&k={K}").get_json()
+                body = client.get(f"/api/nearest?lon={lon}&lat={lat}&layer=all&k={K}&by=straight").get_json()
                 assert body["query"]["inside_city"] is True
                 expected = brute_force(conn, lon, lat, K)
                 for key in LAYER_KEYS:
@@ -163,7 +165,8 @@ class TestNearestIsRight:
         with engine.connect() as conn:
             for lon, lat in city_points[:200]:
                 x, y = forward(lon, lat)
-                body = client.get(f"/api/nearest?lon={x:.9f}&lat={y:.9f}&layer=all&k=1&crs={crs}").get_json()
+                body = client.get(f"/api/nearest?lon={x:.9f}&lat={y:.9f}&layer=all&k=1&crs={crs}&by=straight"
+                                  ).get_json()
                 assert body["query"]["coordinates"]["wgs84"] == pytest.approx([lon, lat], abs=1e-6)
                 expected = brute_force(conn, lon, lat, 1)
                 for key in LAYER_KEYS:
@@ -174,7 +177,7 @@ class TestNearestIsRight:
     def test_one_layer_k_10(self, client, engine, city_points, layer):
         with engine.connect() as conn:
             for lon, lat in city_points[200:240]:
-                body = client.get(f"/api/nearest?lon={lon}&lat={lat}&layer={layer}&k=10").get_json()
+                body = client.get(f"/api/nearest?lon={lon}&lat={lat}&layer={layer}&k=10&by=straight").get_json()
                 assert {f["properties"]["layer"] for f in body["features"]} == {layer}
                 assert_same_nearest(body["features"], brute_force(conn, lon, lat, 10)[layer], f"{layer} {lon},{lat}")
 
@@ -182,7 +185,7 @@ class TestNearestIsRight:
         crossed = 0
         with engine.connect() as conn:
             for lon, lat, a, b in border_points:
-                body = client.get(f"/api/nearest?lon={lon}&lat={lat}&layer=all&k={K}").get_json()
+                body = client.get(f"/api/nearest?lon={lon}&lat={lat}&layer=all&k={K}&by=straight").get_json()
                 expected = brute_force(conn, lon, lat, K)
                 for key in LAYER_KEYS:
                     mine = [f for f in body["features"] if f["properties"]["layer"] == key]
@@ -194,7 +197,7 @@ class TestNearestIsRight:
 
     def test_a_point_outside_the_city_still_answers_and_says_so(self, client, engine):
         lon, lat = 116.30, 34.30  # west of Zaozhuang, in Xuzhou's countryside
-        body = client.get(f"/api/nearest?lon={lon}&lat={lat}&k=2").get_json()
+        body = client.get(f"/api/nearest?lon={lon}&lat={lat}&k=2&by=straight").get_json()
         assert body["query"]["inside_city"] is False and body["query"]["district"] is None
         assert "outside" in body["query"]["notice"]["en"] and "范围之外" in body["query"]["notice"]["zh"]
         assert len(body["features"]) == 2 * len(LAYER_KEYS)
@@ -204,7 +207,7 @@ class TestNearestIsRight:
             assert_same_nearest([f for f in body["features"] if f["properties"]["layer"] == key], expected[key], key)
 
     def test_the_other_side_of_the_earth(self, client, engine):
-        body = client.get("/api/nearest?lon=-62.7&lat=-34.8&layer=police_station&k=3").get_json()
+        body = client.get("/api/nearest?lon=-62.7&lat=-34.8&layer=police_station&k=3&by=straight").get_json()
         with engine.connect() as conn:
             expected = brute_force(conn, -62.7, -34.8, 3)["police_station"]
         assert_same_nearest(body["features"], expected, "antipode")
@@ -212,16 +215,25 @@ class TestNearestIsRight:
 
 
 class TestNearestFeatures:
-    def test_a_feature_carries_what_a_resident_needs(self, client, app):
-        body = client.get("/api/nearest?lon=117.55&lat=34.86&layer=parking&k=1").get_json()
+    @pytest.mark.parametrize("by", ["walk", "drive", "straight"])
+    def test_a_feature_carries_what_a_resident_needs(self, client, app, by):
+        r = client.get(f"/api/nearest?lon=117.55&lat=34.86&layer=parking&k=1&by={by}")
+        assert r.content_type == "application/geo+json"
+        body = r.get_json()
         (f,) = body["features"]
         p = f["properties"]
         for field in ("name", "address", "phone", "opening_hours", "district", "district_zh", "district_en"):
             assert p[field], field
         assert p["capacity"] > 0 and p["capacity_unit_en"] == "spaces"
-        speed = app.config["WALK_SPEED_M_PER_MIN"]
-        assert body["walk_speed_m_per_min"] == speed
-        assert p["walk_minutes"] == math.ceil(p["distance_m"] / speed)
+        assert "walk_minutes" not in p and p["by"] == body["query"]["by"] == by
+        speeds = body["query"]["speeds_m_per_min"]
+        assert speeds == {"walk": app.config["WALK_SPEED_M_PER_MIN"], "drive": 500.0}
+        if by == "straight":
+            assert p["minutes"] is None and p["route"] is None and p["distance_m"] == p["straight_m"]
+        else:
+            assert p["minutes"] == math.ceil(p["distance_m"] / speeds[by])
+            assert p["route"]["type"] == "LineString" and p["distance_m"] >= p["straight_m"]
+        assert body["query"]["network"] == {"loaded": True, "synthetic": True}
         assert p["synthetic"] is True and body["synthetic"] is True
         lon, lat = f["geometry"]["coordinates"]
         glat_, glon_ = (float(v) for v in p["navigation"]["geo"].split("?")[0].removeprefix("geo:").split(","))
@@ -230,16 +242,16 @@ class TestNearestFeatures:
         assert gcj02_to_wgs84(glon, glat) == pytest.approx((lon, lat), abs=2e-6)
 
     def test_layers_without_capacity_do_not_pretend_to_have_one(self, client):
-        body = client.get("/api/nearest?lon=117.55&lat=34.86&layer=police_station&k=1").get_json()
+        body = client.get("/api/nearest?lon=117.55&lat=34.86&layer=police_station&k=1&by=straight").get_json()
         assert "capacity" not in body["features"][0]["properties"]
 
     def test_the_knn_operator_walks_the_gist_index(self, engine):
         with engine.connect() as conn:
             plan = "\n".join(r[0] for r in conn.execute(
                 text("EXPLAIN " + KNN_SQL.text), {"layers": ["service_office"], "lon": 117.3, "lat": 34.8, "m": 15}))
-        # the (layer, point) GiST index of migration 0003
-        assert "facility_layer_point_gist" in plan, plan
-        assert "Order By: (point <->" in plan
+        # the (layer, geom) GiST index of migration 0012
+        assert "facility_layer_geom_gist" in plan, plan
+        assert "Order By: (geom <->" in plan
 
 
 class TestBadParameters:
@@ -258,7 +270,10 @@ class TestBadParameters:
         ("lon=117.3&lat=34.8&layer=parks", "layer",
          "service_office, police_station, pocket_park, parking, village_clinic, rehab_home"),
         ("lon=117.3&lat=34.8&layer=1;%20DROP%20TABLE%20facility;", "layer", "tertiary_hospital, all"),
+        ("lon=117.3&lat=34.8&layer=parking,parks", "layer", "or several keys separated by commas"),
+        ("lon=117.3&lat=34.8&layer=parking,", "layer", "tertiary_hospital, all"),
         ("lon=117.3&lat=34.8&crs=utm50", "crs", "wgs84, gcj02, bd09"),
+        ("lon=117.3&lat=34.8&by=bicycle", "by", "walk, drive, straight"),
         ("lon=117.3&lon=117.4&lat=34.8", "lon", "once"),
     ])
     def test_nearest_400_names_parameter_and_what_is_allowed(self, client, query, parameter, allowed):

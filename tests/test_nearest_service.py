@@ -9,6 +9,7 @@ step outside against the views.
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import quote
 
 import pytest
@@ -56,9 +57,10 @@ class TestPlanarOrderMisleads:
                 "SELECT id FROM facility ORDER BY point <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 1"),
                 {"lon": lon, "lat": lat}).scalar_one()
         assert brute.id == east and planar_first != east, "the set-up misleads planar order"
-        result = nearest_service.nearest(scratch_engine, lon, lat, ["service_office"], k)
+        result = nearest_service.nearest(scratch_engine, lon, lat, ["service_office"], k, by="straight")
         assert result.rounds == 2
-        body = scratch_app.test_client().get(f"/api/nearest?lon={lon}&lat={lat}&layer=service_office&k=1").get_json()
+        body = scratch_app.test_client().get(
+            f"/api/nearest?lon={lon}&lat={lat}&layer=service_office&k=1&by=straight").get_json()
         (f,) = body["features"]
         assert f["properties"]["id"] == east
         assert f["properties"]["distance_m"] == pytest.approx(brute.d, abs=0.06)
@@ -69,31 +71,51 @@ class TestPlanarOrderMisleads:
         body = scratch_app.test_client().get("/api/nearest?lon=117.5566&lat=34.864&layer=all&k=3").get_json()
         assert body["features"] == [] and body["numberReturned"] == 0 and body["query"]["inside_city"] is True
 
+    def test_without_a_road_network_the_default_is_a_straight_line_and_roads_are_refused(self, scratch_engine,
+                                                                                          scratch_app):
+        with scratch_engine.begin() as conn:
+            _put(conn, "parking", "P1", SPOT[0] + 0.01, SPOT[1])
+            loaded = conn.execute(text("SELECT count(*) FROM road_edge")).scalar()
+        assert loaded == 0, "the scratch database has no road network"
+        client = scratch_app.test_client()
+        body = client.get(f"/api/nearest?lon={SPOT[0]}&lat={SPOT[1]}&layer=parking&k=1").get_json()
+        assert body["query"]["by"] == "straight" and body["query"]["network"] == {"loaded": False, "synthetic": False}
+        (f,) = body["features"]
+        assert f["properties"]["minutes"] is None and f["properties"]["route"] is None
+        here = f"lon={SPOT[0]}&lat={SPOT[1]}"
+        for path in (f"/api/nearest?{here}&by=walk", f"/api/isochrone?{here}"):
+            r = client.get(path)
+            assert r.status_code == 400 and r.get_json()["error"]["parameter"] == "by"
+            assert "no road network is loaded" in r.get_json()["error"]["message"]
+
 
 # --------------------------------------------------------------------------
 # the service layer and the settings
 # --------------------------------------------------------------------------
 
 class TestService:
-    def test_one_connection_per_nearest_request(self, client, app):
+    @pytest.mark.parametrize("by, connections", [("straight", 1), ("walk", 2)])
+    def test_connections_per_nearest_request(self, client, app, by, connections):
         checkouts: list[int] = []
 
         def count(*_args) -> None:
             checkouts.append(1)
 
-        client.get("/healthz")  # the app's engine exists and has a pooled connection
+        client.get(f"/api/nearest?lon=117.31&lat=34.81&layer=all&k=1&by={by}")  # the engine and caches are warm
         served = app.extensions["engine"]
         event.listen(served, "checkout", count)
         try:
-            r = client.get("/api/nearest?lon=117.3&lat=34.8&layer=all&k=5")
+            r = client.get(f"/api/nearest?lon=117.3&lat=34.8&layer=all&k=5&by={by}")
         finally:
             event.remove(served, "checkout", count)
         assert r.status_code == 200 and len(r.get_json()["features"]) == 5 * len(LAYER_KEYS)
-        assert len(checkouts) == 1, "the district, both KNN rounds and the ranking read one snapshot"
+        # straight: the district, the network's state and every KNN round read one snapshot; by road one
+        # more, the cache's check that the road graph is current
+        assert len(checkouts) == connections
 
     @pytest.mark.parametrize("kwargs, parameter", [
         ({"k": 0}, "k"), ({"k": nearest_service.MAX_K + 1}, "k"), ({"layer": "parks"}, "layer"),
-        ({"crs": "utm50"}, "crs"),
+        ({"layer": "parking,"}, "layer"), ({"crs": "utm50"}, "crs"), ({"by": "bicycle"}, "by"),
     ])
     def test_the_service_checks_its_inputs_too(self, engine, kwargs, parameter):
         with pytest.raises(InvalidRequest) as err:
@@ -114,10 +136,10 @@ class TestService:
     def test_a_deployment_sets_its_own_walking_speed(self, database_url, monkeypatch):
         monkeypatch.setenv("MINSHENG_WALK_SPEED_M_PER_MIN", "60")
         body = create_app({"DATABASE_URL": database_url, "TESTING": True}).test_client().get(
-            "/api/nearest?lon=117.3&lat=34.8&layer=all&k=3").get_json()
-        assert body["walk_speed_m_per_min"] == 60
+            "/api/nearest?lon=117.3&lat=34.8&layer=all&k=3&by=walk").get_json()
+        assert body["query"]["speeds_m_per_min"] == {"walk": 60, "drive": 500}
         for f in body["features"]:
-            assert f["properties"]["walk_minutes"] == math.ceil(f["properties"]["distance_m"] / 60)
+            assert f["properties"]["minutes"] == math.ceil(f["properties"]["distance_m"] / 60)
 
 
 class TestPublishedBounds:
@@ -162,10 +184,22 @@ class TestPublishedBounds:
             assert client.get(f"/api/nearest?lon=117.3&lat=34.8&k=1&crs={crs}").status_code == 200
 
     def test_every_published_layer_is_accepted(self, client):
-        nearest_layers = self._params(client, "/api/nearest")["layer"]["schema"]["enum"]
+        pattern = re.compile(self._params(client, "/api/nearest")["layer"]["schema"]["pattern"])
         search_layers = self._params(client, "/api/search")["layer"]["schema"]["enum"]
-        assert set(nearest_layers) == {*LAYER_KEYS, "all"} and set(search_layers) == set(LAYER_KEYS)
-        for layer in nearest_layers:
-            assert client.get(f"/api/nearest?lon=117.3&lat=34.8&k=1&layer={layer}").status_code == 200
+        assert set(search_layers) == set(LAYER_KEYS)
+        lists = [*LAYER_KEYS, "all", ",".join(LAYER_KEYS), f"{LAYER_KEYS[-1]},{LAYER_KEYS[0]}"]
+        for layer in lists:
+            assert pattern.fullmatch(layer), layer
+            assert client.get(f"/api/nearest?lon=117.3&lat=34.8&k=1&layer={layer}&by=straight").status_code == 200
+        for layer in ("parks", "all,parking", "parking,", ",parking", "parking;police_station"):
+            assert not pattern.fullmatch(layer), layer
+            assert client.get(f"/api/nearest?lon=117.3&lat=34.8&k=1&layer={layer}").status_code == 400
         for layer in search_layers:
             assert client.get(f"/api/search?q=示例&layer={layer}").status_code == 200
+
+    def test_every_published_travel_mode_is_accepted(self, client):
+        for path in ("/api/nearest", "/api/isochrone"):
+            modes = self._params(client, path)["by"]["schema"]["enum"]
+            assert set(modes) <= {"walk", "drive", "straight"} and {"walk", "drive"} <= set(modes)
+            for by in modes:
+                assert client.get(f"{path}?lon=117.3&lat=34.8&by={by}").status_code == 200, (path, by)

@@ -12,7 +12,7 @@ import pytest
 import shapely
 from scipy.spatial import Delaunay
 
-from geo import network
+from geo import network, routes
 from geo.errors import GeoError
 
 
@@ -130,6 +130,41 @@ class TestAgainstNetworkx:
         near = full <= 800
         assert np.allclose(cut[near], full[near])
         assert np.all(np.isinf(cut[~near]))
+
+
+class TestOneStartManyDestinations:
+    @pytest.mark.parametrize("seed, limit", [(7, np.inf), (8, 1500.0)])
+    def test_distances_to_many_destinations_equal_networkx_one_at_a_time(self, seed, limit):
+        graph, pairs, length, backward = _random_network(seed, one_way_share=0.3)
+        lines = list(graph.lines)
+        rng = np.random.default_rng(seed)
+        start, ends = rng.uniform(200, 4800, 2), rng.uniform(0, 5000, (25, 2))
+        tree = network.shortest_paths(graph, network.snap(graph, start[None]), limit_m=limit)
+        got = routes.distances_to(graph, tree, network.snap(graph, ends))
+        for k, end in enumerate(ends):
+            g = _nx_graph(pairs, length, backward)
+            access = _insert_points(g, {"a": start, "b": end}, lines, pairs, length, backward)
+            expected = nx.dijkstra_path_length(g, "a", "b", weight="w") + access if nx.has_path(g, "a", "b") \
+                else np.inf
+            if expected > limit:
+                assert np.isinf(got[k]), "beyond the limit is unreached"
+            else:
+                assert got[k] == pytest.approx(expected, rel=1e-9, abs=1e-4)
+
+    def test_each_route_line_runs_start_to_destination_as_long_as_its_distance(self):
+        graph, *_ = _random_network(9, one_way_share=0.3)
+        rng = np.random.default_rng(9)
+        start, ends = rng.uniform(200, 4800, 2), rng.uniform(0, 5000, (20, 2))
+        tree = network.shortest_paths(graph, network.snap(graph, start[None]))
+        snapped = network.snap(graph, ends)
+        dist = routes.distances_to(graph, tree, snapped)
+        for k, xy in enumerate(routes.route_lines(graph, tree, snapped)):
+            if not np.isfinite(dist[k]):
+                assert len(xy) == 0
+                continue
+            assert tuple(xy[0]) == tuple(start) and tuple(xy[-1]) == tuple(ends[k])
+            # lengths are the lines' own here (the random network's length_m is the drawn length)
+            assert shapely.LineString(xy).length == pytest.approx(dist[k], rel=1e-6)
 
 
 class TestSnapping:

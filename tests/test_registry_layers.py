@@ -19,7 +19,7 @@ GEOD = pyproj.Geod(ellps="WGS84")
 
 def test_nearest_lists_the_new_layer_nearest_first(client, throwaway_layer):
     lon, lat = 117.5570, 34.8650
-    doc = client.get(f"/api/nearest?lon={lon}&lat={lat}&layer={throwaway_layer.key}&k=3").get_json()
+    doc = client.get(f"/api/nearest?lon={lon}&lat={lat}&layer={throwaway_layer.key}&k=3&by=straight").get_json()
     got = [f["properties"]["name"] for f in doc["features"]]
     by_distance = sorted(range(len(THROWAWAY_SITES)),
                          key=lambda i: GEOD.inv(lon, lat, *THROWAWAY_SITES[i][:2])[2])

@@ -27,6 +27,7 @@ from web import (
     places_api,
     planner,
     planner_api,
+    routing_api,
     security,
     tiles,
 )
@@ -36,7 +37,7 @@ from web.errors import register_error_handlers
 #: The blueprints, one per area. Add new areas here.
 BLUEPRINTS = (api.bp, assets.bp, admin.bp, planner_api.bp, planner.bp, nearest_api.bp, pages.bp, downloads.bp,
               ogc.bp, ogc_items.bp, ogc_edit.bp, ogc_tiles.bp, tiles.bp, openapi.bp, cors.bp,
-              places_api.bp, basemap_tiles.bp)
+              places_api.bp, basemap_tiles.bp, routing_api.bp)
 
 
 def _config_from_env() -> dict[str, Any]:

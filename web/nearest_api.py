@@ -1,32 +1,49 @@
 """Residents' API: the nearest facilities to a position, and search by name or address.
 
-``GET /api/nearest?lon=&lat=&layer=&k=&crs=`` and ``GET /api/search?q=&layer=&limit=``.
+``GET /api/nearest?lon=&lat=&layer=&k=&crs=&by=`` and ``GET /api/search?q=&layer=&limit=``.
 Each view parses its declared parameters, calls one function of
-:mod:`services.nearest` and returns its GeoJSON FeatureCollection (WGS-84
-geometry, RFC 7946). The bounds are the service's constants; ``/openapi.json``
-is built from these same declarations.
+:mod:`services.nearest` and returns its GeoJSON
+FeatureCollection (WGS-84 geometry, RFC 7946) as ``application/geo+json``,
+serialised with orjson. The bounds are the services' constants;
+``/openapi.json`` is built from these same declarations.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app
 from flask.typing import ResponseReturnValue
 
 from geo.crs import POSITION_CRS
+from layers import layer_keys
 from services import nearest
 from web.database import get_engine
-from web.params import LAYER, LAYER_OR_ALL, Param, operation, parse
+from web.params import LAYER, Param, operation, parse
 from web.responses import body, errors
 
 bp = Blueprint("nearest_api", __name__)
 
+GEOJSON = "application/geo+json"
+
+_KEY = "(" + "|".join(layer_keys()) + ")"
+#: ``layer``: a key, ``all``, or keys separated by commas; the service checks each key against the registry.
+LAYERS_OR_ALL = Param(
+    "layer", "string", "A facility layer key, all, or several keys separated by commas (e.g. "
+    "village_clinic,parking).", default=nearest.ALL_LAYERS, max_length=1000,
+    schema_extra={"pattern": f"^({nearest.ALL_LAYERS}|{_KEY}(,{_KEY})*)$"})
+LON = Param("lon", "number", "Longitude (degrees, in crs).", required=True, minimum=-180, maximum=180)
+LAT = Param("lat", "number", "Latitude (degrees, in crs).", required=True, minimum=-90, maximum=90)
+CRS = Param("crs", "string", "CRS of lon/lat (GCJ-02: AMap/Tencent; BD-09: Baidu).", enum=POSITION_CRS,
+            default="wgs84")
+
 NEAREST_PARAMS = (
-    Param("lon", "number", "Longitude (degrees, in crs).", required=True, minimum=-180, maximum=180),
-    Param("lat", "number", "Latitude (degrees, in crs).", required=True, minimum=-90, maximum=90),
-    LAYER_OR_ALL,
-    Param("k", "integer", "How many facilities (of each layer for all).", default=nearest.DEFAULT_K,
+    LON, LAT, LAYERS_OR_ALL,
+    Param("k", "integer", "How many facilities of each layer.", default=nearest.DEFAULT_K,
           minimum=1, maximum=nearest.MAX_K),
-    Param("crs", "string", "CRS of lon/lat (GCJ-02: AMap/Tencent; BD-09: Baidu).", enum=POSITION_CRS,
-          default="wgs84"),
+    CRS,
+    Param("by", "string", "How distance is measured: along the walking or driving roads, or a straight line. "
+          "Default: walk when a road network is loaded, else straight.", enum=nearest.BY),
 )
 
 SEARCH_PARAMS = (
@@ -38,18 +55,23 @@ SEARCH_PARAMS = (
 )
 
 
+def geojson(document: dict[str, Any]) -> Response:
+    """``document`` as an ``application/geo+json`` response (orjson; numpy numbers allowed)."""
+    return Response(orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), mimetype=GEOJSON)
+
+
 @bp.get("/api/nearest")
-@operation("Nearest facilities to a position (geodesic metres)", "residents", NEAREST_PARAMS,
-           responses={"200": body("Nearest facilities", "application/geo+json"), **errors(400, 503)})
+@operation("Nearest facilities to a position, along the roads or in a straight line", "residents", NEAREST_PARAMS,
+           responses={"200": body("Nearest facilities, nearest first", GEOJSON), **errors(400, 503)})
 def api_nearest() -> ResponseReturnValue:
     a = parse(NEAREST_PARAMS)
-    return jsonify(nearest.nearest_collection(get_engine(), a.lon, a.lat, crs=a.crs, layer=a.layer, k=a.k,
+    return geojson(nearest.nearest_collection(get_engine(), a.lon, a.lat, crs=a.crs, layer=a.layer, k=a.k, by=a.by,
                                               walk_speed_m_per_min=current_app.config["WALK_SPEED_M_PER_MIN"]))
 
 
 @bp.get("/api/search")
 @operation("Find facilities by name or address", "residents", SEARCH_PARAMS,
-           responses={"200": body("Matching facilities, best first"), **errors(400, 503)})
+           responses={"200": body("Matching facilities, best first", GEOJSON), **errors(400, 503)})
 def api_search() -> ResponseReturnValue:
     a = parse(SEARCH_PARAMS)
-    return jsonify(nearest.search_collection(get_engine(), a.q, layer=a.layer, limit=a.limit))
+    return geojson(nearest.search_collection(get_engine(), a.q, layer=a.layer, limit=a.limit))

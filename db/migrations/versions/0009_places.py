@@ -13,7 +13,7 @@
   Positions are WGS-84 points (EPSG:4326).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-29
 """
 from alembic import op

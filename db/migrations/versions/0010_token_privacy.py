@@ -12,7 +12,7 @@
   are rewritten to that form.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-11-29
 """
 from alembic import op

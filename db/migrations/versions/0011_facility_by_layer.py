@@ -29,7 +29,7 @@ A foreign key *to* ``facility`` from another table cannot survive (it would
 need a unique key on ``id`` alone); the upgrade stops and names it.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 Create Date: 2026-11-29
 """
 import re
