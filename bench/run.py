@@ -228,6 +228,21 @@ def rows_planning(d):
              met["network_under_3s"] and met["network_half_pgrouting"] and met["network_within_0_1"], d["command"])]
 
 
+def rows_ogc(d):
+    names = {"page_1000": "OGC API – Features: a 1,000-item GeoJSON page",
+             "cql2_filter": "OGC API – Features: a CQL2-text filter (one district's offices)"}
+    return [_row(names[k], f"{c['ours_ms']} ms, {c['features']} features",
+                 f"pygeoapi (PostgreSQL provider, same table) {c['pygeoapi_ms']} ms, {c['pygeoapi_features']} features",
+                 c["ratio"], "≤ 1× pygeoapi, same features", c["ratio"] <= 1 and c["same_answer"], d["command"])
+            for k, c in d["cases"].items()] + ([_row(
+                "Tiles: population z8/211/101 (all Zaozhuang), merged at low zoom",
+                f"{d['tile_z8']['ours']['ms']} ms, {d['tile_z8']['ours']['bytes'] / 1e3:.0f} kB",
+                f"cell by cell {d['tile_z8']['cell_by_cell']['ms']} ms, "
+                f"{d['tile_z8']['cell_by_cell']['bytes'] / 1e3:.0f} kB",
+                d["tile_z8"]["ratio"], "< 200 ms and < 500 kB", d["tile_z8"]["met"], d["command"])]
+                if "tile_z8" in d else [])
+
+
 ADAPTERS = {"planning": rows_planning, "etl": rows_etl, "nearest": rows_nearest, "coverage": rows_coverage,
             "suggest": rows_suggest, "page": rows_page, "export": rows_export, "scaling": rows_scaling,
             "network": rows_network, "load": rows_load, "ogc": rows_ogc}
