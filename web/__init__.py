@@ -75,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     register_error_handlers(app)
     Compress(app)
+    assets.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_cli(app)

@@ -54,7 +54,10 @@ def add_nonce(html: str) -> str:
 
 
 def _policy(app: Flask) -> str:
-    tiles = " ".join(TILE_HOSTS.get(app.config.get("BASEMAP", "none"), []))
+    name = app.config.get("BASEMAP", "none")
+    if name == "auto":  # as web.basemap.basemap_name resolves it
+        name = "tianditu" if app.config.get("TIANDITU_KEY") else "amap"
+    tiles = " ".join(TILE_HOSTS.get(name, []))
     nonce = g.get("csp_nonce")
     script = "'self'" + (f" 'nonce-{nonce}'" if nonce else "")
     return ("default-src 'self'; "
