@@ -219,8 +219,25 @@ def _write(conn: Connection, src: CollectionSource, spec: ExportFormat, path: Pa
         raise TooMuchWork(str(exc), parameter="format", allowed=[k for k in FORMATS if k != spec.key]) from exc
 
 
-def _no_space(exc: BaseException) -> bool:
-    return isinstance(exc, OutOfSpace) or (isinstance(exc, OSError) and exc.errno in NO_SPACE)
+#: How the writers' libraries (GDAL, SQLite, lxml under openpyxl) word a full disk when they give no errno.
+NO_SPACE_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+#: A write that failed in a folder with less free space than this failed for lack of room.
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def _no_space(exc: BaseException, folder: Path | None = None) -> bool:
+    """Whether ``exc`` (or an error it came from) means the disk is full, or it happened in a full ``folder``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OutOfSpace) or (isinstance(seen, OSError) and seen.errno in NO_SPACE):
+            return True
+        if any(words in str(seen).lower() for words in NO_SPACE_WORDS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    try:  # some writers (lxml's serialiser) only say the write failed
+        return folder is not None and shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 
 def _built(engine: Engine, src: CollectionSource, spec: ExportFormat, name: str, query: FeatureQuery | None,
@@ -237,8 +254,8 @@ def _built(engine: Engine, src: CollectionSource, spec: ExportFormat, name: str,
             _write(conn, src, spec, tmp / name, query, crs)
         handle = open(tmp / name, "rb")  # noqa: SIM115 - the response closes it
         return handle, (tmp / name).stat().st_size
-    except (OSError, OutOfSpace) as exc:
-        if _no_space(exc):
+    except Exception as exc:
+        if _no_space(exc, tmp):
             raise _storage_full(exc) from None
         raise
     finally:
@@ -246,7 +263,7 @@ def _built(engine: Engine, src: CollectionSource, spec: ExportFormat, name: str,
 
 
 def _storage_full(exc: BaseException) -> StorageFull:
-    return StorageFull(f"the server has no room to build this export ({str(exc)[:120]}); nothing was sent. Try "
+    return StorageFull(f"the server has no space left to build this export ({str(exc)[:120]}); nothing was sent. Try "
                        "again later, or take it as geojson or csv, which stream without a file",
                        parameter="format", allowed=["geojson", "csv"])
 

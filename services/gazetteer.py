@@ -91,9 +91,10 @@ def load_township_positions(engine: Engine, path: Path) -> int:
 # --------------------------------------------------------------------------
 
 def _versions(conn: Connection, families: Sequence[str]) -> dict[str, Any]:
-    pairs: tuple[Any, ...] = db_versions.current(conn)  # (name, version) pairs
-    current = {str(pair[0]): pair[1] for pair in pairs}
-    return {f: current.get(f) for f in families}
+    epoch, pairs = db_versions.current(conn)  # the restore epoch, (name, version) pairs
+    current = dict(pairs)
+    # the epoch too: a restore can rewind a counter to a value a part was built at from other data
+    return {"epoch": epoch, **{f: current.get(f) for f in families}}
 
 
 def _stale(conn: Connection, parts: Sequence[str]) -> list[str]:

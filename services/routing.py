@@ -200,6 +200,8 @@ class RoadDistances:
     def routes(self, rows: Sequence[Row]) -> None:
         """Set each measured row's ``route_xy``: EPSG:4548 coordinates from the position to where it reaches
         the facility (the position alone, twice, inside an area)."""
+        if not rows:  # nothing was found (e.g. an empty layer): nothing to route
+            return
         if self.tree is None or self._ends is None:
             raise RuntimeError("measure() the rows before routing them")
         reached = [r for r in rows if r.get("_end") is not None and math.isfinite(r["distance_m"])]

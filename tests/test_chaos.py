@@ -234,8 +234,10 @@ def run_chaos(front, env, url, archive, small_tmp, secret) -> ChaosRun:
 
 def check_answers(answers: list[Answer], windows: dict[str, tuple[float, float]]) -> None:
     assert len(answers) > 200, "traffic ran"
-    outside = [(a.path, a.status, a.body[:200]) for a in answers if a.status >= 500 and not allowed(a, windows)]
-    assert outside == []
+    outside = [(a.path, a.status, a.body[:200], {name: (round(a.start - w[0], 2), round(a.end - w[1], 2))
+                                                   for name, w in windows.items()})
+               for a in answers if a.status >= 500 and not allowed(a, windows)]
+    assert outside == [], "failures outside the disturbances (seconds from each window's start and end)"
     for name, (start, end) in windows.items():
         if name != "outage":
             served = [a for a in answers if a.start >= start and a.end <= end and a.status == 200]
@@ -252,7 +254,7 @@ def check_writes(url: str, writes: list[tuple[float, float, int, int]]) -> None:
                 "SELECT f.source_id, f.name, f.version, count(c.id) AS logged,"
                 " bool_and(c.action = 'insert' AND c.after->>'name' = f.name) AS whole"
                 " FROM facility f LEFT JOIN change_log c ON c.facility_id = f.id"
-                " WHERE f.source_id LIKE 'chaos-%' GROUP BY f.id")).all()
+                " WHERE f.source_id LIKE 'chaos-%' GROUP BY f.id, f.source_id, f.name, f.version")).all()
     finally:
         engine.dispose()
     stored = {int(r.source_id.split("-")[1]): r for r in rows}

@@ -135,7 +135,7 @@ def test_a_full_disk_is_a_clear_507_and_small_exports_still_work(cramped_server)
     status, headers, body = _fetch(f"{base}/export/population.gpkg")  # about 18 MB: cannot be written
     assert status == 507 and headers["Content-Type"].startswith("application/json") and headers["Retry-After"]
     error = json.loads(body)["error"]
-    assert "no room" in error["message"] and "geojson" in error["allowed"]
+    assert "no space left" in error["message"] and "geojson" in error["allowed"]
     status, _, body = _fetch(f"{base}/export/police_station.gpkg")  # tens of kB: fits
     assert status == 200 and body[:16] == b"SQLite format 3\x00"
     status, _, body = _fetch(f"{base}/export/population.csv?district=370402")  # streamed: needs no file

@@ -144,3 +144,22 @@ def test_operator_positions_replace_the_synthetic_ones(runner, engine, tmp_path)
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM township WHERE code = :c"), {"c": code})
             conn.execute(text("DELETE FROM app_meta WHERE key = 'gazetteer'"))
+
+
+def test_an_edit_is_found_at_once_and_a_retired_facility_is_not(client, engine):
+    """The gazetteer follows the facility table: a new facility is searchable on the next request."""
+    from services.editing import Edit, create_facility, retire_facility
+
+    name = "地名检索新增测试点"
+    assert _search(client, name) == [] or all(f["properties"]["name"] != name for f in _search(client, name))
+    made = create_facility(engine, "service_office", Edit(values={"name": name}, lon=CENTRE[0], lat=CENTRE[1]),
+                           source_id=None, actor="places test")
+    try:
+        found = [f["properties"] for f in _search(client, name)]
+        assert found and found[0]["name"] == name and found[0]["kind"] == "facility"
+        retire_facility(engine, made["id"], expected_version=made["version"], actor="places test")
+        assert all(f["properties"]["name"] != name for f in _search(client, name))
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM change_log WHERE facility_id = :id"), {"id": made["id"]})
+            conn.execute(text("DELETE FROM facility WHERE id = :id"), {"id": made["id"]})

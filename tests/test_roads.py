@@ -37,6 +37,8 @@ def helsinki(scratch_url):
     engine = make_engine(scratch_url)
     report = roads.import_roads(engine, HELSINKI)
     yield engine, report
+    with engine.begin() as conn:  # the scratch database is road-less for the tests that follow
+        conn.execute(text("TRUNCATE road_edge, road_vertex, road_import"))
     engine.dispose()
 
 
