@@ -220,7 +220,7 @@ def _write(conn: Connection, src: CollectionSource, spec: ExportFormat, path: Pa
 
 
 #: How the writers' libraries (GDAL, SQLite, lxml under openpyxl) word a full disk when they give no errno.
-NO_SPACE_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+NO_SPACE_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded", "io_enospc")
 #: A write that failed in a folder with less free space than this failed for lack of room.
 NEARLY_FULL_BYTES = 1 << 20
 
