@@ -260,6 +260,24 @@ def upsert_staged(conn: Connection, layer: str, run_id: int, actor: str) -> tupl
     return int(inserted), int(updated)
 
 
+def give_new_layer_its_partition(conn: Connection, layer: str) -> bool:
+    """Create ``layer``'s own partition before its first rows are written; whether it was created.
+
+    Without it a new layer's rows would go to the default partition, where
+    every nearest and coverage query reads past the other layers' rows (its
+    spatial index does not hold the layer). A layer that already has rows
+    in the default partition keeps them there until a full reload moves them.
+    Takes the rebuild lock first, as a swap does (creating a partition locks ``facility``).
+    """
+    if partitions.has_partition(conn, layer):
+        return False
+    conn.execute(_REBUILD_LOCK)
+    if partitions.has_partition(conn, layer) or partitions.layer_rows(conn, layer):
+        return False
+    partitions.create_partition(conn, layer)
+    return True
+
+
 def worth_rebuilding(conn: Connection, layer: str) -> bool:
     """Whether writing the staged rows into ``layer`` is cheaper in a fresh partition than in place.
 

@@ -130,3 +130,27 @@ def test_the_swap_bumps_the_data_version(scratch_engine, tmp_path, monkeypatch):
     with scratch_engine.connect() as conn:
         after = conn.execute(text("SELECT version FROM data_version WHERE name = 'facility'")).scalar()
     assert after > before, "caches keyed on the data version must see the new rows"
+
+
+def test_a_new_layers_first_rows_go_to_a_partition_of_its_own(scratch_engine, tmp_path, monkeypatch):
+    """A small first load of a layer that has no partition creates one (not the shared default partition)."""
+    import dataclasses
+
+    from layers import LAYERS
+
+    record = dataclasses.replace(LAYERS[LAYER], key="fresh_kiosk", in_composite=False, report_count=None)
+    monkeypatch.setitem(LAYERS, record.key, record)
+    own = partitions.partition_name(record.key)
+    with scratch_engine.begin() as conn:
+        conn.execute(text(partitions.formatted(conn, "DROP TABLE IF EXISTS %I", own)))
+    try:
+        result = load_file(scratch_engine, write_offices(tmp_path / "k.csv", range(3)), record.key, crs="wgs84")
+        assert result.inserted == 3
+        with scratch_engine.connect() as conn:
+            where = conn.execute(text("SELECT tableoid::regclass::text, count(*) FROM facility WHERE layer = :l"
+                                      " GROUP BY 1"), {"l": record.key}).all()
+        assert where == [(own, 3)]
+    finally:
+        with scratch_engine.begin() as conn:
+            conn.execute(text("DELETE FROM facility WHERE layer = :l"), {"l": record.key})
+            conn.execute(text(partitions.formatted(conn, "DROP TABLE IF EXISTS %I", own)))
