@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 from sqlalchemy import text
 
 from layers import LAYERS
+from tests.siting_check import lagrangian_bound
 
 SHIZHONG = "370402"
 
@@ -112,21 +113,6 @@ def _exact_mclp(weight, reach, n, seconds=60.0):
     return -res.fun
 
 
-def _lagrangian_bound(weight, reach, n, iterations=3000):
-    """An upper bound on the MCLP optimum: relax y_i <= sum_j a_ij x_j with multipliers 0 <= l_i <= w_i, so
-    every l gives sum_i max(0, w_i - l_i) + (the n largest of A l); the least found by subgradient steps."""
-    lam, best = weight * 0.5, np.inf
-    for it in range(iterations):
-        score = reach @ lam
-        top = np.argpartition(-score, n)[:n] if len(score) > n else np.arange(len(score))
-        best = min(best, np.maximum(0.0, weight - lam).sum() + score[top].sum())
-        step = np.asarray(reach[top].sum(axis=0)).ravel() - (weight > lam)
-        if not step.any():
-            break
-        lam = np.clip(lam - 0.025 * (1 - it / iterations) * best / max(1.0, float(step @ step)) * step, 0, weight)
-    return best
-
-
 @pytest.mark.parametrize("layer", list(LAYERS))
 def test_suggestions_reach_the_exact_optimum_within_half_a_percent(client, engine, layer):
     n = 5
@@ -154,7 +140,7 @@ def test_suggestions_reach_the_exact_optimum_within_half_a_percent(client, engin
     # A Lagrangian upper bound on the optimum proves the ratio at once on large instances (a 3 km reach over
     # every cell of a district is millions of pairs, where the exact MILP runs for minutes); when the bound is
     # too loose to prove it, the exact optimum decides.
-    bound = _lagrangian_bound(free, reach, min(n, len(cand)))
+    bound = lagrangian_bound(free, reach, min(n, len(cand)))
     if got < 0.995 * bound - 1:
         optimum = _exact_mclp(free, reach, min(n, len(cand)))
         assert got >= 0.995 * optimum - 1, (layer, got, optimum, bound)
