@@ -260,22 +260,40 @@ def upsert_staged(conn: Connection, layer: str, run_id: int, actor: str) -> tupl
     return int(inserted), int(updated)
 
 
+#: How long a load waits to create a new layer's partition before it gives up (the rows then go to the
+#: default partition, and a later load creates it): creating one locks ``facility`` against every other load.
+PARTITION_LOCK_WAIT = "100ms"
+_TRY_REBUILD_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('minsheng-rebuild'), 0)")
+_LOCK_NOT_AVAILABLE = "55P03"
+_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :value, true)")
+
+
 def give_new_layer_its_partition(conn: Connection, layer: str) -> bool:
     """Create ``layer``'s own partition before its first rows are written; whether it was created.
 
     Without it a new layer's rows would go to the default partition, where
     every nearest and coverage query reads past the other layers' rows (its
-    spatial index does not hold the layer). A layer that already has rows
-    in the default partition keeps them there until a full reload moves them.
-    Takes the rebuild lock first, as a swap does (creating a partition locks ``facility``).
+    spatial index does not hold the layer). A short transaction of its own,
+    before the load's: it never waits behind another load (that would
+    serialise loads of different layers), it gives up instead. A layer that
+    already has rows in the default partition keeps them there until a
+    full reload moves them.
     """
-    if partitions.has_partition(conn, layer):
-        return False
-    conn.execute(_REBUILD_LOCK)
-    if partitions.has_partition(conn, layer) or partitions.layer_rows(conn, layer):
-        return False
-    partitions.create_partition(conn, layer)
-    return True
+    try:
+        with conn.begin():
+            if partitions.has_partition(conn, layer):
+                return False
+            conn.execute(_LOCK_TIMEOUT, {"value": PARTITION_LOCK_WAIT})
+            if not conn.execute(_TRY_REBUILD_LOCK).scalar_one():
+                return False
+            if partitions.has_partition(conn, layer) or partitions.layer_rows(conn, layer):
+                return False
+            partitions.create_partition(conn, layer)
+            return True
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) == _LOCK_NOT_AVAILABLE:
+            return False
+        raise
 
 
 def worth_rebuilding(conn: Connection, layer: str) -> bool:

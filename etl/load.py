@@ -209,6 +209,8 @@ def _load(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: Loa
     """
     bar = tqdm(desc=f"loading {result.layer}", unit=" rows", disable=None) if progress else None
     try:
+        if not dry_run:
+            db_loading.give_new_layer_its_partition(conn, result.layer)
         return _load_in_transaction(conn, batches, result, dry_run=dry_run, accept_partial=accept_partial,
                                     actor=actor, bar=bar, synthetic=synthetic)
     except ETLError as exc:
@@ -328,7 +330,6 @@ def _staged_record(row: dict[str, Any]) -> dict[str, Any]:
 def _upsert(conn: Connection, result: LoadResult, actor: str) -> None:
     """Within the load's transaction: record the run, upsert the staged rows, log updates."""
     result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
-    db_loading.give_new_layer_its_partition(conn, result.layer)
     # A large share of the layer is written in a fresh partition, indexed once and swapped in;
     # a few rows are upserted in place. Both follow the same rule and give the same rows.
     write = db_loading.rebuild_with_staged if db_loading.worth_rebuilding(conn, result.layer) else \
