@@ -268,3 +268,28 @@ def test_amap_tiles_that_fail_fall_back_to_the_offline_map(browser, database_url
         p.close()
     finally:
         server.shutdown()
+
+
+def test_nearest_by_road_shows_walking_distance_draws_the_route_and_the_15_minute_isochrone(open_page, engine):
+    """With the demo's road network loaded: rows word the walk along the roads, each route is drawn as a line
+    (not the dashed straight line), and the isochrone button draws the 15-minute area."""
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM road_edge")).scalar() > 0, "the demo loads its roads"
+    p = open_page(viewport=DESKTOP)
+    p.wait_status_changes(lambda: p.js("([lon, lat]) => window.Resident.findNearest(lon, lat, 'wgs84')",
+                                       list(SHIZHONG)))
+    shown = p.results()
+    texts = [li.inner_text() for li in p.page.query_selector_all("#results li.result")]
+    # along the roads: "步行 1.4 公里 · 约 18 分钟", or beyond an hour's walk "约 9.7 公里 · 驾车约 20 分钟";
+    # never the straight line's "直线 …"
+    assert texts and not any("直线" in t for t in texts), texts
+    assert all("步行" in t or "驾车" in t for t in texts) and any("步行" in t for t in texts), texts
+    routes = p.js("() => document.querySelectorAll('.leaflet-results-pane path[stroke-width=\"4\"]').length")
+    dashed = p.js("() => document.querySelectorAll('.leaflet-results-pane path[stroke-dasharray]').length")
+    assert routes == len(shown) and dashed == 0, (routes, dashed, len(shown))
+    p.page.click("#panel-tools button.isochrone")
+    p.page.wait_for_function("() => document.querySelector('#panel-tools button.isochrone')"
+                             ".getAttribute('aria-pressed') === 'true'", timeout=30_000)
+    area = p.js("() => Array.from(document.querySelectorAll('.leaflet-overlay-pane path'))"
+                ".filter(e => e.getAttribute('stroke') === '#0b5394').map(e => e.getAttribute('d').length)")
+    assert area and max(area) > 100, area
