@@ -13,7 +13,7 @@ import numpy as np
 def lagrangian_bound(weight, reach, n, iterations=3000):
     """An upper bound on the MCLP optimum: relax y_i <= sum_j a_ij x_j with multipliers 0 <= l_i <= w_i, so
     every l gives sum_i max(0, w_i - l_i) + (the n largest of A l); the least found by subgradient steps."""
-    lam, best = weight * 0.5, np.inf
+    lam, best = weight * 0.5, float(np.sum(weight))  # no choice covers more than everyone uncovered
     for it in range(iterations):
         score = reach @ lam
         top = np.argpartition(-score, n)[:n] if len(score) > n else np.arange(len(score))
