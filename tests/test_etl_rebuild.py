@@ -9,6 +9,7 @@ Runs on the scratch database (districts only, emptied per test).
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import text
 
 from db import loading as db_loading
 from db import partitions
+from layers import LAYERS
 from services.loading import load_file
 
 LAYER = "service_office"
@@ -134,10 +136,6 @@ def test_the_swap_bumps_the_data_version(scratch_engine, tmp_path, monkeypatch):
 
 def test_a_new_layers_first_rows_go_to_a_partition_of_its_own(scratch_engine, tmp_path, monkeypatch):
     """A small first load of a layer that has no partition creates one (not the shared default partition)."""
-    import dataclasses
-
-    from layers import LAYERS
-
     record = dataclasses.replace(LAYERS[LAYER], key="fresh_kiosk", in_composite=False, report_count=None)
     monkeypatch.setitem(LAYERS, record.key, record)
     own = partitions.partition_name(record.key)

@@ -13,6 +13,7 @@ from pyproj import Geod
 from sqlalchemy import text
 
 from etl.divisions import TOWNSHIP_FILE
+from services.editing import Edit, create_facility, retire_facility
 
 GEOD = Geod(ellps="WGS84")
 #: The map centre the searches are made from: the 市中区 seat area.
@@ -148,8 +149,6 @@ def test_operator_positions_replace_the_synthetic_ones(runner, engine, tmp_path)
 
 def test_an_edit_is_found_at_once_and_a_retired_facility_is_not(client, engine):
     """The gazetteer follows the facility table: a new facility is searchable on the next request."""
-    from services.editing import Edit, create_facility, retire_facility
-
     name = "地名检索新增测试点"
     assert _search(client, name) == [] or all(f["properties"]["name"] != name for f in _search(client, name))
     made = create_facility(engine, "service_office", Edit(values={"name": name}, lon=CENTRE[0], lat=CENTRE[1]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from pyproj import Transformer
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
@@ -159,7 +160,6 @@ def test_only_clinics_gives_only_clinics_and_more_gives_the_next(open_page, engi
 
 def _walking_clinics(engine, lon: float, lat: float) -> tuple[dict[str, float], list[float]]:
     """Walking metres from (lon, lat) to each village clinic by name, and the sorted distances."""
-    from pyproj import Transformer
     to_metric = Transformer.from_crs(4326, 4548, always_xy=True).transform
     with engine.connect() as conn:
         clinics = conn.execute(text("SELECT name, ST_X(geom), ST_Y(geom) FROM facility"

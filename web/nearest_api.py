@@ -29,8 +29,8 @@ GEOJSON = "application/geo+json"
 _KEY = "(" + "|".join(layer_keys()) + ")"
 #: ``layer``: a key, ``all``, or keys separated by commas; the service checks each key against the registry.
 LAYERS_OR_ALL = Param(
-    "layer", "string", "A facility layer key, all, or several keys separated by commas (e.g. "
-    "village_clinic,parking).", default=nearest.ALL_LAYERS, max_length=1000,
+    "layer", "string", "A facility layer key (see /api/layers), all, or several keys separated by commas.",
+    default=nearest.ALL_LAYERS, max_length=1000,
     schema_extra={"pattern": f"^({nearest.ALL_LAYERS}|{_KEY}(,{_KEY})*)$"})
 LON = Param("lon", "number", "Longitude (degrees, in crs).", required=True, minimum=-180, maximum=180)
 LAT = Param("lat", "number", "Latitude (degrees, in crs).", required=True, minimum=-90, maximum=90)
