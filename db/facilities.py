@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from geo.crs import METRIC_EPSG
 
@@ -165,18 +166,40 @@ def _read_alone(conn: Connection, statement: str, params: dict[str, Any]) -> tup
     and no ROLLBACK go to the server, two round trips of the three a pooled
     read otherwise costs. ``conn`` must have no transaction open (a later
     statement on it begins one as usual).
+
+    Raises
+    ------
+    sqlalchemy.exc.DBAPIError
+        What SQLAlchemy raises for the same driver error (e.g. ``OperationalError``
+        when the server ended the connection), so callers meet one family of
+        errors; a lost connection is invalidated (it never returns to the pool)
+        and the error says so (``connection_invalidated``).
     """
     driver = conn.connection.dbapi_connection
     if driver is None:
         raise RuntimeError("the connection has no DBAPI connection")
-    driver.autocommit = True
-    cursor = driver.cursor()
     try:
-        cursor.execute(statement, params)
-        return [d[0] for d in cursor.description], list(cursor.fetchall())
+        driver.autocommit = True
+        cursor = driver.cursor()
+        try:
+            cursor.execute(statement, params)
+            return [d[0] for d in cursor.description], list(cursor.fetchall())
+        finally:
+            cursor.close()
+    except conn.dialect.loaded_dbapi.Error as err:
+        raise _wrapped(conn, driver, statement, params, err) from err
     finally:
-        cursor.close()
-        driver.autocommit = False
+        if not driver.closed:
+            driver.autocommit = False
+
+
+def _wrapped(conn: Connection, driver: Any, statement: str, params: dict[str, Any], err: Any) -> StatementError:
+    """The SQLAlchemy error for a driver error met outside SQLAlchemy, the connection invalidated when lost."""
+    lost = conn.dialect.is_disconnect(err, driver, None)
+    if lost:
+        conn.invalidate(err)
+    return DBAPIError.instance(statement, params, err, conn.dialect.loaded_dbapi.Error,
+                               connection_invalidated=lost, dialect=conn.dialect)
 
 
 def candidates_within(conn: Connection, lon: float, lat: float,

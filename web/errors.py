@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import logging
 
+import psycopg2
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from geo.errors import GeoError
@@ -107,6 +109,22 @@ def service_error_response(err: service_errors.ServiceError):
     return _json(api)
 
 
+def database_unavailable(err: BaseException) -> bool:
+    """Whether ``err`` means the database cannot serve now (a 503 with Retry-After), not a fault of the request.
+
+    So it is: the server refusing or ending connections (``OperationalError``, wrapped by SQLAlchemy or
+    straight from psycopg2, e.g. a fast shutdown's "terminating connection due to administrator command"),
+    a connection found lost mid-use (``connection_invalidated``, or psycopg2's ``InterfaceError``
+    "connection already closed"), and a pool with no connection free in time. Any other database error
+    (bad SQL, a constraint) is a fault, a 500.
+    """
+    if isinstance(err, PoolTimeout):
+        return True
+    if isinstance(err, DBAPIError):
+        return isinstance(err, OperationalError) or err.connection_invalidated
+    return isinstance(err, psycopg2.OperationalError | psycopg2.InterfaceError)
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(service_errors.ServiceError, service_error_response)
 
@@ -124,13 +142,14 @@ def register_error_handlers(app: Flask) -> None:
     def _geo_error(err: GeoError):
         return _json(BadParameter(str(err)))
 
-    @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
-    def _db_down(err):
-        if isinstance(err, DBAPIError) and not isinstance(err, OperationalError) and not err.connection_invalidated:
+    @app.errorhandler(PoolTimeout)
+    @app.errorhandler(psycopg2.Error)
+    def _db_error(err: Exception):
+        if not database_unavailable(err):
             log.exception("database error")
             return _json(APIError("internal database error"))
-        log.warning("database unavailable: %s", str(err).splitlines()[0])
+        log.warning("database unavailable: %s: %s", type(err).__name__, (str(err).splitlines() or [""])[0])
         return _api_error(ServiceUnavailable())
 
     @app.errorhandler(HTTPException)
