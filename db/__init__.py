@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import threading
 import time
 from pathlib import Path
@@ -21,8 +22,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
 
 from geo.crs import WGS84_EPSG
@@ -72,14 +74,44 @@ def database_name(url: str) -> str:
 
 
 def make_engine(url: str, **kw) -> Engine:
-    """An engine with short connect timeouts, so an outage is reported quickly."""
+    """An engine with short connect timeouts, so an outage is reported quickly.
+
+    A pooled connection the server has ended is discarded when it is checked
+    out (:func:`discard_if_ended`), without the round trip of SQLAlchemy's
+    ``pool_pre_ping`` (a ``SELECT 1`` before every request's first statement).
+    """
     url = sa_url(url)
-    kw.setdefault("pool_pre_ping", True)
     if "poolclass" not in kw:
         kw.setdefault("pool_size", 5)
         kw.setdefault("max_overflow", 10)
     kw.setdefault("connect_args", {"connect_timeout": 3, "application_name": "minsheng-map"})
-    return create_engine(url, **kw)
+    engine = create_engine(url, **kw)
+    event.listen(engine, "checkout", discard_if_ended)
+    return engine
+
+
+def discard_if_ended(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Pool checkout: refuse a connection the server has ended, so the pool connects afresh.
+
+    An idle connection has nothing to read: the server only speaks when asked.
+    A server that ended it (a shutdown or restart, ``pg_terminate_backend``, an
+    idle timeout) has sent its last message and closed the socket, so the socket
+    reads as ready. Checking that is a system call, not a round trip to the
+    server. A connection lost after the check meets its error on its first
+    statement, as it would after a ping (a 503, and the connection is dropped).
+
+    Raises
+    ------
+    sqlalchemy.exc.DisconnectionError
+        When the connection is closed or the server has spoken unasked; the
+        pool then replaces it (SQLAlchemy's documented pessimistic check).
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("the pooled connection is closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the server ended the pooled connection")
 
 
 def alembic_config(url: str) -> Config:

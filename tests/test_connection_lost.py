@@ -102,3 +102,32 @@ def _wrapped(orig: Exception, *, lost: bool = False) -> DBAPIError:
 def test_which_database_errors_mean_unavailable(err, unavailable):
     """An outage (server gone, connection lost, pool exhausted) is a 503; a fault in the SQL is not."""
     assert database_unavailable(err) is unavailable
+
+
+def test_pooled_connections_the_server_ended_between_requests_are_replaced(database_url, engine):
+    """After the server ended every idle pooled connection (as a restart does), the next requests are served:
+    the pool sees at checkout that each was ended and connects afresh (no ping round trip needed)."""
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    client = app.test_client()
+    with app.app_context():
+        pool_engine = get_engine()
+    used: set[int] = set()
+
+    def remember(dbapi_connection, record, proxy) -> None:
+        used.add(dbapi_connection.get_backend_pid())
+
+    event.listen(pool_engine, "checkout", remember)
+    try:
+        for path in PATHS:
+            assert client.get(path).status_code == 200, path
+        with engine.connect() as conn:
+            for pid in used:
+                conn.execute(text("SELECT pg_terminate_backend(:pid, 30000)"), {"pid": pid})
+        before = set(used)
+        for path in PATHS:
+            res = client.get(path)
+            assert res.status_code == 200, (path, res.status_code, res.get_data(as_text=True)[:300])
+        assert used - before, "fresh connections replaced the ended ones"
+    finally:
+        event.remove(pool_engine, "checkout", remember)
+        app.extensions["serving"].dispose()
