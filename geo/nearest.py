@@ -25,7 +25,7 @@ from urllib.parse import quote
 import numpy as np
 from pyproj import Geod
 
-from geo.crs import wgs84_to_bd09, wgs84_to_gcj02
+from geo.crs import gcj02_to_bd09, wgs84_to_bd09, wgs84_to_gcj02
 from geo.errors import GeoError
 
 ArrayLike = float | np.ndarray
@@ -263,28 +263,43 @@ def links_and_coordinates(lons: Sequence[float] | np.ndarray, lats: Sequence[flo
                           ) -> list[tuple[dict[str, list[float]], dict[str, str]]]:
     """For many WGS-84 positions at once: ``(coordinates_for_apps, navigation_links)`` of each.
 
-    The same results as calling the two functions per position, with the
-    GCJ-02/BD-09 conversions done in one vectorised pass and each link filled
-    into its template (this is the hot path of ``/api/nearest``). ``mode``
-    (a key of :data:`APP_MODES`) is how the apps are asked to route.
+    The same results as calling the two functions per position. What depends
+    on the facility alone (its GCJ-02/BD-09 position, its percent-encoded
+    name, its ``geo:`` URI) is worked out once per position and name and
+    remembered (:func:`_destination`); per call only the origin is converted
+    and each link filled into its template (this is the hot path of
+    ``/api/nearest``). ``mode`` (a key of :data:`APP_MODES`) is how the apps
+    are asked to route.
     """
-    lons = np.asarray(lons, dtype=float)
-    lats = np.asarray(lats, dtype=float)
     if len(lons) == 0:
         return []
-    glon, glat = wgs84_to_gcj02(lons, lats)
-    blon, blat = wgs84_to_bd09(lons, lats)
     ogcj = obd = None
     if origin is not None:
         ogcj = wgs84_to_gcj02(float(origin[0]), float(origin[1]))
-        obd = wgs84_to_bd09(float(origin[0]), float(origin[1]))
+        obd = gcj02_to_bd09(*ogcj)
     out = []
-    for i, name in enumerate(names):
-        x, y = float(lons[i]), float(lats[i])
-        gx, gy, bx, by = float(glon[i]), float(glat[i]), float(blon[i]), float(blat[i])
-        coords = {"wgs84": [round(x, 7), round(y, 7)], "gcj02": [round(gx, 7), round(gy, 7)],
-                  "bd09": [round(bx, 7), round(by, 7)]}
-        links = {"amap": _amap(gx, gy, name, ogcj, mode), "baidu": _baidu(bx, by, name, obd, mode),
-                 "geo": geo_uri(x, y, name)}
+    for x, y, name in zip(lons, lats, names, strict=True):
+        rounded, (gx, gy, bx, by), geo = _destination(float(x), float(y), name)
+        coords = {system: list(position) for system, position in rounded}
+        links = {"amap": _amap(gx, gy, name, ogcj, mode), "baidu": _baidu(bx, by, name, obd, mode), "geo": geo}
         out.append((coords, links))
     return out
+
+
+@lru_cache(maxsize=65_536)
+def _destination(lon: float, lat: float, name: str) -> tuple[tuple[tuple[str, tuple[float, float]], ...],
+                                                             tuple[float, float, float, float], str]:
+    """What a facility's links and app coordinates need, from its WGS-84 position (degrees) and name.
+
+    Returns its ``(system, (lon, lat))`` pairs as :func:`coordinates_for_apps`
+    gives them (7 decimals), its unrounded GCJ-02 and BD-09 positions
+    ``(glon, glat, blon, blat)`` for the links, and its ``geo:`` URI. Pure in
+    its arguments, so remembering it is always right: a moved or renamed
+    facility is a new key.
+    """
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    blon, blat = gcj02_to_bd09(glon, glat)
+    glon, glat, blon, blat = float(glon), float(glat), float(blon), float(blat)
+    rounded = (("wgs84", (round(lon, 7), round(lat, 7))), ("gcj02", (round(glon, 7), round(glat, 7))),
+               ("bd09", (round(blon, 7), round(blat, 7))))
+    return rounded, (glon, glat, blon, blat), geo_uri(lon, lat, name)
