@@ -181,7 +181,7 @@ def coordinates_for_apps(lon: float, lat: float) -> dict[str, list[float]]:
     Each value is ``[lon, lat]`` in degrees, rounded to 7 decimals (about 1 cm).
     """
     glon, glat = wgs84_to_gcj02(float(lon), float(lat))
-    blon, blat = wgs84_to_bd09(float(lon), float(lat))
+    blon, blat = gcj02_to_bd09(glon, glat)  # BD-09 is GCJ-02 shifted: one offset computed, not two
     return {"wgs84": [round(float(lon), 7), round(float(lat), 7)],
             "gcj02": [round(glon, 7), round(glat, 7)],
             "bd09": [round(blon, 7), round(blat, 7)]}
