@@ -2,8 +2,8 @@
 
 Geometry is WGS-84 (RFC 7946), the facility's representative point. Each
 feature carries its position in GCJ-02 and BD-09 for Chinese map apps and
-AMap / Baidu / ``geo:`` navigation links (filled into templates, the
-conversions vectorised: this is the hot path of ``/api/nearest``). A nearest
+AMap / Baidu / ``geo:`` navigation links (filled into templates, each
+facility's converted position remembered: this is the hot path of ``/api/nearest``). A nearest
 answer adds ``by``, ``distance_m``, ``straight_m``, ``minutes`` and ``route``.
 """
 from __future__ import annotations
