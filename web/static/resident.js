@@ -238,7 +238,7 @@
     var order = data.layers.filter(function (l) { return R.columns[l.key]; })
       .sort(function (a, b) { return R.columns[a.key].count - R.columns[b.key].count; });
     return order.reduce(function (done, layer, i) {
-      return done.then(nextTask).then(function () { if (i === 1) { loadLater(); } return showLayer(layer); });
+      return done.then(i ? nextTask : null).then(function () { if (i === 1) { loadLater(); } return showLayer(layer); });
     }, Promise.resolve());
   }
   R.loaded = fetch(data.api.markers_all).then(function (r) { if (!r.ok) { throw new Error(r.statusText); } return r.json(); })
