@@ -13,6 +13,8 @@ Every answer carries an ``ETag``; a repeat request with ``If-None-Match`` is a 3
 """
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
@@ -80,4 +82,6 @@ def api_markers() -> ResponseReturnValue:
                                                "content": {"application/json": {"schema": {"type": "object"}}}},
                                        "304": {"description": "Not modified"}, **errors(503)})
 def api_markers_all() -> ResponseReturnValue:
-    return _conditional(jsonify(markers.all_markers(get_engine())), 0)
+    # Names as UTF-8, not \u escapes: a third fewer bytes for a slow phone to parse before it draws.
+    body = json.dumps(markers.all_markers(get_engine()), ensure_ascii=False, separators=(",", ":"))
+    return _conditional(Response(body, mimetype="application/json"), 0)
