@@ -136,7 +136,7 @@ def measure(browser, url: str, waterfall: bool = False) -> dict:
     page.wait_for_function(DRAWN, polling="raf", timeout=120_000)
     drawn_ms = page.evaluate("() => performance.now()")
     all_drawn_ms = None
-    if page.evaluate("() => document.body.hasAttribute('data-markers')"):
+    if page.evaluate("() => !!window.Resident"):  # ours (today's page has no such object)
         page.wait_for_function(ALL_DRAWN, polling="raf", timeout=120_000)
         all_drawn_ms = page.evaluate("() => performance.now()")
     page.wait_for_load_state("networkidle", timeout=120_000)
