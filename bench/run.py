@@ -158,10 +158,11 @@ def rows_suggest(d):
 def rows_page(d):
     o, r = d["ours"], d["reference"]
     return [_row(d["task"],
-                 f"HTML {o['html_bytes'] / 1e3:.1f} KB, total {o['bytes'] / 1e3:.0f} KB, markers drawn at "
-                 f"{o['drawn_ms']} ms",
-                 f"{r['name']}: HTML {r['html_bytes'] / 1e3:.1f} KB, total {r['bytes'] / 1e3:.0f} KB, drawn at "
-                 f"{r['drawn_ms']} ms", d["bytes_ratio"], d["goal"] + " (ratio = our bytes / today's bytes)",
+                 f"HTML {o['html_bytes'] / 1e3:.1f} KB, total {o['bytes'] / 1e3:.0f} KB, {o['requests']:.0f} requests, "
+                 f"markers drawn at {o['drawn_ms']} ms (every layer at {o.get('all_drawn_ms', '?')} ms)",
+                 f"{r['name']}: HTML {r['html_bytes'] / 1e3:.1f} KB, total {r['bytes'] / 1e3:.0f} KB, "
+                 f"{r['requests']:.0f} requests, drawn at {r['drawn_ms']} ms", d["bytes_ratio"],
+                 d["goal"] + " (ratio = our bytes / today's bytes)",
                  d["met"], d["command"])]
 
 

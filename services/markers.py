@@ -1,7 +1,8 @@
-"""The residents' map markers: every active facility of one layer, as compact columns.
+"""The residents' map markers: every active facility of one layer, or of all layers, as compact columns.
 
-The page loads one answer per layer instead of carrying every facility in
-its HTML. Columns, not objects, and integers as differences from the
+The page loads one answer for all layers (:func:`all_markers`, one request
+on a slow network instead of one per layer) instead of carrying every
+facility in its HTML. Columns, not objects, and integers as differences from the
 previous value (ids; positions in units of :data:`SCALE` degrees, about
 1 m), so the answer compresses to a few bytes a facility. Remembered until a
 facility changes (:func:`services.cache.memo` on the ``facility`` version).
@@ -26,6 +27,22 @@ def deltas(values: list[int]) -> list[int]:
     return [b - a for a, b in zip([0, *values[:-1]], values, strict=True)]
 
 
+def all_markers(engine: Engine) -> dict[str, Any]:
+    """Every layer's markers in one answer, in the registry's order (one connection, remembered as one value).
+
+    Returns
+    -------
+    dict
+        ``layers``: a list of :func:`layer_markers` answers, one per layer
+        of the registry (WGS-84 positions in 1/``scale`` degrees).
+    """
+    def build() -> dict[str, Any]:
+        with engine.connect() as conn:
+            return {"layers": [_columns(key, db_markers.layer_points(conn, key)) for key in layer_keys()]}
+
+    return cache.memo(engine, "markers", "*all*", build, families=("facility",))
+
+
 def layer_markers(engine: Engine, layer: str) -> dict[str, Any]:
     """Every active facility of ``layer`` as delta-coded columns.
 
@@ -43,19 +60,22 @@ def layer_markers(engine: Engine, layer: str) -> dict[str, Any]:
 
     def build() -> dict[str, Any]:
         with engine.connect() as conn:
-            rows = db_markers.layer_points(conn, layer)
-        kinds = list(LAYERS[layer].kinds)
-        out: dict[str, Any] = {
-            "layer": layer, "count": len(rows), "scale": SCALE, "crs": "wgs84",
-            "id": deltas([int(r["id"]) for r in rows]),
-            "x": deltas([round(r["lon"] * SCALE) for r in rows]),
-            "y": deltas([round(r["lat"] * SCALE) for r in rows]),
-            "name": [r["name"] for r in rows],
-            "synthetic": [1 if r["synthetic"] else 0 for r in rows],
-        }
-        if kinds:
-            out["kinds"] = kinds
-            out["kind"] = [kinds.index(r["kind"]) if r["kind"] in kinds else -1 for r in rows]
-        return out
+            return _columns(layer, db_markers.layer_points(conn, layer))
 
     return cache.memo(engine, "markers", layer, build, families=("facility",))
+
+
+def _columns(layer: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    kinds = list(LAYERS[layer].kinds)
+    out: dict[str, Any] = {
+        "layer": layer, "count": len(rows), "scale": SCALE, "crs": "wgs84",
+        "id": deltas([int(r["id"]) for r in rows]),
+        "x": deltas([round(r["lon"] * SCALE) for r in rows]),
+        "y": deltas([round(r["lat"] * SCALE) for r in rows]),
+        "name": [r["name"] for r in rows],
+        "synthetic": [1 if r["synthetic"] else 0 for r in rows],
+    }
+    if kinds:
+        out["kinds"] = kinds
+        out["kind"] = [kinds.index(r["kind"]) if r["kind"] in kinds else -1 for r in rows]
+    return out

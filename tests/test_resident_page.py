@@ -155,3 +155,30 @@ def _contrast(a: str, b: str) -> float:
         return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
     hi, lo = sorted((lum(a), lum(b)), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
+
+
+class TestAllMarkers:
+    def test_every_layer_in_one_answer_as_per_layer(self, client, engine):
+        answer = client.get("/api/markers/all").get_json()
+        assert [c["layer"] for c in answer["layers"]] == list(LAYERS)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT layer, id, ST_X(point), ST_Y(point) FROM facility"
+                                     " WHERE status = 'active'")).all()
+        for cols in answer["layers"]:
+            got = _decode(cols)
+            want = {fid: (lon, lat) for layer, fid, lon, lat in rows if layer == cols["layer"]}
+            assert set(got) == set(want), cols["layer"]
+            for fid, (lon, lat) in want.items():
+                assert got[fid][:2] == (pytest.approx(lon, abs=1e-5), pytest.approx(lat, abs=1e-5))
+
+    def test_brotli_and_cached_by_etag(self, client):
+        r = client.get("/api/markers/all", headers={"Accept-Encoding": "br"})
+        assert r.status_code == 200 and r.headers.get("Content-Encoding") == "br"
+        again = client.get("/api/markers/all", headers={"If-None-Match": r.headers["ETag"], "Accept-Encoding": "br"})
+        assert again.status_code == 304
+
+    def test_the_page_preloads_it_first(self, client):
+        tags = _tags(client.get("/").get_data(as_text=True))
+        fetched = [a.get("href") or a.get("src") for tag, a in tags if tag in ("link", "script") and
+                   (a.get("src") or a.get("rel") in ("stylesheet", "preload"))]
+        assert fetched[0] == "/api/markers/all", "the markers are the page's first request"

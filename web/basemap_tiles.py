@@ -5,11 +5,15 @@
 * ``GET /tiles/archive/<z>/<x>/<y>``: the operator's MBTiles/PMTiles basemap
   (``MINSHENG_BASEMAP_FILE``), raster or vector;
 * ``GET /api/markers?layer=``: one layer's facilities as compact columns
-  (:func:`services.markers.layer_markers`).
+  (:func:`services.markers.layer_markers`);
+* ``GET /api/markers/all``: every layer's, in one answer (what the residents'
+  page loads: one request instead of one per layer on a slow network).
 
 Every answer carries an ``ETag``; a repeat request with ``If-None-Match`` is a 304.
 """
 from __future__ import annotations
+
+import json
 
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -70,3 +74,14 @@ def archive_tile(z: str, x: str, y: str) -> ResponseReturnValue:
 def api_markers() -> ResponseReturnValue:
     a = parse(MARKER_PARAMS)
     return _conditional(jsonify(markers.layer_markers(get_engine(), a.layer)), 0)
+
+
+@bp.get("/api/markers/all")
+@operation("Every layer's facilities for the map in one answer, each layer as compact delta-coded columns",
+           "residents", (), responses={"200": {"description": "layers: a list of the answers of /api/markers",
+                                               "content": {"application/json": {"schema": {"type": "object"}}}},
+                                       "304": {"description": "Not modified"}, **errors(503)})
+def api_markers_all() -> ResponseReturnValue:
+    # Names as UTF-8, not \u escapes: a third fewer bytes for a slow phone to parse before it draws.
+    body = json.dumps(markers.all_markers(get_engine()), ensure_ascii=False, separators=(",", ":"))
+    return _conditional(Response(body, mimetype="application/json"), 0)

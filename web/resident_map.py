@@ -37,8 +37,10 @@ def page_context(lang: str, initial: dict[str, Any], walk_speed_m_per_min: float
         "lang": lang, "t": words, "layers": layers, "max_k": PAGE_MAX_K,
         "speeds": {"walk": walk_speed_m_per_min, "drive": DRIVE.speed_m_per_min},
         "view": {"bounds": CITY_BOUNDS}, "basemap": resident_basemap(),
-        "api": {"markers": url_for("basemap_tiles.api_markers"), "nearest": url_for("nearest_api.api_nearest"),
+        "api": {"markers": url_for("basemap_tiles.api_markers"),
+                "markers_all": url_for("basemap_tiles.api_markers_all"), "nearest": url_for("nearest_api.api_nearest"),
                 "isochrone": "/api/isochrone", "places": url_for("places_api.api_places")},
+        "later": [url_for("static", filename="resident.tiles.js"), url_for("static", filename="resident.list.js")],
         "initial": {k: v for k, v in initial.items() if v is not None},
     }
     return {"lang": lang, "t": words, "data": data, "layers": layers, "search_max_chars": SEARCH_MAX_CHARS,

@@ -1,7 +1,8 @@
 /* Residents' map: the map, its basemap, the facility markers and the legend that switches layers.
  *
- * The page carries no facilities: each layer's markers come from /api/markers?layer= (compact,
- * delta-coded columns, cached by ETag). The nearest list, search and popups are in
+ * The page carries no facilities: every layer's markers come in one answer of /api/markers/all
+ * (compact, delta-coded columns, cached by ETag), preloaded by the page's head before any script. Markers are drawn first, smallest layer first, and the basemap after them, so a slow
+ * phone shows facilities as soon as it can. The nearest list, search and popups are in
  * resident.list.js, which uses what this file puts on window.Resident. Every piece of text from
  * the data is written with textContent, never innerHTML, so a facility called "<script>" runs nothing.
  */
@@ -108,8 +109,10 @@
     R.setCrs('wgs84');
     addOffline(t.basemap_fallback);
   }
-  if (bm.online) {
-    R.crs = bm.online.crs;
+  if (bm.online) { R.crs = bm.online.crs; }
+  /* Drawn once the first markers are (its tiles and their drawing would delay them on a slow phone). */
+  function addBasemap() {
+    if (!bm.online) { addOffline(null); return; }
     var loaded = 0, failed = 0, inRow = 0;
     online = L.tileLayer(bm.online.url, {subdomains: bm.online.subdomains, maxZoom: 18,
                                          attribution: bm.online.attribution});
@@ -124,8 +127,24 @@
       online.on('remove', function () { map.removeLayer(online.labels); });
     }
     document.body.setAttribute('data-basemap', 'online');
-  } else {
-    addOffline(null);
+  }
+
+  /* What waits for the first markers: the offline map's drawing (resident.tiles.js) and the nearest list
+   * (resident.list.js), fetched then so they take no bandwidth from the map and the markers; run in order. */
+  var later = null;
+  function loadLater() {
+    if (later) { return later; }
+    later = Promise.all(data.later.map(function (src) {
+      return new Promise(function (resolve, reject) {
+        var s = document.createElement('script');
+        s.src = src;
+        s.async = false;
+        s.onload = resolve;
+        s.onerror = function () { reject(new Error(src)); };
+        document.head.appendChild(s);
+      });
+    })).then(addBasemap);
+    return later;
   }
   attribution.addAttribution(t.data_attribution);
 
@@ -163,9 +182,10 @@
   data.layers.forEach(function (layer) {
     var group = L.markerClusterGroup({
       iconCreateFunction: clusterIcon(layer), zoomToBoundsOnClick: false, showCoverageOnHover: false,
-      maxClusterRadius: 45, spiderfyOnMaxZoom: true, chunkedLoading: true, removeOutsideVisibleBounds: true
+      maxClusterRadius: 45, spiderfyOnMaxZoom: true, chunkedLoading: true, removeOutsideVisibleBounds: true,
+      chunkProgress: function (done, total) { if (done === total && group.whenDrawn) { group.whenDrawn(); } }
     });
-    group.on('clusterclick', function (e) { R.clusterTapped(layer, e.layer, e.latlng); });
+    group.on('clusterclick', function (e) { if (R.clusterTapped) { R.clusterTapped(layer, e.layer, e.latlng); } });
     R.groups[layer.key] = group;
     layer.on = true;
     group.addTo(map);
@@ -183,17 +203,27 @@
                                           keyboard: true, riseOnHover: true});
       m.facility = {id: id, lon: lon, lat: lat, name: c.name[i], kind: kind, synthetic: c.synthetic[i] === 1,
                     layer: layer.key};
-      m.on('click', R.markerTapped);
+      m.on('click', tapped);
       out[i] = m;
     }
     return out;
   }
+  function tapped(e) { if (R.markerTapped) { R.markerTapped(e); } }  // resident.list.js defines it, once loaded
+  /* The layer's markers into its group; resolves once they are clustered and drawn (at once when switched off). */
   function showLayer(layer) {
     var group = R.groups[layer.key];
-    group.clearLayers();
-    group.addLayers(buildMarkers(layer));
     var count = document.querySelector('#legend [data-count="' + layer.key + '"]');
     if (count) { count.textContent = R.fill(t.count, {n: R.columns[layer.key].count}); }
+    group.clearLayers();
+    return new Promise(function (resolve) {
+      group.whenDrawn = map.hasLayer(group) ? resolve : null;
+      group.addLayers(buildMarkers(layer), true);
+      if (!group.whenDrawn) { resolve(); }
+    });
+  }
+  /* After the next frame is painted (what has been drawn so far shows). */
+  function nextTask() {
+    return new Promise(function (resolve) { requestAnimationFrame(function () { setTimeout(resolve, 0); }); });
   }
   R.setCrs = function (crs) {
     if (crs === R.crs) { return; }
@@ -201,12 +231,21 @@
     data.layers.forEach(function (layer) { if (R.columns[layer.key]) { showLayer(layer); } });
     if (R.redraw) { R.redraw(); }
   };
-  R.loaded = Promise.all(data.layers.map(function (layer) {
-    return fetch(data.api.markers + '?layer=' + encodeURIComponent(layer.key))
-      .then(function (r) { if (!r.ok) { throw new Error(r.statusText); } return r.json(); })
-      .then(function (cols) { R.columns[layer.key] = cols; showLayer(layer); });
-  })).then(function () { document.body.setAttribute('data-markers', 'ready'); })
-    .catch(function (err) { R.notice(t.error + err.message, true); });
+  /* Smallest layer first, each in a task of its own, so the first clusters are painted while the
+   * larger layers are still being clustered; the rest of the page follows the first layer drawn. */
+  function showAll(answer) {
+    answer.layers.forEach(function (cols) { R.columns[cols.layer] = cols; });
+    var order = data.layers.filter(function (l) { return R.columns[l.key]; })
+      .sort(function (a, b) { return R.columns[a.key].count - R.columns[b.key].count; });
+    return order.reduce(function (done, layer, i) {
+      return done.then(i ? nextTask : null).then(function () { if (i === 1) { loadLater(); } return showLayer(layer); });
+    }, Promise.resolve());
+  }
+  R.loaded = fetch(data.api.markers_all).then(function (r) { if (!r.ok) { throw new Error(r.statusText); } return r.json(); })
+    .then(showAll)
+    .catch(function (err) { R.notice(t.error + err.message, true); })
+    .then(loadLater)
+    .then(function () { document.body.setAttribute('data-markers', 'ready'); });
 
   /* ---- the legend is the layer switcher ---- */
 

@@ -310,10 +310,14 @@
     var c = state.cluster;
     if (!c) { return; }
     state.cluster = null;
-    if (map.getZoom() >= map.getMaxZoom() || c.layer.getBounds().getNorthEast().equals(c.layer.getBounds().getSouthWest())) {
-      c.layer.spiderfy();
+    var bounds = c.layer.getBounds(), zoom = map.getZoom();
+    if (zoom >= map.getMaxZoom() || bounds.getNorthEast().equals(bounds.getSouthWest())) { c.layer.spiderfy(); return; }
+    /* Into the cluster: to its extent when that is nearer than the view (the list may have zoomed in past it),
+     * else one step nearer its centre. */
+    if (map.getBoundsZoom(bounds, false, L.point(60, 60)) > zoom) {
+      map.fitBounds(bounds, {padding: [30, 30]});
     } else {
-      c.layer.zoomToBounds({padding: [30, 30]});
+      map.setView(c.layer.getLatLng(), zoom + 1);
     }
   }
 
