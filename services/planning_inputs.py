@@ -22,12 +22,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import districts as db_districts
 from db import grid as db_grid
+from db import planning as db_planning
 from db import zones as db_zones
 from geo.crs import METRIC_EPSG
 from geo.planning import applies_mask
 from layers import Layer
 from layers.districts import CITY_CODE, CITY_NAME
-from services.cache import data_versions, memo
+from services.cache import memo
 from services.errors import InvalidRequest
 
 Mask = npt.NDArray[np.bool_]
@@ -133,28 +134,32 @@ class Areas:
 
 @contextmanager
 def snapshot(engine: Engine) -> Iterator[Connection]:
-    """One read-only transaction on one snapshot, so a report's arrays agree with each other."""
+    """One read-only transaction on one snapshot, so a report's arrays agree with each other.
+
+    Its reads run without parallel workers (:func:`db.planning.serial_reads`).
+    """
     with engine.connect() as conn:
         conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with conn.begin():
+            db_planning.serial_reads(conn)
             yield conn
 
 
 def demand_grid(engine: Engine, conn: Connection) -> db_grid.DemandGrid:
     """The demand grid in metres (EPSG:4548), as this snapshot sees it.
 
-    Remembered until the grid changes (facility edits keep it). The key holds
-    this snapshot's own grid version, so a remembered grid is always the one
-    the snapshot sees.
+    Held in the process until the grid changes (facility edits keep it;
+    :func:`services.cache.memo` with ``held``). The key is this snapshot's
+    own grid version, so a remembered grid is always the one the snapshot sees.
     """
-    version = data_versions(conn, GRID_FAMILIES)
-    return memo(engine, "planning.grid", version, lambda: db_grid.demand_grid(conn), families=GRID_FAMILIES)
+    return memo(engine, "planning.grid", None, lambda: db_grid.demand_grid(conn), families=GRID_FAMILIES,
+                held=True, conn=conn)
 
 
 def villages(engine: Engine, conn: Connection) -> db_grid.Villages:
-    """Every village in metres (EPSG:4548), as this snapshot sees them (remembered like the grid)."""
-    version = data_versions(conn, GRID_FAMILIES)
-    return memo(engine, "planning.villages", version, lambda: db_grid.villages(conn), families=GRID_FAMILIES)
+    """Every village in metres (EPSG:4548), as this snapshot sees them (held like the grid)."""
+    return memo(engine, "planning.villages", None, lambda: db_grid.villages(conn), families=GRID_FAMILIES,
+                held=True, conn=conn)
 
 
 def applies(layer: Layer, urban: Mask) -> Mask:
@@ -184,9 +189,8 @@ def areas(engine: Engine, conn: Connection, grid: db_grid.DemandGrid, q: Plannin
         raise InvalidRequest(f"zones was {q.zones[:60]!r} but the loaded zone sets are "
                              f"{', '.join(SET_PREFIX + s for s in known) or 'none'} (flask etl zones FILE --set NAME)",
                              parameter="zones", allowed=[SET_PREFIX + s for s in known])
-    version = data_versions(conn, (*GRID_FAMILIES, "zones"))
-    code = memo(engine, "planning.zones", (set_name, version), lambda: db_zones.cell_zones(conn, set_name),
-                families=(*GRID_FAMILIES, "zones"))
+    code = memo(engine, "planning.zones", set_name, lambda: db_zones.cell_zones(conn, set_name),
+                families=(*GRID_FAMILIES, "zones"), held=True, conn=conn)
     zones = db_zones.zones(conn, set_name)
     mine = code if not q.district else code[grid.district == q.district]
     present = set(mine.tolist())
