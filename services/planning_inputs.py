@@ -116,8 +116,9 @@ class PlanningQuery:
 class Areas:
     """What the figures are given by: one code per cell, and the codes and names of the rows.
 
-    ``kind`` is ``district`` or ``zone``; ``code`` holds each cell's code
-    (``""`` for a cell in no zone of the set); ``codes`` the rows in order;
+    ``kind`` is ``district`` or ``zone``; ``code`` holds each cell's code as
+    a numpy string array, made once per grid version and held (``""`` for a
+    cell in no zone of the set); ``codes`` the rows in order;
     ``names`` code → name in the report's language (with the city's).
     """
 
@@ -182,14 +183,16 @@ def areas(engine: Engine, conn: Connection, grid: db_grid.DemandGrid, q: Plannin
     names = district_names(conn, q.lang)
     if q.zones is None:
         codes = [q.district] if q.district else sorted(c for c in names if c != CITY_CODE)
-        return Areas("district", grid.district, codes, names)
+        cell_codes = memo(engine, "planning.district_codes", None, lambda: grid.district.astype(str),
+                          families=GRID_FAMILIES, held=True, conn=conn)
+        return Areas("district", cell_codes, codes, names)
     set_name = q.zones[len(SET_PREFIX):]
     known = db_zones.set_names(conn)
     if set_name not in known:
         raise InvalidRequest(f"zones was {q.zones[:60]!r} but the loaded zone sets are "
                              f"{', '.join(SET_PREFIX + s for s in known) or 'none'} (flask etl zones FILE --set NAME)",
                              parameter="zones", allowed=[SET_PREFIX + s for s in known])
-    code = memo(engine, "planning.zones", set_name, lambda: db_zones.cell_zones(conn, set_name),
+    code = memo(engine, "planning.zones", set_name, lambda: db_zones.cell_zones(conn, set_name).astype(str),
                 families=(*GRID_FAMILIES, "zones"), held=True, conn=conn)
     zones = db_zones.zones(conn, set_name)
     mine = code if not q.district else code[grid.district == q.district]
