@@ -16,6 +16,7 @@ facilities, the grid or the roads change.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,19 +107,21 @@ def layer_cover(engine: Engine, conn: Connection, grid: db_grid.DemandGrid, laye
                 by: str) -> LayerCover:
     """The layer's facilities open on ``q.day`` and how far each cell is from them (metres, by ``by``).
 
-    Along the roads, distances are measured out to :data:`NETWORK_LIMIT_M`
-    whatever the radius (a Dijkstra to 20 km costs about what one to 1 km
-    does on the demo city), so they are remembered per layer, day and
-    measure, and a new ``radius_m`` only compares them again. Straight
-    distances stop at the largest radius asked (beyond it, to an area, the
-    search grows with the reach).
+    Distances are remembered per layer, set of open facilities (not per
+    day: a day with the same facilities open reuses them) and measure. Along
+    the roads they are measured out to :data:`NETWORK_LIMIT_M` whatever the
+    radius (a Dijkstra to 20 km costs about what one to 1 km does on the demo
+    city), so a new ``radius_m`` only compares them again. Straight distances
+    stop at the largest radius asked (beyond it, to an area, the search grows
+    with the reach).
     """
     t = layer.threshold
     radius = cell_radius(grid.urban, t.urban_m, t.rural_m, q.radius_m)
     sites = db_grid.layer_sites(conn, layer.key, q.day, capacity_field=layer.capacity_field,
                                 area=layer.geometry_kind == "polygon")
     reach = q.radius_m if by == "straight" else None
-    distance = memo(engine, "planning.distance", (layer.key, q.day, reach, by),
+    open_ids = hashlib.blake2b(sites.id.tobytes(), digest_size=16).hexdigest()
+    distance = memo(engine, "planning.distance", (layer.key, open_ids, reach, by),
                     lambda: _distance(engine, grid, layer, sites, radius, by), families=DISTANCE_FAMILIES, conn=conn)
     return LayerCover(np.asarray(distance <= radius, dtype=bool), radius, distance, sites)
 
