@@ -33,7 +33,7 @@ from bench.common import median_of, timed, write_json
 from db import make_engine
 from geo.allocate import coverage_matrix
 from layers import LAYERS
-from services import cache, planning_suggest, roads
+from services import cache, planning_suggest, roads, zones
 from services import planning_inputs as inputs
 from services import planning_measure as measuring
 from services.planning_inputs import PlanningQuery
@@ -111,6 +111,7 @@ def page_against_api(url: str, runs: int) -> dict:
     after the first request since the data last changed. ``cold_page_s`` forgets those too (a fresh
     process); ``sites_s`` is the page's deferred request for its suggested sites.
     """
+    zones.load_demo_zones(make_engine(url))  # the demo's synthetic zone set (`flask etl zones --demo`)
     app = create_app({"DATABASE_URL": url, "TESTING": True})
     client = app.test_client()
 
