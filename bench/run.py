@@ -223,7 +223,11 @@ def rows_planning(d):
              met["suggest_ratio"], d["command"]),
         _row("Planning: 10 sites city-wide", f"{s['city_10_sites_s']} s", "", None, "< 2 s", met["city_10_sites"],
              d["command"]),
-        _row("Planning: uncached /planner vs uncached /api/coverage", pages + f"; suggest r=19999 "
+        _row("Planning: uncached /planner (inputs held per data version) vs uncached /api/coverage", pages
+             + "; first request of a fresh process: " + ", ".join(f"{k} {v['cold_page_s']} s" for k, v in p.items()
+                                                              if isinstance(v, dict) and "cold_page_s" in v)
+             + "; deferred sites: " + ", ".join(f"{k} {v['sites_s']} s" for k, v in p.items()
+                                              if isinstance(v, dict) and "sites_s" in v) + f"; suggest r=19999 "
              f"{p['suggest_radius_19999_s']} s", "/api/coverage alone", worst["ratio"], "page < 1 s",
              met["page_under_1s"], d["command"]),
         _row(f"Network coverage: all layers by walking, {n['cells']:,} cells", f"{n['ours_s']} s",

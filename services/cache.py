@@ -7,6 +7,12 @@ counters restart from a backup's values after a restore, the epoch does not:
 :mod:`db.versions`) and on today's date (since "open today" changes at
 midnight): after a load, an edit or a restore, the next call recomputes. Per
 process, least recently used first out.
+
+Two stores share that keying. Results (a report, a page) go in the main one
+(:data:`MAX_ENTRIES`). Inputs every report starts from and that change only
+with the data (the demand grid, a road graph, the cells joined to it) are
+``held``: they go in a store of their own (:data:`MAX_HELD`), so a run of new
+reports never pushes them out and a new report starts from them.
 """
 from __future__ import annotations
 
@@ -23,7 +29,11 @@ from db import versions as db_versions
 T = TypeVar("T")
 
 MAX_ENTRIES = 128
-_store: OrderedDict[tuple[object, ...], object] = OrderedDict()
+#: Held inputs kept per process (a few per data version: grid, villages, graphs, snapped cells, zones).
+MAX_HELD = 24
+_Store = OrderedDict[tuple[object, ...], object]
+_store: _Store = OrderedDict()
+_held: _Store = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -37,29 +47,39 @@ def data_versions(conn: Connection, families: Collection[str] | None = None) -> 
 
 
 def memo(engine: Engine, namespace: str, key: Hashable, compute: Callable[[], T], *,
-         families: Collection[str] | None = None) -> T:
-    """``compute()``, remembered until the data changes (LRU of :data:`MAX_ENTRIES`).
+         families: Collection[str] | None = None, held: bool = False, conn: Connection | None = None) -> T:
+    """``compute()``, remembered until the data changes (LRU of :data:`MAX_ENTRIES`, or :data:`MAX_HELD`).
 
     ``families`` names the ``data_version`` rows the value depends on (e.g.
     only ``grid`` for the demand grid, so a facility edit keeps it); by
-    default every row counts.
+    default every row counts. ``held`` keeps the value in the store of inputs
+    (see the module's note). ``conn``, when given, is where the versions are
+    read (a report's own snapshot, so the key is the version its rows see;
+    no second connection is taken).
     """
-    with engine.connect() as conn:
+    if conn is None:
+        with engine.connect() as own:
+            versions = data_versions(own, families)
+    else:
         versions = data_versions(conn, families)
     full = (engine.url.render_as_string(hide_password=True), namespace, key, versions)
+    store, most = (_held, MAX_HELD) if held else (_store, MAX_ENTRIES)
     with _lock:
-        if full in _store:
-            _store.move_to_end(full)
-            return _store[full]  # type: ignore[return-value]
+        if full in store:
+            store.move_to_end(full)
+            return store[full]  # type: ignore[return-value]
     value = compute()
     with _lock:
-        _store[full] = value
-        while len(_store) > MAX_ENTRIES:
-            _store.popitem(last=False)
+        store[full] = value
+        while len(store) > most:
+            store.popitem(last=False)
     return value
 
 
-def clear() -> None:
-    """Forget everything (tests call this after changing data behind the triggers' back)."""
+def clear(*, keep_held: bool = False) -> None:
+    """Forget everything (tests call this after changing data behind the triggers' back); with ``keep_held``,
+    forget the results only and keep the held inputs (what a new report finds in a running server)."""
     with _lock:
         _store.clear()
+        if not keep_held:
+            _held.clear()

@@ -256,7 +256,8 @@ def _gap_feature(grid: db_grid.DemandGrid, cluster: dict[str, Any], rank: int, n
 # the planner page
 # --------------------------------------------------------------------------
 
-def planner_overview(engine: Engine, q: PlanningQuery, n: int, gaps_shown: int) -> dict[str, Any]:
+def planner_overview(engine: Engine, q: PlanningQuery, n: int, gaps_shown: int, *,
+                     sites: bool = True) -> dict[str, Any]:
     """What the planner page shows for one layer (or the composite).
 
     Returns
@@ -265,7 +266,8 @@ def planner_overview(engine: Engine, q: PlanningQuery, n: int, gaps_shown: int) 
         ``coverage`` (the layer's report), ``composite`` (the composite life
         circle's rows), ``gaps`` (the ``gaps_shown`` largest clusters; none
         for the composite), ``suggest`` (``n`` sites; none for the
-        composite), ``facilities`` (the layer's sites, WGS-84) and
+        composite, nor without ``sites``: the page asks for them after its
+        first paint), ``facilities`` (the layer's sites, WGS-84) and
         ``outlines`` (district outlines, WGS-84, simplified by
         :data:`OUTLINE_SIMPLIFY_M` metres).
     """
@@ -273,6 +275,6 @@ def planner_overview(engine: Engine, q: PlanningQuery, n: int, gaps_shown: int) 
     single = q.layer in LAYERS
     return {"coverage": coverage_report(engine, q) if single else composite, "composite": composite,
             "gaps": gaps_report(engine, q, gaps_shown) if single else None,
-            "suggest": planning_suggest.suggest_report(engine, q, n) if single else None,
+            "suggest": planning_suggest.suggest_report(engine, q, n) if single and sites else None,
             "facilities": planning_suggest.facility_points(engine, q) if single else [],
             "outlines": catalogue.district_outlines(engine, simplify_m=OUTLINE_SIMPLIFY_M)}

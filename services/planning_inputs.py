@@ -22,12 +22,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import districts as db_districts
 from db import grid as db_grid
+from db import planning as db_planning
 from db import zones as db_zones
 from geo.crs import METRIC_EPSG
 from geo.planning import applies_mask
 from layers import Layer
 from layers.districts import CITY_CODE, CITY_NAME
-from services.cache import data_versions, memo
+from services.cache import memo
 from services.errors import InvalidRequest
 
 Mask = npt.NDArray[np.bool_]
@@ -115,8 +116,9 @@ class PlanningQuery:
 class Areas:
     """What the figures are given by: one code per cell, and the codes and names of the rows.
 
-    ``kind`` is ``district`` or ``zone``; ``code`` holds each cell's code
-    (``""`` for a cell in no zone of the set); ``codes`` the rows in order;
+    ``kind`` is ``district`` or ``zone``; ``code`` holds each cell's code as
+    a numpy string array, made once per grid version and held (``""`` for a
+    cell in no zone of the set); ``codes`` the rows in order;
     ``names`` code → name in the report's language (with the city's).
     """
 
@@ -133,28 +135,32 @@ class Areas:
 
 @contextmanager
 def snapshot(engine: Engine) -> Iterator[Connection]:
-    """One read-only transaction on one snapshot, so a report's arrays agree with each other."""
+    """One read-only transaction on one snapshot, so a report's arrays agree with each other.
+
+    Its reads run without parallel workers (:func:`db.planning.serial_reads`).
+    """
     with engine.connect() as conn:
         conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with conn.begin():
+            db_planning.serial_reads(conn)
             yield conn
 
 
 def demand_grid(engine: Engine, conn: Connection) -> db_grid.DemandGrid:
     """The demand grid in metres (EPSG:4548), as this snapshot sees it.
 
-    Remembered until the grid changes (facility edits keep it). The key holds
-    this snapshot's own grid version, so a remembered grid is always the one
-    the snapshot sees.
+    Held in the process until the grid changes (facility edits keep it;
+    :func:`services.cache.memo` with ``held``). The key is this snapshot's
+    own grid version, so a remembered grid is always the one the snapshot sees.
     """
-    version = data_versions(conn, GRID_FAMILIES)
-    return memo(engine, "planning.grid", version, lambda: db_grid.demand_grid(conn), families=GRID_FAMILIES)
+    return memo(engine, "planning.grid", None, lambda: db_grid.demand_grid(conn), families=GRID_FAMILIES,
+                held=True, conn=conn)
 
 
 def villages(engine: Engine, conn: Connection) -> db_grid.Villages:
-    """Every village in metres (EPSG:4548), as this snapshot sees them (remembered like the grid)."""
-    version = data_versions(conn, GRID_FAMILIES)
-    return memo(engine, "planning.villages", version, lambda: db_grid.villages(conn), families=GRID_FAMILIES)
+    """Every village in metres (EPSG:4548), as this snapshot sees them (held like the grid)."""
+    return memo(engine, "planning.villages", None, lambda: db_grid.villages(conn), families=GRID_FAMILIES,
+                held=True, conn=conn)
 
 
 def applies(layer: Layer, urban: Mask) -> Mask:
@@ -177,16 +183,17 @@ def areas(engine: Engine, conn: Connection, grid: db_grid.DemandGrid, q: Plannin
     names = district_names(conn, q.lang)
     if q.zones is None:
         codes = [q.district] if q.district else sorted(c for c in names if c != CITY_CODE)
-        return Areas("district", grid.district, codes, names)
+        cell_codes = memo(engine, "planning.district_codes", None, lambda: grid.district.astype(str),
+                          families=GRID_FAMILIES, held=True, conn=conn)
+        return Areas("district", cell_codes, codes, names)
     set_name = q.zones[len(SET_PREFIX):]
     known = db_zones.set_names(conn)
     if set_name not in known:
         raise InvalidRequest(f"zones was {q.zones[:60]!r} but the loaded zone sets are "
                              f"{', '.join(SET_PREFIX + s for s in known) or 'none'} (flask etl zones FILE --set NAME)",
                              parameter="zones", allowed=[SET_PREFIX + s for s in known])
-    version = data_versions(conn, (*GRID_FAMILIES, "zones"))
-    code = memo(engine, "planning.zones", (set_name, version), lambda: db_zones.cell_zones(conn, set_name),
-                families=(*GRID_FAMILIES, "zones"))
+    code = memo(engine, "planning.zones", set_name, lambda: db_zones.cell_zones(conn, set_name).astype(str),
+                families=(*GRID_FAMILIES, "zones"), held=True, conn=conn)
     zones = db_zones.zones(conn, set_name)
     mine = code if not q.district else code[grid.district == q.district]
     present = set(mine.tolist())

@@ -16,6 +16,7 @@ facilities, the grid or the roads change.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +34,14 @@ from layers import Layer
 from layers.model import NETWORK_OF_MODE
 from layers.modes import MODES
 from services import roads
-from services.cache import data_versions, memo
+from services.cache import memo
 from services.errors import InvalidRequest
-from services.planning_inputs import GRID_FAMILIES, Mask, PlanningQuery
+from services.planning_inputs import GRID_FAMILIES, MAX_RADIUS_M, Mask, PlanningQuery
 
 #: Data the distances depend on.
 DISTANCE_FAMILIES = ("facility", "grid", "roads")
+#: How far along the roads distances are measured, metres: the largest radius a planner may ask for.
+NETWORK_LIMIT_M = MAX_RADIUS_M
 #: Farthest a cell centre may be from a road and still join the network, metres (beyond: unreached by road).
 MAX_ACCESS_M = 2_000.0
 
@@ -48,7 +51,11 @@ _TEXT = {"straight": ("直线距离", "straight-line distance"), "walk": ("沿�
 
 @dataclass(frozen=True)
 class LayerCover:
-    """One layer against the grid: covered cells, each cell's radius and distance (metres), the sites."""
+    """One layer against the grid: covered cells, each cell's radius and distance (metres), the sites.
+
+    ``distance`` is exact up to the reach it was measured to (at least each
+    cell's radius; ``inf`` beyond it or when unreached).
+    """
 
     covered: Mask
     radius: npt.NDArray[np.float64]
@@ -98,14 +105,24 @@ def measure(layer: Layer, by: str, lang: str) -> dict[str, Any]:
 
 def layer_cover(engine: Engine, conn: Connection, grid: db_grid.DemandGrid, layer: Layer, q: PlanningQuery,
                 by: str) -> LayerCover:
-    """The layer's facilities open on ``q.day`` and how far each cell is from them (metres, by ``by``)."""
+    """The layer's facilities open on ``q.day`` and how far each cell is from them (metres, by ``by``).
+
+    Distances are remembered per layer, set of open facilities (not per
+    day: a day with the same facilities open reuses them) and measure. Along
+    the roads they are measured out to :data:`NETWORK_LIMIT_M` whatever the
+    radius (a Dijkstra to 20 km costs about what one to 1 km does on the demo
+    city), so a new ``radius_m`` only compares them again. Straight distances
+    stop at the largest radius asked (beyond it, to an area, the search grows
+    with the reach).
+    """
     t = layer.threshold
     radius = cell_radius(grid.urban, t.urban_m, t.rural_m, q.radius_m)
     sites = db_grid.layer_sites(conn, layer.key, q.day, capacity_field=layer.capacity_field,
                                 area=layer.geometry_kind == "polygon")
-    key = (layer.key, q.day, q.radius_m, by, data_versions(conn, DISTANCE_FAMILIES))
-    distance = memo(engine, "planning.distance", key, lambda: _distance(engine, grid, layer, sites, radius, by),
-                    families=DISTANCE_FAMILIES)
+    reach = q.radius_m if by == "straight" else None
+    open_ids = hashlib.blake2b(sites.id.tobytes(), digest_size=16).hexdigest()
+    distance = memo(engine, "planning.distance", (layer.key, open_ids, reach, by),
+                    lambda: _distance(engine, grid, layer, sites, radius, by), families=DISTANCE_FAMILIES, conn=conn)
     return LayerCover(np.asarray(distance <= radius, dtype=bool), radius, distance, sites)
 
 
@@ -116,28 +133,29 @@ def targets(sites: db_grid.Sites) -> Targets:
 
 def _distance(engine: Engine, grid: db_grid.DemandGrid, layer: Layer, sites: db_grid.Sites,
               radius: npt.NDArray[np.float64], by: str) -> npt.NDArray[np.float64]:
+    """Metres from every cell to the nearest site: one search per measure the cells' classes use (urban and
+    rural cells on the same network are measured together)."""
     dist = np.full(len(grid), np.inf)
     where = targets(sites)
-    for urban in (True, False):
-        cells = grid.urban == urban
+    modes = {urban: graph_mode(layer, urban, by) for urban in (True, False)}
+    for g in dict.fromkeys(modes.values()):
+        cells = np.isin(grid.urban, [urban for urban, m in modes.items() if m == g])
         if not cells.any():
             continue
-        limit = float(radius[cells].max())
-        g = graph_mode(layer, urban, by)
         if g is None:
-            dist[cells] = straight_distance(grid.xy[cells], where, limit)[0]
+            dist[cells] = straight_distance(grid.xy[cells], where, float(radius[cells].max()))[0]
         else:
             graph, snapped = snapped_cells(engine, grid, g)
             dist[cells] = network_distance(graph, snapped.take(np.flatnonzero(cells)), where, grid.xy[cells],
-                                           limit)[0]
+                                           NETWORK_LIMIT_M)[0]
     return dist
 
 
 def snapped_cells(engine: Engine, grid: db_grid.DemandGrid, mode: str) -> tuple[network.Graph, network.Snapped]:
-    """The graph of ``mode`` and every cell centre joined to it (remembered until the grid or the roads change)."""
+    """The graph of ``mode`` and every cell centre joined to it (held until the grid or the roads change)."""
     graph = roads.graph(engine, mode)
     key = (mode, len(grid), float(grid.xy.sum()) if len(grid) else 0.0)
     snapped = memo(engine, "planning.snapped", key,
                    lambda: network.snap(graph, grid.xy, max_access_m=MAX_ACCESS_M),
-                   families=(*GRID_FAMILIES, "roads"))
+                   families=(*GRID_FAMILIES, "roads"), held=True)
     return graph, snapped

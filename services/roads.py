@@ -161,7 +161,8 @@ def check_mode(mode: str) -> str:
 def graph(engine: Engine, mode: str) -> network.Graph:
     """The in-memory graph of ``mode`` (``walk`` or ``drive``), rebuilt only after the network changes."""
     check_mode(mode)
-    return memo(engine, "roads.graph", mode, lambda: _load_graph(engine, mode), families=("roads",))
+    return memo(engine, "roads.graph", mode, lambda: _load_graph(engine, mode), families=("roads",),
+                held=True)
 
 
 def _load_graph(engine: Engine, mode: str) -> network.Graph:

@@ -32,6 +32,8 @@ def _open(browser, url: str, width: int = 1280, height: int = 900, status: int =
     page.on("pageerror", lambda e: errors.append(str(e)))
     response = page.goto(url, wait_until="networkidle")
     assert response.status == status
+    if page.locator("#suggest").count():  # the suggested sites the page fetches after its first paint
+        page.locator("#suggest:not([aria-busy])").wait_for()
     return page, requests, errors
 
 
@@ -173,4 +175,32 @@ def test_no_serious_accessibility_violations(browser, live_server, lang, width, 
     assert axe_violations(page) == []
     if width < 500:
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    page.close()
+
+
+def test_suggested_sites_arrive_after_the_first_paint_with_a_progress_line(browser, live_server):
+    """The page answers with its figures first; the sites it then fetches are the API's, numbered on the map."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    held = []
+    page.route("**/planner/sites?*", lambda route: held.append(route))  # held back: what shows meanwhile?
+    page.goto(f"{live_server}/planner?layer=parking&n=3&lang=en", wait_until="load")
+    assert page.locator("#city-percent").inner_text().endswith("%")
+    assert page.locator("#sites-status").inner_text() == "Computing the suggested sites…"
+    assert page.locator("#suggest").get_attribute("aria-busy") == "true"
+    assert page.locator("#suggest-table tbody tr").count() == 0
+    while not held:  # the route handler runs as Playwright's events are pumped
+        page.wait_for_timeout(20)
+    assert len(held) == 1
+    held[0].continue_()
+    page.locator("#suggest:not([aria-busy])").wait_for()
+    api = _api(live_server, "/api/suggest?layer=parking&n=3&lang=en")
+    rows = page.locator("#suggest-table tbody tr").all_inner_texts()
+    assert len(rows) == len(api["sites"]) >= 1
+    for row, site in zip(rows, api["sites"], strict=True):
+        assert row.split("\t")[0] == str(site["rank"])
+        assert f"+{site['marginal_gain']:,}" in row and f"{site['lon']}, {site['lat']}" in row
+    numbers = page.locator(".suggested-site .site-number").all_inner_texts()
+    assert numbers == [str(s["rank"]) for s in api["sites"]]
+    assert page.locator("#sites-status").inner_text() == ""
+    assert page.locator("#suggest-method").inner_text() == api["method"]
     page.close()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from sqlalchemy.engine import Engine
@@ -27,7 +27,7 @@ from werkzeug.datastructures import MultiDict
 
 from layers import LAYER_KEYS, LAYERS, LIFE_CIRCLE
 from layers.districts import CITY_CODE
-from services import planning, zones
+from services import planning, planning_suggest, zones
 from services.errors import ServiceError
 from services.planning_inputs import ALL, SET_PREFIX, PlanningQuery
 from services.planning_tables import file_stem
@@ -63,9 +63,15 @@ def _areas(engine: Engine, q: PlanningQuery, shown: dict[str, Any]) -> tuple[dic
     return shown, "adcode", "name"
 
 
-def planner_page(engine: Engine, q: PlanningQuery, n: int, compare: str | None) -> dict[str, Any]:
-    """Everything the template needs: the reports, the map's HTML parts, the form's bounds and links."""
-    shown = planning.planner_overview(engine, q, n, MAP_GAPS)
+def planner_page(engine: Engine, q: PlanningQuery, n: int, compare: str | None, *,
+                 sites_later: bool = False) -> dict[str, Any]:
+    """Everything the template needs: the reports, the map's HTML parts, the form's bounds and links.
+
+    With ``sites_later`` the suggested sites are left out: the page fetches
+    them from :func:`planner_sites` after its first paint (the PDF and PNG
+    carry them at once).
+    """
+    shown = planning.planner_overview(engine, q, n, MAP_GAPS, sites=not sites_later)
     coverage, gaps, suggest = shown["coverage"], shown["gaps"], shown["suggest"]
     t = TEXT[q.lang]
     rows = [r for r in coverage["rows"] if r.get("district") != CITY_CODE]
@@ -82,7 +88,7 @@ def planner_page(engine: Engine, q: PlanningQuery, n: int, compare: str | None) 
     focus = None
     if q.district and not q.zones:
         focus = {"features": [f for f in outlines["features"] if f["properties"]["adcode"] == q.district]}
-    head, body, script, map_name = planner_map.build(
+    parts = planner_map.build(
         outlines, percents, bounds, t, gaps["features"] if gaps else [], suggest["sites"] if suggest else [],
         shown["facilities"], planner_map.area_labels(outlines, name_field), focus, key_field)
     query = _query(q)
@@ -90,7 +96,9 @@ def planner_page(engine: Engine, q: PlanningQuery, n: int, compare: str | None) 
     return {"q": q, "n": n, "t": t, "coverage": coverage, "rows": rows, "city": city, "life": life,
             "gaps": gaps, "suggest": suggest, "legend": planner_map.legend_items(bounds, t["no_data"]),
             "legend_rule": t["classes_" + rule].format(target=target),
-            "map_head": Markup(head), "map_body": Markup(body), "map_script": Markup(script), "map_name": map_name,
+            "map_head": Markup(parts.head), "map_body": Markup(parts.body), "map_script": Markup(parts.script),
+            "map_name": parts.map_name, "sites_group": parts.sites_group,
+            "sites_url": "/planner/sites?" + urlencode({**query, "n": n}),
             "layers": [(ALL, LIFE_CIRCLE.name(q.lang)), *((k, x.name(q.lang)) for k, x in LAYERS.items())],
             "radius": RADIUS, "sites": PAGE_SITES, "single": q.layer in LAYERS,
             "compare": planning.compare_report(engine, q, *compare_dates(compare)) if compare else None,
@@ -133,7 +141,24 @@ def planner() -> ResponseReturnValue:
     q, n = planning_query(args, args.layer), args.n
     engine = get_engine()
     return cache.cached_html(engine, "planner", (q, n, args.compare, current_app.config.get("BASEMAP")),
-                             lambda: render_template("planner.html", **planner_page(engine, q, n, args.compare)))
+                             lambda: render_template("planner.html",
+                                                     **planner_page(engine, q, n, args.compare, sites_later=True)))
+
+
+@bp.get("/planner/sites")
+def planner_sites() -> ResponseReturnValue:
+    """The page's suggested sites, fetched after its first paint: the method, the table's rows and the markers.
+
+    The same sites as ``/api/suggest`` with the page's parameters (one
+    remembered answer serves both), worded and placed as the page draws them.
+    """
+    args = page_args()
+    q = planning_query(args, args.layer)
+    suggest = planning_suggest.suggest_report(get_engine(), q, args.n)
+    t = TEXT[q.lang]
+    return jsonify({"method": suggest["method"], "sites": len(suggest["sites"]),
+                    "rows_html": render_template("planner_sites.html", suggest=suggest),
+                    "markers": planner_map.site_markers(suggest["sites"], t)})
 
 
 @bp.get("/planner/report.pdf")

@@ -9,12 +9,13 @@ legend's swatches are the colours drawn.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import folium
 import numpy as np
 import shapely.geometry
 from folium.features import DivIcon
+from markupsafe import escape
 
 from geo.crs import wgs84_to_gcj02
 from web.pages import add_basemap, basemap_setting, districts_to_gcj02
@@ -26,6 +27,16 @@ NO_DATA = "#cccccc"
 GAP_COLOUR, SITE_COLOUR, FACILITY_COLOUR = "#d7301f", "#08306b", "#6a3d9a"
 #: Shares of the target the class bounds sit at, when the layer has a target.
 TARGET_SHARES = (0.5, 0.75, 0.9, 1.0)
+
+
+class MapParts(NamedTuple):
+    """The map's HTML parts for the page, and the JavaScript names of the map and of its suggested sites' group."""
+
+    head: str
+    body: str
+    script: str
+    map_name: str
+    sites_group: str
 
 
 def classes(values: Sequence[float | None], target: float | None) -> tuple[list[float], str]:
@@ -69,8 +80,8 @@ def legend_items(bounds: list[float], no_data: str) -> list[tuple[str, str]]:
 def build(outlines: dict[str, Any], percents: dict[str, float | None], bounds: list[float], t: dict[str, str],
           gaps: list[dict[str, Any]], sites: list[dict[str, Any]], facilities: list[list[float]],
           labels: list[tuple[str, float, float]], focus: dict[str, Any] | None,
-          key_field: str) -> tuple[str, str, str, str]:
-    """(head, body, script, map variable name) of the map, with local Leaflet and nonces.
+          key_field: str) -> MapParts:
+    """The map's HTML parts, with local Leaflet and nonces.
 
     ``outlines`` are the areas (GeoJSON, WGS-84) keyed by ``key_field``;
     ``focus`` the area to zoom to (the others stay drawn).
@@ -82,7 +93,6 @@ def build(outlines: dict[str, Any], percents: dict[str, float | None], bounds: l
     if display_crs == "gcj02":  # AMap tiles: draw every overlay in GCJ-02 to sit on them
         outlines = districts_to_gcj02(outlines)
         gaps = districts_to_gcj02({"features": gaps})["features"]
-        sites = [{**s, **dict(zip(("lon", "lat"), wgs84_to_gcj02(s["lon"], s["lat"]), strict=True))} for s in sites]
     fmap = _offline_map()
     add_basemap(fmap, basemap, key)
     folium.GeoJson(outlines, name=t["legend"],
@@ -98,12 +108,13 @@ def build(outlines: dict[str, Any], percents: dict[str, float | None], bounds: l
                        tooltip=folium.GeoJsonTooltip(["rank", "population", "district_name", "near"],
                                                      aliases=[t["rank"], t["population"], t["district"], t["near"]]),
                        ).add_to(fmap)
-    _sites(fmap, sites, t)
+    sites_group = _sites(fmap, sites, t)
     folium.LayerControl(collapsed=False).add_to(fmap)
     fmap.fit_bounds(_bounds(focus or outlines))
     fig: Any = fmap.get_root()  # a branca Figure (typed as its base Element)
     fig.render()
-    return add_nonce(fig.header.render()), fig.html.render(), fig.script.render(), fmap.get_name()
+    return MapParts(add_nonce(fig.header.render()), fig.html.render(), fig.script.render(), fmap.get_name(),
+                    sites_group)
 
 
 def _labels(fmap: folium.Map, labels: list[tuple[str, float, float]]) -> None:
@@ -124,15 +135,29 @@ def _facilities(fmap: folium.Map, facilities: list[list[float]], t: dict[str, st
     group.add_to(fmap)
 
 
-def _sites(fmap: folium.Map, sites: list[dict[str, Any]], t: dict[str, str]) -> None:
-    group = folium.FeatureGroup(name=t["site_legend"], show=True)
+def site_markers(sites: list[dict[str, Any]], t: dict[str, str]) -> list[dict[str, Any]]:
+    """Each suggested site as the map draws it: rank, position (in the basemap's CRS) and its tooltip's HTML."""
+    if basemap_setting()[2] == "gcj02":  # AMap tiles: drawn in GCJ-02 to sit on them
+        sites = [{**s, **dict(zip(("lon", "lat"), wgs84_to_gcj02(s["lon"], s["lat"]), strict=True))} for s in sites]
+    out = []
     for s in sites:
         place = " · ".join(p for p in (s.get("district_name"), s.get("near")) if p)
-        folium.Marker([s["lat"], s["lon"]],
-                      icon=DivIcon(html=f'<span class="site-number">{s["rank"]}</span>', icon_size=(22, 22),
+        text = escape(f"{t['site_legend']} {s['rank']}: {place} +{s['marginal_gain']:,}")
+        out.append({"rank": s["rank"], "lat": s["lat"], "lon": s["lon"], "tooltip": text,
+                    "tooltip_html": f"<div>{text}</div>"})
+    return out
+
+
+def _sites(fmap: folium.Map, sites: list[dict[str, Any]], t: dict[str, str]) -> str:
+    """The numbered sites' group on the map (empty when they come later); returns its JavaScript name."""
+    group = folium.FeatureGroup(name=t["site_legend"], show=True)
+    for m in site_markers(sites, t):
+        folium.Marker([m["lat"], m["lon"]],
+                      icon=DivIcon(html=f'<span class="site-number">{m["rank"]}</span>', icon_size=(22, 22),
                                    icon_anchor=(11, 11), class_name="suggested-site"),
-                      tooltip=f"{t['site_legend']} {s['rank']}: {place} +{s['marginal_gain']:,}").add_to(group)
+                      tooltip=m["tooltip"]).add_to(group)
     group.add_to(fmap)
+    return str(group.get_name())
 
 
 def _offline_map() -> folium.Map:

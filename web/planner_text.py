@@ -27,7 +27,9 @@ TEXT: dict[str, dict[str, str]] = {
            "area_to_boundary": "公园等面状设施量算至边界",
            "classes_target": "分级以目标（{target}%）为基准：50%、75%、90%、100%",
            "classes_quantiles": "分级为各区域数值的五分位", "classes_fixed": "等距分级（每20个百分点）",
-           "method": "方法说明", "working": "正在计算……", "error_title": "参数有误", "back": "返回规划页面",
+           "method": "方法说明", "working": "正在计算……",
+           "sites_working": "正在计算建议站点……", "sites_failed": "建议站点未能计算：",
+           "error_title": "参数有误", "back": "返回规划页面",
            "confidence": "", "synthetic_zones": "演示分区为合成数据",
            "method_text": "人口：250米人口网格（合成，区县总数与2020年人口普查一致）。"
                           "城乡：每平方公里1500人及以上的网格为城区，"
@@ -62,7 +64,10 @@ TEXT: dict[str, dict[str, str]] = {
            "classes_target": "classes relative to the target ({target}%): 50%, 75%, 90%, 100% of it",
            "classes_quantiles": "classes: quintiles of the areas' figures",
            "classes_fixed": "classes: equal 20-point steps",
-           "method": "Method", "working": "Computing…", "error_title": "Bad parameter", "back": "Back to the planner",
+           "method": "Method", "working": "Computing…",
+           "sites_working": "Computing the suggested sites…",
+           "sites_failed": "Suggested sites could not be computed: ", "error_title": "Bad parameter",
+           "back": "Back to the planner",
            "confidence": "", "synthetic_zones": "The demo zones are synthetic",
            "method_text": "Population: a 250 m grid (synthetic; district totals match the 2020 census). Urban/rural: "
                           "cells with 1,500 or more people per km² are urban, the rest rural; each layer counts only "
