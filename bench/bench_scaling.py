@@ -71,24 +71,42 @@ def write_layer_files(facilities, folder: Path) -> list[tuple[Path, str]]:
     return out
 
 
-def load_folder(folder: Path) -> int:
-    """The ETL child: load every file of ``folder`` (named ``<layer>.csv|geojson``) into DATABASE_URL."""
+def load_folder(folder: Path, peak_file: Path | None = None) -> int:
+    """The ETL child: load every file of ``folder`` (named ``<layer>.csv|geojson``) into DATABASE_URL.
+
+    With ``peak_file``, its own peak RSS (MiB) is written there: ``VmHWM`` of its own address space.
+    The rusage of a child started by ``subprocess`` is no use here: Linux carries the parent's peak
+    over into it at ``exec``, so it read the benchmark's own peak (lattices of millions of cells).
+    """
     engine = make_engine(os.environ["DATABASE_URL"])
     loaded = 0
     for path in sorted(folder.iterdir()):
         result = load_file(engine, path, path.stem, crs="wgs84", accept_partial=True)
         loaded += len(result.accepted)
     engine.dispose()
+    if peak_file is not None:
+        peak_file.write_text(str(_own_peak_mib()), encoding="utf-8")
     print(loaded)
     return 0
+
+
+def _own_peak_mib() -> float:
+    """Peak RSS of this process's own address space (``VmHWM``, MiB)."""
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024.0, 1)
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def etl_measured(url: str, files_folder: Path) -> dict:
     """Load the folder in a child process: wall seconds and peak RSS (MiB), and rows now in the database."""
     with make_engine(url).begin() as conn:
         conn.execute(text("TRUNCATE facility, load_run, load_reject, change_log RESTART IDENTITY CASCADE"))
-    seconds, rss = run_measured([PY, "-m", "bench.bench_scaling", "--load-files", str(files_folder)],
-                                env=dict(os.environ, DATABASE_URL=url))
+    with tempfile.TemporaryDirectory(prefix="minsheng-peak-") as tmp:
+        peak_file = Path(tmp) / "peak"
+        seconds, _ = run_measured([PY, "-m", "bench.bench_scaling", "--load-files", str(files_folder),
+                                   "--peak-file", str(peak_file)], env=dict(os.environ, DATABASE_URL=url))
+        rss = float(peak_file.read_text(encoding="utf-8"))
     engine = make_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT count(*) FROM facility")).scalar_one()
@@ -207,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=300)
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--load-files", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--peak-file", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.load_files:
-        return load_folder(Path(args.load_files))
+        return load_folder(Path(args.load_files), Path(args.peak_file) if args.peak_file else None)
     scales = [float(s) for s in args.scales.split(",") if s]
     write_json(run(scales, args.runs, args.points, args.province), args.json)
     return 0

@@ -20,6 +20,7 @@ open the connection are in :mod:`services.loading`.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from tqdm import tqdm
 from db import loading as db_loading
 from etl.duplicates import collapse_repeats
 from etl.errors import ETLError, Reject
-from etl.normalise import normalise
+from etl.normalise import normalise, without_gc
 from etl.read import iter_source
 from etl.staging import AcceptedRows, staging_frame
 from etl.validate import validate
@@ -243,11 +244,14 @@ def _load_in_transaction(conn: Connection, batches: Iterable[list[dict[str, Any]
         db_loading.create_staging(conn)
         pieces = 0
         conflicts: dict[str, str] = {}
-        for records in batches:
-            pieces += 1
-            _stage(conn, records, result, city, codes, polys, synthetic, conflicts)
-            if bar is not None:
-                bar.update(len(records))
+        with without_gc():  # a piece is millions of small objects: the cyclic GC would rescan them all
+            for records in batches:
+                pieces += 1
+                _stage(conn, records, result, city, codes, polys, synthetic, conflicts)
+                if bar is not None:
+                    bar.update(len(records))
+                del records
+                gc.collect(0)  # what the piece left in cycles, once per piece instead of every 700 objects
         if pieces > 1:
             _repeats_across_pieces(conn, result, conflicts)
         result.rejects.sort(key=lambda r: (r.row is None, r.row))

@@ -34,6 +34,7 @@ TEXT_LIMITS = {"source_id": MAX_SOURCE_ID_CHARS, "name": MAX_TEXT_CHARS, "addres
                "phone": MAX_TEXT_CHARS, "opening_hours": MAX_TEXT_CHARS, "kind": MAX_TEXT_CHARS}
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff\ufffd]")
 _POLYGONAL = ("Polygon", "MultiPolygon")
+_TEXT_OR_NONE = {str, type(None)}
 
 
 @dataclass
@@ -140,7 +141,10 @@ def _text_suspects(records: list[dict]) -> np.ndarray:
     suspects = np.zeros(len(records), dtype=bool)
     for name, limit in TEXT_LIMITS.items():
         values = [rec.get(name) for rec in records]
-        texts = [v if isinstance(v, str) else str(v) for v in values if v is not None]
+        if set(map(type, values)) <= _TEXT_OR_NONE:  # the usual case: the C loops of filter and join
+            texts = list(filter(None, values))
+        else:
+            texts = [v if isinstance(v, str) else str(v) for v in values if v is not None]
         if texts and (max(map(len, texts)) > limit or _UNSTORABLE.search("\x1f".join(texts))):
             suspects |= np.array([v is not None and bool(_too_long_or_unstorable(v, limit)) for v in values])
     for i, rec in enumerate(records):
