@@ -231,7 +231,8 @@ def rows_planning(d):
              f"{p['suggest_radius_19999_s']} s", "/api/coverage alone", worst["ratio"], "page < 1 s",
              met["page_under_1s"], d["command"]),
         _row(f"Network coverage: all layers by walking, {n['cells']:,} cells", f"{n['ours_s']} s",
-             f"pgRouting pgr_drivingDistance {n['pgrouting_s']} s; max difference {n['max_abs_points']} points",
+             f"pgRouting pgr_withPointsDD by the same rule {n['pgrouting_s']} s (joining the cells "
+             f"{n['pgrouting_join_cells_s']} s); max difference {n['max_abs_points']} points",
              n["ratio"], "≤ 3 s; ≤ 0.5× pgRouting; within 0.1 point",
              met["network_under_3s"] and met["network_half_pgrouting"] and met["network_within_0_1"], d["command"])]
 

@@ -9,8 +9,11 @@ The rules, stated once:
 
 * **Costs.** An edge costs its length in each direction it allows; of parallel edges between two
   vertices the shortest counts. A zero-length edge costs :data:`MIN_COST_M`, so the sparse graph keeps it.
+* **Coincident roads** (two edges between the same vertices along the same line) are one road
+  (:mod:`geo.network_edges`): one copy stays, travelled every way either copy allows.
 * **Snapping.** A point joins the network at the nearest position *on* an edge (the foot of the
-  perpendicular in EPSG:4548, not the nearest vertex). The edge's length is split in proportion to that
+  perpendicular in EPSG:4548, not the nearest vertex; of equally near edges, the first in the graph's
+  order, i.e. the lowest id as the database lists them). The edge's length is split in proportion to that
   position along its drawn line; 0 m of an edge may be travelled either way, so a point at a vertex
   leaves by that vertex even on a one-way road. The straight walk from the point to that position, the
   *access leg*, is part of every distance reported, so a network distance is never below the straight line.
@@ -31,6 +34,7 @@ from scipy.sparse.csgraph import dijkstra
 from shapely.ops import substring
 
 from geo.errors import GeoError
+from geo.network_edges import merge_coincident, positions
 
 #: Cost of a zero-length edge (metres): small enough to change no distance that is reported.
 MIN_COST_M = 1e-6
@@ -89,22 +93,16 @@ def build_graph(vertex_id: np.ndarray, vertex_xy: np.ndarray, edge_id: np.ndarra
     length = np.asarray(length_m, dtype=float)
     if not np.all(np.isfinite(length) & (length >= 0)):
         raise GeoError("edge lengths must be finite metres >= 0")
-    src = _positions(vertex_id, np.asarray(source, dtype=np.int64), "source vertex")
-    tgt = _positions(vertex_id, np.asarray(target, dtype=np.int64), "target vertex")
-    fwd, bwd = np.asarray(forward, dtype=bool), np.asarray(backward, dtype=bool)
+    src = positions(vertex_id, np.asarray(source, dtype=np.int64), "source vertex")
+    tgt = positions(vertex_id, np.asarray(target, dtype=np.int64), "target vertex")
+    drawn = np.asarray(lines, dtype=object)
+    keep, fwd, bwd = merge_coincident(src, tgt, np.asarray(forward, dtype=bool), np.asarray(backward, dtype=bool),
+                                      drawn)
+    src, tgt, length, fwd, bwd, drawn = src[keep], tgt[keep], length[keep], fwd[keep], bwd[keep], drawn[keep]
     arcs, arc_edge = _arcs(len(vertex_id), src, tgt, length, fwd, bwd)
     return Graph(vertex_id=vertex_id, vertex_xy=np.asarray(vertex_xy, dtype=float).reshape(-1, 2),
-                 edge_id=np.asarray(edge_id, dtype=np.int64), source=src, target=tgt, length_m=length,
-                 forward=fwd, backward=bwd, lines=np.asarray(lines, dtype=object), arcs=arcs,
-                 arc_edge=arc_edge, tree=shapely.STRtree(lines))
-
-
-def _positions(ids: np.ndarray, wanted: np.ndarray, what: str) -> np.ndarray:
-    pos = np.clip(np.searchsorted(ids, wanted), 0, max(len(ids) - 1, 0))
-    bad = ids[pos] != wanted if len(ids) else np.ones(len(wanted), dtype=bool)
-    if np.any(bad):
-        raise GeoError(f"unknown {what} id {int(wanted[bad][0])}")
-    return pos.astype(np.int64)
+                 edge_id=np.asarray(edge_id, dtype=np.int64)[keep], source=src, target=tgt, length_m=length,
+                 forward=fwd, backward=bwd, lines=drawn, arcs=arcs, arc_edge=arc_edge, tree=shapely.STRtree(drawn))
 
 
 def _arcs(n: int, src: np.ndarray, tgt: np.ndarray, length: np.ndarray, fwd: np.ndarray,
@@ -155,9 +153,11 @@ def snap(graph: Graph, xy: np.ndarray, *, max_access_m: float = np.inf) -> Snapp
         raise GeoError("the road network has no edges for this travel mode")
     n, points = len(pts_xy), shapely.points(pts_xy)
     found, dist = graph.tree.query_nearest(points, max_distance=None if np.isinf(max_access_m) else max_access_m,
-                                           return_distance=True, all_matches=False)
+                                           return_distance=True, all_matches=True)
+    order = np.lexsort((found[1], found[0]))  # of equally near edges, the first
+    order = order[np.concatenate([[True], np.diff(found[0][order]) != 0])] if len(order) else order
     edge, access, along, at = np.full(n, -1, dtype=np.int64), np.full(n, np.inf), np.zeros(n), pts_xy.copy()
-    edge[found[0]], access[found[0]] = found[1], dist
+    edge[found[0][order]], access[found[0][order]] = found[1][order], dist[order]
     ok = edge >= 0
     lines = graph.lines[edge[ok]]
     frac = shapely.line_locate_point(lines, points[ok], normalized=True)

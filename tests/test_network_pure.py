@@ -200,6 +200,19 @@ class TestSnapping:
         assert field.dist[0] == pytest.approx(0.0, abs=1e-5)
         assert field.dist[2] == pytest.approx(200.0, abs=1e-5)
 
+    def test_a_road_drawn_twice_is_one_road_travelled_every_way_either_copy_allows(self):
+        # one street mapped twice, each copy one way (east, then west drawn from the far end), and a spur north
+        xy = [(0, 0), (1000, 0), (1000, 500)]
+        lines = np.array([shapely.LineString([xy[0], xy[1]]), shapely.LineString([xy[1], xy[0]]),
+                          shapely.LineString([xy[1], xy[2]])])
+        graph = network.build_graph([1, 2, 3], xy, [5, 9, 7], [1, 2, 2], [2, 1, 3], [1000.0, 1000.0, 500.0],
+                                    [True, True, True], [False, False, True], lines)
+        assert graph.n_edges == 2 and graph.forward[0] and graph.backward[0]
+        a, b = network.snap(graph, np.array([[300.0, 10.0]])), network.snap(graph, np.array([[700.0, -10.0]]))
+        # along the street both ways, not out to an end and back on the other copy
+        assert network.route(graph, a, b).distance_m == pytest.approx(10 + 400 + 10)
+        assert network.route(graph, b, a).distance_m == pytest.approx(10 + 400 + 10)
+
     def test_points_beyond_the_reach_are_left_unsnapped(self):
         graph, *_ = _random_network(7)
         far = network.snap(graph, np.array([[50_000.0, 50_000.0]]), max_access_m=500)
