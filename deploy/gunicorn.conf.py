@@ -5,12 +5,20 @@ Each worker gets an address-space ceiling once it has loaded the app
 that would pass it gets a ``MemoryError``, which the app answers with a 503
 JSON body (``web.security``) instead of the worker being killed by the
 kernel. The heavy lane (``MINSHENG_LANE=heavy``) also runs at a lower CPU
-priority, so light requests keep the cores they need.
+priority, so light requests keep the cores they need, and each of its workers
+reads the planning inputs (demand grid, road graphs, cells joined to them) in
+the background as it starts, so the first planner view is not the one that
+pays for them (``MINSHENG_HOLD_INPUTS=0`` turns this off). The lane's log says
+what was held and how long it took.
 """
 from __future__ import annotations
 
 import os
 import resource
+import threading
+import time
+
+from web.planner import hold_planning_inputs
 
 #: Longest request line gunicorn reads (its own maximum); the front refuses longer ones first, as JSON 414.
 limit_request_line = 8190
@@ -39,3 +47,16 @@ def post_worker_init(worker):
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
     if os.environ.get("MINSHENG_LANE") == "heavy":
         os.nice(10)
+        if os.environ.get("MINSHENG_HOLD_INPUTS", "1") != "0":
+            threading.Thread(target=_hold_inputs, args=(worker,), name="hold-planning-inputs", daemon=True).start()
+
+
+def _hold_inputs(worker) -> None:
+    start = time.monotonic()
+    try:
+        held = hold_planning_inputs(worker.wsgi)
+    except Exception as err:  # noqa: BLE001 (any failure here only means the first planner view reads them)
+        worker.log.warning("planning inputs not held at start (%s: %s); the first planner view reads them",
+                           type(err).__name__, err)
+        return
+    worker.log.info("planning inputs held in %.1f s: %s", time.monotonic() - start, held)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from tests.front import Front, running_front
 
@@ -172,3 +173,22 @@ def test_every_worker_has_a_memory_ceiling_of_its_budget(front):
             reserved = (64 + 8 * threads) * 2**20
             assert size < ceiling <= size + budget + reserved, (lane, pid, ceiling, size)
             assert ceiling - size > budget // 2, "a worker is left at least half its budget at rest"
+
+
+def test_the_heavy_lane_holds_the_planning_inputs_as_it_starts(front, engine):
+    """Each heavy worker reads the demand grid and joins its cells to both road networks in the background
+    as it starts, so no planner view pays for it; the lane's log says what it holds."""
+    with engine.connect() as conn:
+        cells = conn.execute(text("SELECT count(*) FROM demand_cell")).scalar()
+    log = front.dir / "heavy.log"
+    deadline = time.monotonic() + 300  # a bound on waiting under load, not a speed check
+    while time.monotonic() < deadline:
+        held = [line for line in (log.read_text(errors="replace") if log.exists() else "").splitlines()
+                if "planning inputs" in line]
+        if held:
+            break
+        time.sleep(0.5)
+    assert held, "the heavy lane's log never said whether it holds the planning inputs"
+    assert "planning inputs held in" in held[0], held
+    assert f"demand grid of {cells:,} cells" in held[0], held
+    assert "walk network" in held[0] and "drive network" in held[0], held

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from sqlalchemy.engine import Engine
@@ -27,7 +27,7 @@ from werkzeug.datastructures import MultiDict
 
 from layers import LAYER_KEYS, LAYERS, LIFE_CIRCLE
 from layers.districts import CITY_CODE
-from services import planning, planning_suggest, zones
+from services import planning, planning_measure, planning_suggest, zones
 from services.errors import ServiceError
 from services.planning_inputs import ALL, SET_PREFIX, PlanningQuery
 from services.planning_tables import file_stem
@@ -192,3 +192,12 @@ def bad_parameter(exc: APIError | ServiceError) -> ResponseReturnValue:
     body = render_template("planner_error.html", t=TEXT[lang], lang=lang, status=status,
                            message=error_message(exc, lang), back="/planner?" + urlencode({"lang": lang}))
     return body, status
+
+
+def hold_planning_inputs(app: Flask) -> str:
+    """Hold ``app``'s planning inputs now (:func:`services.planning_measure.hold_inputs`); what is held, in words.
+
+    The heavy lane's workers call it once at start, in the background (``deploy/gunicorn.conf.py``).
+    """
+    with app.app_context():
+        return planning_measure.hold_inputs(get_engine())
