@@ -178,7 +178,7 @@ def rows_scaling(d):
         out.append(_row(
             f"Scaling, {r['rung']}: {r['cells']:,} cells, {r['facilities']:,} facilities",
             f"coverage {r['coverage_s']} s; nearest p50 {r['nearest_p50_ms']} ms, p99 {r['nearest_p99_ms']} ms; "
-            f"ETL {r['etl_s']} s, {r['etl_peak_rss_mib']} MiB; peak {r['peak_rss_mib']} MiB",
+            f"ETL {r['etl_s']} s, loader peak {r['etl_peak_rss_mib']} MiB; benchmark peak {r['peak_rss_mib']} MiB",
             "the 1× rung", f"{r['coverage_growth']}",
             "record growth (coverage ≈ linear in cells; nearest ≈ flat); see bench/SCALING.md", None, d["command"]))
     return out
