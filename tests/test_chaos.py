@@ -143,24 +143,17 @@ def during(answer: Answer, window: tuple[float, float]) -> bool:
     return answer.end >= window[0] and answer.start <= window[1]
 
 
-def cut_short(answer: Answer) -> bool:
-    """Whether the answer's headers arrived and its body then stopped (the connection closed mid-body)."""
-    return "IncompleteRead" in answer.body
-
-
 def allowed(answer: Answer, windows: dict[str, tuple[float, float]]) -> bool:
     """Whether a failure is one the service means, or the disturbance itself.
 
     In the outage any request may get 503, and a download streaming when the
     server stopped is cut short (599 here); a download whose worker was killed
-    is cut short too (its headers had left), and so is any answer whose body
-    was on its way when its worker was killed (nginx retries a request on a
-    live worker only until the headers have left). A heavy request may always
-    meet the full lane's 503.
+    is cut short too (its headers had left). A heavy request may always meet
+    the full lane's 503.
     """
     if during(answer, windows["outage"]) and answer.status in (503, 599):
         return True
-    if during(answer, windows["kill"]) and answer.status == 599 and (answer.path in HEAVY or cut_short(answer)):
+    if during(answer, windows["kill"]) and answer.path in HEAVY and answer.status == 599:
         return True
     return answer.path in HEAVY and answer.deliberate_busy
 
