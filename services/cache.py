@@ -41,13 +41,20 @@ def data_versions(conn: Connection, families: Collection[str] | None = None) -> 
     """The restore epoch, the current data versions (of ``families`` only, when given), and today's date
     (facilities open on a date)."""
     epoch, current = db_versions.current(conn)
+    return _keyed((epoch, *current), families)
+
+
+def _keyed(read: tuple[object, ...], families: Collection[str] | None) -> tuple[object, ...]:
+    """``(epoch, *(name, version) pairs)`` as a cache key: the families asked for, and today's date."""
+    epoch, *current = read
     if families is not None:
-        current = tuple(v for v in current if v[0] in families)
+        current = [v for v in current if v[0] in families]  # type: ignore[index]
     return (epoch, *current, dt.date.today().isoformat())
 
 
 def memo(engine: Engine, namespace: str, key: Hashable, compute: Callable[[], T], *,
-         families: Collection[str] | None = None, held: bool = False, conn: Connection | None = None) -> T:
+         families: Collection[str] | None = None, held: bool = False, conn: Connection | None = None,
+         versions: tuple[object, ...] | None = None) -> T:
     """``compute()``, remembered until the data changes (LRU of :data:`MAX_ENTRIES`, or :data:`MAX_HELD`).
 
     ``families`` names the ``data_version`` rows the value depends on (e.g.
@@ -55,9 +62,13 @@ def memo(engine: Engine, namespace: str, key: Hashable, compute: Callable[[], T]
     default every row counts. ``held`` keeps the value in the store of inputs
     (see the module's note). ``conn``, when given, is where the versions are
     read (a report's own snapshot, so the key is the version its rows see;
-    no second connection is taken).
+    no second connection is taken). ``versions``, when given, are the epoch
+    and ``(name, version)`` pairs already read in the caller's snapshot
+    (:func:`db.versions.current`): no query at all.
     """
-    if conn is None:
+    if versions is not None:
+        versions = _keyed(versions, families)
+    elif conn is None:
         with engine.connect() as own:
             versions = data_versions(own, families)
     else:

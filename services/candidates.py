@@ -11,14 +11,12 @@ more round trip. Positions are WGS-84 degrees, distances metres.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy.engine import Connection
 
-from db import facilities as db_facilities
 from geo.nearest import geodesic_distance_m, planar_bound_m, planar_radius_deg
 from services.routing import RoadDistances
 
@@ -26,6 +24,9 @@ from services.routing import RoadDistances
 ROAD_MARGIN = 1.001
 
 Row = dict[str, Any]
+#: Reads every active facility within a planar radius (degrees; None: the whole layer) per layer of a WGS-84
+#: position: :func:`db.facilities.candidates_within` on a connection, or the held facilities' ``within``.
+ReadWithin = Callable[[float, float, dict[str, float | None]], list[Row]]
 
 
 @dataclass
@@ -68,11 +69,11 @@ def _ranked(rows: list[Row]) -> list[Row]:
     return sorted(rows, key=lambda r: (r["straight_m"], r["id"]))
 
 
-def widen(conn: Connection, pools: dict[str, LayerCandidates], wanted: dict[str, float], lon: float,
+def widen(read_within: ReadWithin, pools: dict[str, LayerCandidates], wanted: dict[str, float], lon: float,
           lat: float) -> None:
     """Read every facility within ``wanted`` straight metres of each layer (inf: the whole layer)."""
     radii = {key: (planar_radius_deg(d, lat) if math.isfinite(d) else None) for key, d in wanted.items()}
-    more = db_facilities.candidates_within(conn, lon, lat, radii)
+    more = read_within(lon, lat, radii)
     _straight(more, lon, lat)
     for key, d in wanted.items():
         pool = pools[key]
@@ -81,7 +82,7 @@ def widen(conn: Connection, pools: dict[str, LayerCandidates], wanted: dict[str,
         pool.complete_m = d if radii[key] is not None else math.inf
 
 
-def settle_straight(conn: Connection, pools: dict[str, LayerCandidates], lon: float, lat: float, k: int) -> int:
+def settle_straight(read_within: ReadWithin, pools: dict[str, LayerCandidates], lon: float, lat: float, k: int) -> int:
     """Make each layer's list complete up to its k-th straight distance; the extra round trips it took."""
     wanted = {}
     for key, pool in pools.items():
@@ -89,11 +90,11 @@ def settle_straight(conn: Connection, pools: dict[str, LayerCandidates], lon: fl
         if kth > pool.complete_m:
             wanted[key] = kth
     if wanted:
-        widen(conn, pools, wanted, lon, lat)
+        widen(read_within, pools, wanted, lon, lat)
     return 1 if wanted else 0
 
 
-def settle_by_road(conn: Connection, pools: dict[str, LayerCandidates], road: RoadDistances, lon: float,
+def settle_by_road(read_within: ReadWithin, pools: dict[str, LayerCandidates], road: RoadDistances, lon: float,
                    lat: float, k: int) -> int:
     """Measure by road until every layer's list is complete beyond its k-th by road (the stop rule), searching
     further while fewer than ``k`` are reached; the extra round trips it took."""
@@ -116,7 +117,7 @@ def settle_by_road(conn: Connection, pools: dict[str, LayerCandidates], road: Ro
         if further:  # search further first: the layers short of k then read up to the new limit
             road.widen()
         elif wanted:
-            widen(conn, pools, wanted, lon, lat)
+            widen(read_within, pools, wanted, lon, lat)
             trips += 1
         else:
             return trips

@@ -7,10 +7,11 @@ answers are GeoJSON FeatureCollections (:mod:`services.facility_features`).
 Nearest is "filter and refine" (the rounds: :mod:`services.candidates`), exact
 in both measures:
 
-* **Candidates.** One statement reads the district at the position, the road
-  network's state and, per layer, the :func:`candidates_per_layer` facilities
-  nearest in planar (degree) order of their geometry (``geom <-> q`` on the
-  (layer, geom) GiST index).
+* **Candidates.** The district at the position, the road network's state
+  and, per layer, the :func:`candidates_per_layer` facilities nearest in
+  planar (degree) order of their geometry: from what the process holds in
+  memory (:mod:`services.nearest_held`, no query), or else one statement
+  (``geom <-> q`` on the (layer, geom) GiST index).
 * **Straight.** Geodesic metres on the WGS-84 ellipsoid: to a point (pyproj,
   one vectorised call), to an area's nearest point (PostGIS ``geography``, 0
   inside). A layer's list is complete up to the ground distance
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,7 +39,7 @@ from geo.crs import POSITION_CRS, from_wgs84, to_wgs84
 from geo.nearest import coordinates_for_apps
 from layers import LAYERS, layer_keys
 from layers.modes import WALK_SPEED_M_PER_MIN
-from services import candidates
+from services import candidates, nearest_held
 from services.checks import check_choice, check_length, check_range
 from services.errors import InvalidRequest
 from services.facility_features import SYNTHETIC_NOTE, features
@@ -231,20 +233,32 @@ def nearest(engine: Engine, lon: float, lat: float, layers: Sequence[str], k: in
     if by is not None:
         check_choice("by", by, BY)
     m = candidates_per_layer(k, by_road=by != STRAIGHT)
+    held = nearest_held.current(engine)
+    if held is not None:
+        return _settled(engine, held.candidates(layers, lon, lat, m), held.within, lon, lat, layers, k, m, by,
+                        versions=held.versions)
     with engine.connect() as conn:
         first = db_facilities.nearest_candidates(conn, layers, lon, lat, m)
-        mode = _travel_mode(by, first.network_edges)
-        result = NearestResult(lon, lat, first.district, mode,
-                               {"loaded": first.network_edges > 0, "synthetic": first.network_synthetic})
-        pools = candidates.by_layer(first.rows, layers, lon, lat, m)
-        if mode == STRAIGHT:
-            result.rounds += candidates.settle_straight(conn, pools, lon, lat, k)
-            result.by_layer = {key: pool.rows[:k] for key, pool in pools.items()}
-        else:
-            road = RoadDistances(road_network(engine, mode), lon, lat)
-            result.rounds += candidates.settle_by_road(conn, pools, road, lon, lat, k)
-            result.by_layer = {key: candidates.nearest_by_road(pool.rows, k) for key, pool in pools.items()}
-            road.routes([r for rows in result.by_layer.values() for r in rows])
+        return _settled(engine, first, partial(db_facilities.candidates_within, conn), lon, lat, layers, k, m, by)
+
+
+def _settled(engine: Engine, first: db_facilities.Candidates, read_within: candidates.ReadWithin, lon: float,
+             lat: float, layers: Sequence[str], k: int, m: int, by: str | None, *,
+             versions: tuple[Any, ...] | None = None) -> NearestResult:
+    """Nearest's rounds from the first candidates, reading more with ``read_within`` (``versions``: what the
+    candidates were read at, when known, so the road graph's cache needs no query)."""
+    mode = _travel_mode(by, first.network_edges)
+    result = NearestResult(lon, lat, first.district, mode,
+                           {"loaded": first.network_edges > 0, "synthetic": first.network_synthetic})
+    pools = candidates.by_layer(first.rows, layers, lon, lat, m)
+    if mode == STRAIGHT:
+        result.rounds += candidates.settle_straight(read_within, pools, lon, lat, k)
+        result.by_layer = {key: pool.rows[:k] for key, pool in pools.items()}
+    else:
+        road = RoadDistances(road_network(engine, mode, versions=versions), lon, lat)
+        result.rounds += candidates.settle_by_road(read_within, pools, road, lon, lat, k)
+        result.by_layer = {key: candidates.nearest_by_road(pool.rows, k) for key, pool in pools.items()}
+        road.routes([r for rows in result.by_layer.values() for r in rows])
     return result
 
 

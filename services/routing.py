@@ -84,11 +84,14 @@ class RoadNetwork:
     route_index: routes.RouteIndex
 
 
-def road_network(engine: Engine, mode: str) -> RoadNetwork:
-    """The :class:`RoadNetwork` of ``mode``, built once per version of the roads and the facilities."""
+def road_network(engine: Engine, mode: str, *, versions: tuple[Any, ...] | None = None) -> RoadNetwork:
+    """The :class:`RoadNetwork` of ``mode``, built once per version of the roads and the facilities.
+
+    ``versions``: the data versions the caller's data was read at (``services.cache.memo``), when known.
+    """
     roads.check_mode(mode)
     return memo(engine, "routing.road_network", mode, lambda: _road_network(engine, mode),
-                families=("roads", "facility"))
+                families=("roads", "facility"), versions=versions)
 
 
 def _road_network(engine: Engine, mode: str) -> RoadNetwork:

@@ -16,6 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from services import nearest_held
 from web import create_app
 from web.database import get_engine
 from web.errors import database_unavailable
@@ -53,8 +54,13 @@ class Terminator:
 
 
 @pytest.fixture()
-def private_app(database_url, engine):
-    """An app with its own pool, warmed up, whose next checked-out connection the server can end."""
+def private_app(database_url, engine, monkeypatch):
+    """An app with its own pool, warmed up, whose next checked-out connection the server can end.
+
+    Nearest is made to ask the database (nothing held in memory): a held answer takes no connection.
+    """
+    monkeypatch.setattr(nearest_held, "MAX_HELD_FACILITIES", -1)
+    nearest_held.forget()
     app = create_app({"DATABASE_URL": database_url, "TESTING": True})
     client = app.test_client()
     for path in PATHS:  # every cache warm, every connection in the pool used once
@@ -66,6 +72,7 @@ def private_app(database_url, engine):
     yield app, terminator
     event.remove(pool_engine, "checkout", terminator)
     app.extensions["serving"].dispose()
+    nearest_held.forget()
 
 
 @pytest.mark.parametrize("path", PATHS)

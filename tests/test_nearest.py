@@ -21,6 +21,7 @@ from geo.crs import bd09_to_wgs84, gcj02_to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from geo.errors import GeoError
 from geo.nearest import geo_uri, geodesic_distance_m, navigation_links, planar_radius_deg, walking_minutes
 from layers import LAYER_KEYS
+from services import nearest_held
 
 K = 3
 
@@ -147,6 +148,17 @@ class TestNavigationLinks:
 # /api/nearest against brute force
 # --------------------------------------------------------------------------
 
+@pytest.fixture(params=["held", "queried"])
+def source(request, monkeypatch) -> str:
+    """Answer from the facilities the process holds in memory, or (nothing held) from the database's KNN."""
+    nearest_held.forget()
+    if request.param == "queried":
+        monkeypatch.setattr(nearest_held, "MAX_HELD_FACILITIES", -1)
+    yield request.param
+    nearest_held.forget()
+
+
+@pytest.mark.usefixtures("source")
 class TestNearestIsRight:
     def test_200_random_points_every_layer_wgs84(self, client, engine, city_points):
         with engine.connect() as conn:

@@ -19,6 +19,7 @@ from geo.crs import POSITION_CRS
 from geo.nearest import geodesic_distance_m
 from layers import LAYER_KEYS
 from services import nearest as nearest_service
+from services import nearest_held
 from services.errors import InvalidRequest
 from web import create_app
 
@@ -40,7 +41,13 @@ def _put(conn, layer: str, source_id: str, lon: float, lat: float) -> int:
 
 
 class TestPlanarOrderMisleads:
-    def test_the_truly_nearest_is_found_behind_a_wall_of_planar_candidates(self, scratch_engine, scratch_app):
+    @pytest.mark.parametrize("held", [True, False], ids=["held", "queried"])
+    def test_the_truly_nearest_is_found_behind_a_wall_of_planar_candidates(self, scratch_engine, scratch_app, held,
+                                                                          monkeypatch, request):
+        nearest_held.forget()
+        request.addfinalizer(nearest_held.forget)
+        if not held:
+            monkeypatch.setattr(nearest_held, "MAX_HELD_FACILITIES", -1)
         lon, lat = SPOT
         k = 1
         # More facilities due north than the first round fetches, all nearer in degrees than the one due
@@ -94,8 +101,11 @@ class TestPlanarOrderMisleads:
 # --------------------------------------------------------------------------
 
 class TestService:
-    @pytest.mark.parametrize("by, connections", [("straight", 1), ("walk", 2)])
-    def test_connections_per_nearest_request(self, client, app, by, connections):
+    @pytest.mark.parametrize("by", ["straight", "walk"])
+    def test_a_nearest_request_takes_no_connection_once_the_facilities_are_held(self, client, app, by,
+                                                                                 monkeypatch):
+        monkeypatch.setattr(nearest_held, "RECHECK_S", 3600.0)  # the once-a-second version check is not due
+        nearest_held.forget()  # the next request reads what is held
         checkouts: list[int] = []
 
         def count(*_args) -> None:
@@ -109,9 +119,9 @@ class TestService:
         finally:
             event.remove(served, "checkout", count)
         assert r.status_code == 200 and len(r.get_json()["features"]) == 5 * len(LAYER_KEYS)
-        # straight: the district, the network's state and every KNN round read one snapshot; by road one
-        # more, the cache's check that the road graph is current
-        assert len(checkouts) == connections
+        # the district, the network's state, every candidate round and the road graph's cache key come from
+        # what the process holds: no connection is taken
+        assert len(checkouts) == 0
 
     @pytest.mark.parametrize("kwargs, parameter", [
         ({"k": 0}, "k"), ({"k": nearest_service.MAX_K + 1}, "k"), ({"layer": "parks"}, "layer"),

@@ -1,0 +1,226 @@
+"""Nearest from what a process holds in memory: the planar index against brute force, an area's ground
+distance against PostGIS, and freshness (a change committed by anyone shows in the next answer).
+
+The planar index is checked against numpy brute force over every item (and
+shapely's own distance for areas); an area's geodesic distance against
+PostGIS's ellipsoidal ``ST_Distance(geography, geography, true)``. The
+freshness tests change the data through a connection of their own, as
+another process would, and ask the API at once.
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import text
+
+from db import libpq_url
+from geo.planar_index import PlanarIndex, geodesic_distance_to_areas_m
+from services import nearest_held
+
+# --------------------------------------------------------------------------
+# the planar index: pure
+# --------------------------------------------------------------------------
+
+
+def _items(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """300 points and 40 small squares (about 50-300 m a side) around Zaozhuang, WGS-84 degrees."""
+    rng = np.random.default_rng(seed)
+    lons, lats = rng.uniform(117.2, 117.8, 340), rng.uniform(34.5, 35.2, 340)
+    areas = np.array([None] * 300 + [shapely.box(x, y, x + s, y + s) for x, y, s in
+                                     zip(lons[300:], lats[300:], rng.uniform(0.0005, 0.003, 40), strict=True)],
+                     dtype=object)
+    return lons, lats, areas
+
+
+def _brute_deg(lons, lats, areas, lon, lat) -> np.ndarray:
+    here = shapely.Point(lon, lat)
+    return np.array([np.hypot(x - lon, y - lat) if a is None else a.distance(here)
+                     for x, y, a in zip(lons, lats, areas, strict=True)])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_m_nearest_in_planar_order_are_the_brute_force_ones(seed):
+    lons, lats, areas = _items(seed)
+    index = PlanarIndex(lons, lats, areas)
+    rng = np.random.default_rng(seed + 100)
+    for lon, lat in zip(rng.uniform(117.1, 117.9, 60), rng.uniform(34.4, 35.3, 60), strict=True):
+        brute = _brute_deg(lons, lats, areas, lon, lat)
+        for m in (1, 9, 50):
+            idx, deg = index.nearest(lon, lat, m)
+            assert len(idx) == m and list(deg) == sorted(deg)
+            np.testing.assert_allclose(deg, np.sort(brute)[:m], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(deg, brute[idx], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("radius", [0.001, 0.01, 0.05])
+def test_within_a_radius_holds_exactly_the_brute_force_items(radius):
+    lons, lats, areas = _items(7)
+    index = PlanarIndex(lons, lats, areas)
+    rng = np.random.default_rng(8)
+    for lon, lat in zip(rng.uniform(117.2, 117.8, 40), rng.uniform(34.5, 35.2, 40), strict=True):
+        brute = _brute_deg(lons, lats, areas, lon, lat)
+        idx, deg = index.within(lon, lat, radius)
+        assert sorted(idx.tolist()) == sorted(np.flatnonzero(brute <= radius).tolist())
+        np.testing.assert_allclose(deg, brute[idx], rtol=0, atol=1e-12)
+    assert len(index.within(117.5, 34.8, None)[0]) == len(areas)
+
+
+def test_a_position_inside_an_area_is_0_degrees_and_0_metres_from_it():
+    square = shapely.box(117.50, 34.80, 117.51, 34.81)
+    index = PlanarIndex(np.array([117.0]), np.array([34.0]), np.array([square], dtype=object))
+    idx, deg = index.nearest(117.505, 34.805, 1)
+    assert idx.tolist() == [0] and deg.tolist() == [0.0]
+    assert geodesic_distance_to_areas_m(117.505, 34.805, np.array([square], dtype=object)).tolist() == [0.0]
+
+
+def test_an_area_s_ground_distance_agrees_with_postgis_geography(engine):
+    """30 parks (polygons) from 40 positions each, against PostGIS's ellipsoidal distance."""
+    with engine.connect() as conn:
+        parks = conn.execute(text("SELECT id, ST_AsBinary(geom) FROM facility WHERE GeometryType(geom) <> 'POINT'"
+                                  " AND status = 'active' ORDER BY id LIMIT 30")).all()
+        assert len(parks) >= 10, "the demo city has parks drawn as polygons"
+        geoms = np.array([shapely.from_wkb(bytes(w)) for _, w in parks], dtype=object)
+        rng = np.random.default_rng(5)
+        checked = 0
+        for lon, lat in zip(rng.uniform(117.2, 117.8, 40).tolist(), rng.uniform(34.6, 35.1, 40).tolist(), strict=True):
+            mine = geodesic_distance_to_areas_m(lon, lat, geoms)
+            theirs = [conn.execute(text(
+                "SELECT ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, true)"
+                " FROM facility WHERE id = :id"), {"id": fid, "lon": lon, "lat": lat}).scalar_one() for fid, _ in parks]
+            # Both find an edge's nearest point approximately (PostGIS on the sphere, this in a local plane) and
+            # measure to it on the ellipsoid: within 1 cm per kilometre, far inside nearest's 0.1 % contract.
+            np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=0.01)
+            checked += len(parks)
+    assert checked >= 400
+
+
+# --------------------------------------------------------------------------
+# freshness: a committed change shows in the next answer
+# --------------------------------------------------------------------------
+
+SPOT = (117.5566, 34.8640)
+
+
+def _put(conn, source_id: str, lon: float, lat: float) -> int:
+    return conn.execute(text(
+        "INSERT INTO facility (layer, source_id, name, geom, point, synthetic)"
+        " VALUES ('service_office', :sid, :sid, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),"
+        " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), true) RETURNING id"),
+        {"sid": source_id, "lon": lon, "lat": lat}).scalar_one()
+
+
+def _nearest_ids(client, k: int = 1) -> list[int]:
+    lon, lat = SPOT
+    r = client.get(f"/api/nearest?lon={lon}&lat={lat}&layer=service_office&k={k}&by=straight")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return [f["properties"]["id"] for f in r.get_json()["features"]]
+
+
+@pytest.fixture()
+def fresh(scratch_engine, scratch_app, request):
+    nearest_held.forget()
+    request.addfinalizer(nearest_held.forget)
+    return scratch_app.test_client()
+
+
+def test_a_facility_added_by_another_connection_is_in_the_very_next_answer(scratch_engine, fresh):
+    lon, lat = SPOT
+    with scratch_engine.begin() as conn:
+        far = _put(conn, "far", lon + 0.02, lat)
+    assert _nearest_ids(fresh) == [far]  # now held
+    for step in range(5):
+        with scratch_engine.begin() as conn:
+            near = _put(conn, f"near-{step}", lon + 0.01 / (step + 2), lat)
+        assert _nearest_ids(fresh) == [near], f"step {step}: the new facility is the nearest"
+
+
+def test_a_retired_or_moved_facility_leaves_the_next_answer(scratch_engine, fresh):
+    lon, lat = SPOT
+    with scratch_engine.begin() as conn:
+        a, b = _put(conn, "a", lon + 0.001, lat), _put(conn, "b", lon + 0.002, lat)
+    assert _nearest_ids(fresh, 2) == [a, b]
+    with scratch_engine.begin() as conn:
+        conn.execute(text("UPDATE facility SET status = 'retired' WHERE id = :id"), {"id": a})
+    assert _nearest_ids(fresh, 2) == [b]
+    with scratch_engine.begin() as conn:
+        conn.execute(text("UPDATE facility SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),"
+                          " point = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) WHERE id = :id"),
+                     {"id": b, "lon": lon + 0.3, "lat": lat})
+    r = fresh.get(f"/api/nearest?lon={lon}&lat={lat}&layer=service_office&k=1&by=straight").get_json()
+    assert r["features"][0]["properties"]["distance_m"] > 25_000, "the moved facility is measured where it is now"
+
+
+def test_a_renamed_district_shows_in_the_next_answer(scratch_engine, fresh):
+    lon, lat = SPOT
+    with scratch_engine.begin() as conn:
+        _put(conn, "x", lon + 0.001, lat)
+    before = fresh.get(f"/api/nearest?lon={lon}&lat={lat}&k=1&by=straight").get_json()["query"]["district"]
+    try:
+        with scratch_engine.begin() as conn:
+            conn.execute(text("UPDATE district SET name_en = name_en || ' (renamed)' WHERE adcode = :a"),
+                         {"a": before["adcode"]})
+        after = fresh.get(f"/api/nearest?lon={lon}&lat={lat}&k=1&by=straight").get_json()["query"]["district"]
+        assert after["name_en"] == before["name_en"] + " (renamed)"
+    finally:
+        with scratch_engine.begin() as conn:
+            conn.execute(text("UPDATE district SET name_en = :n WHERE adcode = :a"),
+                         {"n": before["name_en"], "a": before["adcode"]})
+
+
+def test_a_lost_listener_never_serves_stale_answers(scratch_engine, fresh):
+    """The listening connection is ended, then a facility is added (its notice has no one to reach)."""
+    lon, lat = SPOT
+    with scratch_engine.begin() as conn:
+        far = _put(conn, "far", lon + 0.02, lat)
+    assert _nearest_ids(fresh) == [far]
+    with scratch_engine.begin() as conn:
+        ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                  " WHERE application_name = 'minsheng-map listener'"
+                                  " AND datname = current_database()")).scalar_one()
+        assert ended >= 1
+        near = _put(conn, "near", lon + 0.001, lat)
+    assert _nearest_ids(fresh) == [near]
+    with scratch_engine.begin() as conn:
+        nearer = _put(conn, "nearer", lon + 0.0005, lat)
+    assert _nearest_ids(fresh) == [nearer]
+
+
+def test_a_change_without_a_notice_is_seen_within_the_recheck(scratch_engine, fresh, monkeypatch):
+    """With the notice trigger off (as after a restore in place), the versions check catches the change."""
+    lon, lat = SPOT
+    monkeypatch.setattr(nearest_held, "RECHECK_S", 0.0)  # the check is due at every request
+    with scratch_engine.begin() as conn:
+        far = _put(conn, "far", lon + 0.02, lat)
+    assert _nearest_ids(fresh) == [far]
+    try:
+        with scratch_engine.begin() as conn:
+            conn.execute(text("ALTER TABLE data_version DISABLE TRIGGER data_version_change_notice"))
+            near = _put(conn, "near", lon + 0.001, lat)
+        assert _nearest_ids(fresh) == [near]
+    finally:
+        with scratch_engine.begin() as conn:
+            conn.execute(text("ALTER TABLE data_version ENABLE TRIGGER data_version_change_notice"))
+
+
+def test_a_change_committed_by_another_process_arrives_by_notice(scratch_engine, scratch_url, fresh, monkeypatch):
+    """No versions check is due and nothing was committed by this process: only the notice can tell."""
+    lon, lat = SPOT
+    with scratch_engine.begin() as conn:
+        far = _put(conn, "far", lon + 0.02, lat)
+    monkeypatch.setattr(nearest_held, "RECHECK_S", 3600.0)
+    nearest_held.forget()
+    assert _nearest_ids(fresh) == [far]
+    insert = ("INSERT INTO facility (layer, source_id, name, geom, point, synthetic) VALUES ('service_office',"
+              f" 'other', 'other', ST_SetSRID(ST_MakePoint({lon + 0.001}, {lat}), 4326),"
+              f" ST_SetSRID(ST_MakePoint({lon + 0.001}, {lat}), 4326), true)")
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", libpq_url(scratch_url), "-c", insert], check=True)
+    with scratch_engine.connect() as conn:
+        other = conn.execute(text("SELECT id FROM facility WHERE source_id = 'other'")).scalar_one()
+    deadline = time.monotonic() + 30  # a liveness bound: the notice comes in milliseconds
+    while _nearest_ids(fresh) != [other]:
+        assert time.monotonic() < deadline, "the other process's change never reached the held facilities"
+        time.sleep(0.01)
