@@ -8,8 +8,10 @@ kernel. The heavy lane (``MINSHENG_LANE=heavy``) also runs at a lower CPU
 priority, so light requests keep the cores they need, and each of its workers
 reads the planning inputs (demand grid, road graphs, cells joined to them) in
 the background as it starts, so the first planner view is not the one that
-pays for them (``MINSHENG_HOLD_INPUTS=0`` turns this off). The lane's log says
-what was held and how long it took.
+pays for them (``MINSHENG_HOLD_INPUTS=0`` turns this off). Each light worker
+likewise reads the facilities nearest holds in memory as it starts, so the
+first resident's click does not pay for that read. The lanes' logs say what
+was held and how long it took.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import resource
 import threading
 import time
 
+from web.nearest_api import hold_nearest_facilities
 from web.planner import hold_planning_inputs
 
 #: Longest request line gunicorn reads (its own maximum); the front refuses longer ones first, as JSON 414.
@@ -45,18 +48,25 @@ def post_worker_init(worker):
     # (64 MiB; MALLOC_ARENA_MAX=2, set by scripts/serve.py).
     ceiling = _address_space_bytes() + budget + (64 + 8 * worker.cfg.threads) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
-    if os.environ.get("MINSHENG_LANE") == "heavy":
-        os.nice(10)
-        if os.environ.get("MINSHENG_HOLD_INPUTS", "1") != "0":
-            threading.Thread(target=_hold_inputs, args=(worker,), name="hold-planning-inputs", daemon=True).start()
-
-
-def _hold_inputs(worker) -> None:
-    start = time.monotonic()
-    try:
-        held = hold_planning_inputs(worker.wsgi)
-    except Exception as err:  # noqa: BLE001 (any failure here only means the first planner view reads them)
-        worker.log.warning("planning inputs not held at start (%s: %s); the first planner view reads them",
-                           type(err).__name__, err)
+    heavy = os.environ.get("MINSHENG_LANE") == "heavy"
+    if heavy:
+        os.nice(10)  # before any thread starts: a thread takes its priority from the one that starts it
+    if os.environ.get("MINSHENG_HOLD_INPUTS", "1") == "0":
         return
-    worker.log.info("planning inputs held in %.1f s: %s", time.monotonic() - start, held)
+    if heavy:
+        _in_background(worker, "planning inputs", hold_planning_inputs, "the first planner view reads them")
+    else:
+        _in_background(worker, "nearest facilities", hold_nearest_facilities, "the first nearest request reads them")
+
+
+def _in_background(worker, what: str, hold, otherwise: str) -> None:
+    def run() -> None:
+        start = time.monotonic()
+        try:
+            held = hold(worker.wsgi)
+        except Exception as err:  # noqa: BLE001 (any failure here only means the first request reads them)
+            worker.log.warning("%s not held at start (%s: %s); %s", what, type(err).__name__, err, otherwise)
+            return
+        worker.log.info("%s held in %.2f s: %s", what, time.monotonic() - start, held)
+
+    threading.Thread(target=run, name=f"hold-{what.replace(' ', '-')}", daemon=True).start()

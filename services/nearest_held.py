@@ -257,6 +257,16 @@ def current(engine: Engine) -> Held | None:
     return holder.current(engine)
 
 
+def hold(engine: Engine) -> str:
+    """Read what this process holds for ``engine``'s database now (a worker calls it as it starts), in words."""
+    held = current(engine)
+    if held is None or held.layers is None:
+        return (f"nothing held (more than {MAX_HELD_FACILITIES:,} active facilities, or the database cannot be "
+                "listened to): nearest asks the database")
+    count = sum(len(layer.rows) for layer in held.layers.values())
+    return f"{count:,} active facilities of {len(held.layers)} layers and {len(held.districts)} districts"
+
+
 def forget() -> None:
     """Drop everything held and every listener of this process (tests; a restore is followed on its own)."""
     with _holders_lock:

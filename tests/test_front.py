@@ -192,3 +192,21 @@ def test_the_heavy_lane_holds_the_planning_inputs_as_it_starts(front, engine):
     assert "planning inputs held in" in held[0], held
     assert f"demand grid of {cells:,} cells" in held[0], held
     assert "walk network" in held[0] and "drive network" in held[0], held
+
+
+def test_the_light_lane_holds_the_facilities_for_nearest_as_it_starts(front, engine):
+    """Each light worker reads every active facility for nearest in the background as it starts; its log
+    says how many it holds."""
+    with engine.connect() as conn:
+        active = conn.execute(text("SELECT count(*) FROM facility WHERE status = 'active'")).scalar()
+    log = front.dir / "light.log"
+    deadline = time.monotonic() + 300  # a bound on waiting under load, not a speed check
+    while time.monotonic() < deadline:
+        held = [line for line in (log.read_text(errors="replace") if log.exists() else "").splitlines()
+                if "nearest facilities" in line]
+        if held:
+            break
+        time.sleep(0.5)
+    assert held, "the light lane's log never said whether it holds the facilities for nearest"
+    assert "nearest facilities held in" in held[0], held
+    assert f"{active:,} active facilities" in held[0], held

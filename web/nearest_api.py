@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Flask, Response, current_app
 from flask.typing import ResponseReturnValue
 
 from geo.crs import POSITION_CRS
 from layers import layer_keys
-from services import nearest
+from services import nearest, nearest_held
 from web.database import get_engine
 from web.params import LAYER, Param, operation, parse
 from web.responses import body, errors
@@ -53,6 +53,15 @@ SEARCH_PARAMS = (
     Param("limit", "integer", "Most results.", default=nearest.DEFAULT_SEARCH_LIMIT, minimum=1,
           maximum=nearest.MAX_SEARCH_LIMIT),
 )
+
+
+def hold_nearest_facilities(app: Flask) -> str:
+    """Hold ``app``'s facilities for nearest now (:func:`services.nearest_held.hold`); what is held, in words.
+
+    The light lane's workers call it once at start, in the background (``deploy/gunicorn.conf.py``).
+    """
+    with app.app_context():
+        return nearest_held.hold(get_engine())
 
 
 def geojson(document: dict[str, Any]) -> Response:
