@@ -24,7 +24,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
 from sqlalchemy.pool import NullPool
 
 from geo.crs import WGS84_EPSG
@@ -136,15 +136,63 @@ def ping(engine: Engine) -> None:
 #: connection that lost its PostGIS operators), not only when the server is down.
 _SPATIAL_CHECK = text("SELECT count(*) FROM district WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), "
                       ":srid))")
+_SPATIAL_CHECK_DRIVER = re.sub(r"(?<![:\w]):([a-z_]\w*)", r"%(\1)s", _SPATIAL_CHECK.text)
 #: Where the spatial check looks: Zaozhuang's centre, WGS-84 degrees.
 _CHECK_POINT = (117.32, 34.81)
 
 
 def spatial_check(engine: Engine) -> int:
-    """Districts covering the city centre (1 on a loaded database); raises what a request would meet."""
+    """Districts covering the city centre (1 on a loaded database); raises what a request would meet.
+
+    One round trip (:func:`read_alone`): no BEGIN and no ROLLBACK around it.
+    """
     with engine.connect() as conn:
-        return int(conn.execute(_SPATIAL_CHECK, {"lon": _CHECK_POINT[0], "lat": _CHECK_POINT[1],
-                                                 "srid": WGS84_EPSG}).scalar_one())
+        _, rows = read_alone(conn, _SPATIAL_CHECK_DRIVER, {"lon": _CHECK_POINT[0], "lat": _CHECK_POINT[1],
+                                                           "srid": WGS84_EPSG})
+        return int(rows[0][0])
+
+
+def read_alone(conn: Connection, statement: str, params: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Column names and rows of one read-only statement, run by the driver in autocommit.
+
+    The request's first statement needs no transaction: without one no BEGIN
+    and no ROLLBACK go to the server, two round trips of the three a pooled
+    read otherwise costs. ``conn`` must have no transaction open (a later
+    statement on it begins one as usual).
+
+    Raises
+    ------
+    sqlalchemy.exc.DBAPIError
+        What SQLAlchemy raises for the same driver error (e.g. ``OperationalError``
+        when the server ended the connection), so callers meet one family of
+        errors; a lost connection is invalidated (it never returns to the pool)
+        and the error says so (``connection_invalidated``).
+    """
+    driver = conn.connection.dbapi_connection
+    if driver is None:
+        raise RuntimeError("the connection has no DBAPI connection")
+    try:
+        driver.autocommit = True
+        cursor = driver.cursor()
+        try:
+            cursor.execute(statement, params)
+            return [d[0] for d in cursor.description], list(cursor.fetchall())
+        finally:
+            cursor.close()
+    except conn.dialect.loaded_dbapi.Error as err:
+        raise _wrapped(conn, driver, statement, params, err) from err
+    finally:
+        if not driver.closed:
+            driver.autocommit = False
+
+
+def _wrapped(conn: Connection, driver: Any, statement: str, params: dict[str, Any], err: Any) -> StatementError:
+    """The SQLAlchemy error for a driver error met outside SQLAlchemy, the connection invalidated when lost."""
+    lost = conn.dialect.is_disconnect(err, driver, None)
+    if lost:
+        conn.invalidate(err)
+    return DBAPIError.instance(statement, params, err, conn.dialect.loaded_dbapi.Error,
+                               connection_invalidated=lost, dialect=conn.dialect)
 
 
 # ------------------------------------------------------------------ which database serves

@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, StatementError
 
+from db import read_alone
 from geo.crs import METRIC_EPSG
 
 #: The leading columns of :data:`NEAREST_SQL`, about the position rather than a candidate.
@@ -158,56 +158,13 @@ def nearest_candidates(conn: Connection, layers: Sequence[str], lon: float, lat:
         representative point, WGS-84 degrees), ``deg`` (planar degrees to its
         geometry) and ``area_m`` (geodesic metres to an area, None for a point).
     """
-    names, raw = _read_alone(conn, _NEAREST_DRIVER, {"layers": list(layers), "lon": lon, "lat": lat, "m": m})
+    names, raw = read_alone(conn, _NEAREST_DRIVER, {"layers": list(layers), "lon": lon, "lat": lat, "m": m})
     lead = len(_LEAD_FIELDS)
     fields = names[lead:]  # the candidate's own columns, ``id`` first
     here_adcode, here_zh, here_en, net_edges, net_synthetic = raw[0][:lead]
     district = None if here_adcode is None else {"adcode": here_adcode, "name_zh": here_zh, "name_en": here_en}
     candidates = [dict(zip(fields, r[lead:], strict=True)) for r in raw if r[lead] is not None]
     return Candidates(district, int(net_edges), bool(net_synthetic), candidates)
-
-
-def _read_alone(conn: Connection, statement: str, params: dict[str, Any]) -> tuple[list[str], list[Any]]:
-    """Column names and rows of one read-only statement, run by the driver in autocommit.
-
-    The request's first statement needs no transaction: without one no BEGIN
-    and no ROLLBACK go to the server, two round trips of the three a pooled
-    read otherwise costs. ``conn`` must have no transaction open (a later
-    statement on it begins one as usual).
-
-    Raises
-    ------
-    sqlalchemy.exc.DBAPIError
-        What SQLAlchemy raises for the same driver error (e.g. ``OperationalError``
-        when the server ended the connection), so callers meet one family of
-        errors; a lost connection is invalidated (it never returns to the pool)
-        and the error says so (``connection_invalidated``).
-    """
-    driver = conn.connection.dbapi_connection
-    if driver is None:
-        raise RuntimeError("the connection has no DBAPI connection")
-    try:
-        driver.autocommit = True
-        cursor = driver.cursor()
-        try:
-            cursor.execute(statement, params)
-            return [d[0] for d in cursor.description], list(cursor.fetchall())
-        finally:
-            cursor.close()
-    except conn.dialect.loaded_dbapi.Error as err:
-        raise _wrapped(conn, driver, statement, params, err) from err
-    finally:
-        if not driver.closed:
-            driver.autocommit = False
-
-
-def _wrapped(conn: Connection, driver: Any, statement: str, params: dict[str, Any], err: Any) -> StatementError:
-    """The SQLAlchemy error for a driver error met outside SQLAlchemy, the connection invalidated when lost."""
-    lost = conn.dialect.is_disconnect(err, driver, None)
-    if lost:
-        conn.invalidate(err)
-    return DBAPIError.instance(statement, params, err, conn.dialect.loaded_dbapi.Error,
-                               connection_invalidated=lost, dialect=conn.dialect)
 
 
 def candidates_within(conn: Connection, lon: float, lat: float,

@@ -10,7 +10,8 @@ with the same meaning, so the same exactness rules apply:
   by for SRID 4326;
 * every item within a planar radius (``ST_DWithin`` on degrees).
 
-Points sit in a k-d tree (scipy ``cKDTree``); areas (a park's polygon) are few
+Points sit in a k-d tree (scipy ``cKDTree``; a few hundred are simply
+measured one by one); areas (a park's polygon) are few
 and measured one by one with shapely. :func:`geodesic_distance_to_areas_m`
 gives an area's ground distance (metres on the WGS-84 ellipsoid to its nearest
 point, 0 inside), which PostGIS computes as ``ST_Distance(geography,
@@ -27,6 +28,8 @@ from scipy.spatial import cKDTree
 from geo.errors import GeoError
 from geo.nearest import GEOD
 
+#: Up to this many points a layer's points are measured one by one (numpy), which is quicker than a tree walk.
+_BRUTE_MAX = 512
 #: Slack on a radius (relative), so an item exactly on it is kept whatever the rounding of either side.
 _RADIUS_SLACK = 1e-12
 
@@ -49,7 +52,8 @@ class PlanarIndex:
         self._points = np.flatnonzero(~is_area)
         self._areas = np.flatnonzero(is_area)
         xy = np.column_stack([np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)])[self._points]
-        self._tree = cKDTree(xy) if len(xy) else None
+        self._xy = np.ascontiguousarray(xy)
+        self._tree = cKDTree(xy) if len(xy) > _BRUTE_MAX else None
         self._area_geoms = np.asarray(areas, dtype=object)[self._areas] if len(self._areas) else np.empty(0, object)
         if len(self._area_geoms):
             shapely.prepare(self._area_geoms)
@@ -78,10 +82,14 @@ class PlanarIndex:
         parts_i, parts_d = [], []
         if self._tree is not None:
             found = np.asarray(self._tree.query_ball_point([lon, lat], r), dtype=np.int64)
-            if len(found):
-                d = np.hypot(self._tree.data[found, 0] - lon, self._tree.data[found, 1] - lat)
-                parts_i.append(self._points[found])
-                parts_d.append(d)
+            d = np.hypot(self._xy[found, 0] - lon, self._xy[found, 1] - lat)
+        else:
+            d = np.hypot(self._xy[:, 0] - lon, self._xy[:, 1] - lat)
+            found = np.flatnonzero(d <= r)
+            d = d[found]
+        if len(found):
+            parts_i.append(self._points[found])
+            parts_d.append(d)
         if len(self._areas):
             adeg = self._area_deg(lon, lat)
             keep = adeg <= r
@@ -100,10 +108,14 @@ class PlanarIndex:
         return self._area_geoms[np.searchsorted(self._areas, idx)]
 
     def _points_nearest(self, lon: float, lat: float, want: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._tree is None:
-            return np.empty(0, dtype=np.int64), np.empty(0)
         k = min(want, len(self._points))
-        deg, found = self._tree.query([lon, lat], k=k)
+        if k == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        if self._tree is None:
+            d = np.hypot(self._xy[:, 0] - lon, self._xy[:, 1] - lat)
+            order = np.argsort(d, kind="stable")[:k]
+            return self._points[order], d[order]
+        deg, found = self._tree.query(np.array([lon, lat]), k=k)
         found = np.atleast_1d(found).astype(np.int64)
         return self._points[found], np.atleast_1d(deg).astype(float)
 

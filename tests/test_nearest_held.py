@@ -26,14 +26,17 @@ from services import nearest_held
 # --------------------------------------------------------------------------
 
 
-def _items(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """300 points and 40 small squares (about 50-300 m a side) around Zaozhuang, WGS-84 degrees."""
+def _items(seed: int, points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``points`` points and 40 small squares (about 50-300 m a side) around Zaozhuang, WGS-84 degrees."""
     rng = np.random.default_rng(seed)
-    lons, lats = rng.uniform(117.2, 117.8, 340), rng.uniform(34.5, 35.2, 340)
-    areas = np.array([None] * 300 + [shapely.box(x, y, x + s, y + s) for x, y, s in
-                                     zip(lons[300:], lats[300:], rng.uniform(0.0005, 0.003, 40), strict=True)],
-                     dtype=object)
-    return lons, lats, areas
+    lons, lats = rng.uniform(117.2, 117.8, points + 40), rng.uniform(34.5, 35.2, points + 40)
+    squares = [shapely.box(x, y, x + s, y + s) for x, y, s in
+               zip(lons[points:], lats[points:], rng.uniform(0.0005, 0.003, 40), strict=True)]
+    return lons, lats, np.array([None] * points + squares, dtype=object)
+
+
+#: A layer small enough to be measured point by point, and one in a k-d tree.
+SIZES = [300, 3000]
 
 
 def _brute_deg(lons, lats, areas, lon, lat) -> np.ndarray:
@@ -42,9 +45,10 @@ def _brute_deg(lons, lats, areas, lon, lat) -> np.ndarray:
                      for x, y, a in zip(lons, lats, areas, strict=True)])
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_the_m_nearest_in_planar_order_are_the_brute_force_ones(seed):
-    lons, lats, areas = _items(seed)
+@pytest.mark.parametrize("points", SIZES)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_m_nearest_in_planar_order_are_the_brute_force_ones(seed, points):
+    lons, lats, areas = _items(seed, points)
     index = PlanarIndex(lons, lats, areas)
     rng = np.random.default_rng(seed + 100)
     for lon, lat in zip(rng.uniform(117.1, 117.9, 60), rng.uniform(34.4, 35.3, 60), strict=True):
@@ -56,9 +60,10 @@ def test_the_m_nearest_in_planar_order_are_the_brute_force_ones(seed):
             np.testing.assert_allclose(deg, brute[idx], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("points", SIZES)
 @pytest.mark.parametrize("radius", [0.001, 0.01, 0.05])
-def test_within_a_radius_holds_exactly_the_brute_force_items(radius):
-    lons, lats, areas = _items(7)
+def test_within_a_radius_holds_exactly_the_brute_force_items(radius, points):
+    lons, lats, areas = _items(7, points)
     index = PlanarIndex(lons, lats, areas)
     rng = np.random.default_rng(8)
     for lon, lat in zip(rng.uniform(117.2, 117.8, 40), rng.uniform(34.5, 35.2, 40), strict=True):
