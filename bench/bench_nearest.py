@@ -3,7 +3,10 @@
 A script, not a test. In one run it:
 
 1. starts gunicorn (gthread workers, keep-alive) on a free loopback port,
-   serving ``web:create_app()`` on the database given;
+   serving ``web:create_app()`` on the database given (each worker holds the
+   facilities in memory as it starts: ``services.nearest_held``; the API
+   sends no statement per request, the reference sends the one it would
+   send without them);
 2. draws seeded random positions inside the city's districts;
 3. at each concurrency (``--concurrency 1,8``) measures, taking turns so
    background load falls on all alike:
