@@ -180,14 +180,7 @@ def test_the_heavy_lane_holds_the_planning_inputs_as_it_starts(front, engine):
     as it starts, so no planner view pays for it; the lane's log says what it holds."""
     with engine.connect() as conn:
         cells = conn.execute(text("SELECT count(*) FROM demand_cell")).scalar()
-    log = front.dir / "heavy.log"
-    deadline = time.monotonic() + 300  # a bound on waiting under load, not a speed check
-    while time.monotonic() < deadline:
-        held = [line for line in (log.read_text(errors="replace") if log.exists() else "").splitlines()
-                if "planning inputs" in line]
-        if held:
-            break
-        time.sleep(0.5)
+    held = _said(front.dir / "heavy.log", "planning inputs")
     assert held, "the heavy lane's log never said whether it holds the planning inputs"
     assert "planning inputs held in" in held[0], held
     assert f"demand grid of {cells:,} cells" in held[0], held
@@ -199,14 +192,19 @@ def test_the_light_lane_holds_the_facilities_for_nearest_as_it_starts(front, eng
     says how many it holds."""
     with engine.connect() as conn:
         active = conn.execute(text("SELECT count(*) FROM facility WHERE status = 'active'")).scalar()
-    log = front.dir / "light.log"
-    deadline = time.monotonic() + 300  # a bound on waiting under load, not a speed check
-    while time.monotonic() < deadline:
-        held = [line for line in (log.read_text(errors="replace") if log.exists() else "").splitlines()
-                if "nearest facilities" in line]
-        if held:
-            break
-        time.sleep(0.5)
+    held = _said(front.dir / "light.log", "nearest facilities")
     assert held, "the light lane's log never said whether it holds the facilities for nearest"
     assert "nearest facilities held in" in held[0], held
     assert f"{active:,} active facilities" in held[0], held
+
+
+def _said(log: Path, words: str) -> list[str]:
+    """The lines of a lane's log that mention ``words``, once there are any (empty if none come)."""
+    deadline = time.monotonic() + 300  # a bound on waiting under load, not a speed check
+    while time.monotonic() < deadline:
+        lines = [line for line in (log.read_text(errors="replace") if log.exists() else "").splitlines()
+                 if words in line]
+        if lines:
+            return lines
+        time.sleep(0.5)
+    return []
