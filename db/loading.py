@@ -26,7 +26,9 @@ from db import partitions
 STAGING_COLUMNS = ("row_number", "source_id", "kind", "name", "address", "phone", "opening_hours", "capacity",
                    "opened_on", "attrs", "district_adcode", "geom", "point", "synthetic")
 
-#: Tables :func:`copy_frame` may write (COPY takes no bound table name).
+#: Bytes sent to the server per COPY message (psycopg2's default is 8 KiB).
+COPY_BLOCK = 1 << 20
+#: Tables :func:`copy_csv` may write (COPY takes no bound table name).
 _COPY_TABLES = ("staging", "demand_cell", "village")
 
 _DISTRICTS = text("SELECT adcode, ST_AsBinary(geom) AS wkb FROM district ORDER BY adcode")
@@ -136,17 +138,27 @@ def copy_frame(conn: Connection, frame: pd.DataFrame, table: str, columns: Seque
     ValueError
         When ``table`` is not one of the tables loads write.
     """
+    copy_csv(conn, str(frame.to_csv(index=False, header=False, na_rep="\\N")), table, columns)
+
+
+def copy_csv(conn: Connection, rows: str, table: str, columns: Sequence[str]) -> None:
+    """Append ``rows`` (CSV text, no header, columns in ``columns`` order, NULL as unquoted ``\\N``)
+    to ``table`` with COPY.
+
+    Raises
+    ------
+    ValueError
+        When ``table`` is not one of the tables loads write.
+    """
     if table not in _COPY_TABLES:
         raise ValueError(f"table was {table!r} but is expected to be one of {', '.join(_COPY_TABLES)}")
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=False, na_rep="\\N")
-    buf.seek(0)
     raw = conn.connection.dbapi_connection
     if raw is None:
         raise RuntimeError("the connection has no DBAPI connection to COPY through")
     cur = raw.cursor()
     try:
-        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
+        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
+                        io.StringIO(rows), size=COPY_BLOCK)
     finally:
         cur.close()
 

@@ -42,7 +42,7 @@ from etl.duplicates import collapse_repeats
 from etl.errors import ETLError, Reject
 from etl.normalise import normalise, without_gc
 from etl.read import iter_source
-from etl.staging import AcceptedRows, staging_frame
+from etl.staging import AcceptedRows, staging_copy
 from etl.validate import validate
 from layers import get_layer
 
@@ -325,8 +325,8 @@ def _stage(conn: Connection, records: list[dict[str, Any]], result: LoadResult, 
     districts = assign_districts(points, codes, polys)
     result.accepted.add(accepted, points, districts)
     if accepted:
-        db_loading.copy_frame(conn, staging_frame(accepted, points, districts, synthetic), "staging",
-                              db_loading.STAGING_COLUMNS)
+        db_loading.copy_csv(conn, staging_copy(accepted, points, districts, synthetic), "staging",
+                            db_loading.STAGING_COLUMNS)
 
 
 def _run_row(result: LoadResult) -> dict[str, Any]:
