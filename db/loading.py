@@ -28,7 +28,7 @@ STAGING_COLUMNS = ("row_number", "source_id", "kind", "name", "address", "phone"
 
 #: Bytes sent to the server per COPY message (psycopg2's default is 8 KiB).
 COPY_BLOCK = 1 << 20
-#: Tables :func:`copy_csv` may write (COPY takes no bound table name).
+#: Tables :func:`copy_frame` and :func:`copy_rows` may write (COPY takes no bound table name).
 _COPY_TABLES = ("staging", "demand_cell", "village")
 
 _DISTRICTS = text("SELECT adcode, ST_AsBinary(geom) AS wkb FROM district ORDER BY adcode")
@@ -138,18 +138,26 @@ def copy_frame(conn: Connection, frame: pd.DataFrame, table: str, columns: Seque
     ValueError
         When ``table`` is not one of the tables loads write.
     """
-    copy_csv(conn, str(frame.to_csv(index=False, header=False, na_rep="\\N")), table, columns)
+    data = str(frame.to_csv(index=False, header=False, na_rep="\\N"))
+    _copy(conn, data, table, columns, " WITH (FORMAT csv, NULL '\\N')")
 
 
-def copy_csv(conn: Connection, rows: str, table: str, columns: Sequence[str]) -> None:
-    """Append ``rows`` (CSV text, no header, columns in ``columns`` order, NULL as unquoted ``\\N``)
-    to ``table`` with COPY.
+def copy_rows(conn: Connection, rows: str, table: str, columns: Sequence[str]) -> None:
+    """Append ``rows`` to ``table`` with COPY in PostgreSQL's text format (columns in ``columns`` order).
+
+    ``rows``: one line per row, values separated by tabs, NULL as ``\\N``,
+    backslash, tab, newline and carriage return in a value escaped with a
+    backslash (:func:`etl.staging.staging_copy` writes it).
 
     Raises
     ------
     ValueError
         When ``table`` is not one of the tables loads write.
     """
+    _copy(conn, rows, table, columns, "")
+
+
+def _copy(conn: Connection, data: str, table: str, columns: Sequence[str], options: str) -> None:
     if table not in _COPY_TABLES:
         raise ValueError(f"table was {table!r} but is expected to be one of {', '.join(_COPY_TABLES)}")
     raw = conn.connection.dbapi_connection
@@ -157,8 +165,8 @@ def copy_csv(conn: Connection, rows: str, table: str, columns: Sequence[str]) ->
         raise RuntimeError("the connection has no DBAPI connection to COPY through")
     cur = raw.cursor()
     try:
-        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
-                        io.StringIO(rows), size=COPY_BLOCK)
+        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN{options}", io.StringIO(data),
+                        size=COPY_BLOCK)
     finally:
         cur.close()
 

@@ -325,8 +325,8 @@ def _stage(conn: Connection, records: list[dict[str, Any]], result: LoadResult, 
     districts = assign_districts(points, codes, polys)
     result.accepted.add(accepted, points, districts)
     if accepted:
-        db_loading.copy_csv(conn, staging_copy(accepted, points, districts, synthetic), "staging",
-                            db_loading.STAGING_COLUMNS)
+        db_loading.copy_rows(conn, staging_copy(accepted, points, districts, synthetic), "staging",
+                             db_loading.STAGING_COLUMNS)
 
 
 def _run_row(result: LoadResult) -> dict[str, Any]:

@@ -56,11 +56,12 @@ class AcceptedRows:
 
 def staging_copy(records: list[dict[str, Any]], points: np.ndarray, districts: np.ndarray,
                  synthetic: bool) -> str:
-    """The batch as CSV text for COPY into ``staging`` (columns :data:`db.loading.STAGING_COLUMNS`).
+    """The batch as COPY text for ``staging`` (columns :data:`db.loading.STAGING_COLUMNS`).
 
-    Built column by column (no DataFrame, no per-cell formatter): text is
-    quoted with its quotes doubled, NULL is ``\\N`` unquoted (the COPY of
-    :func:`db.loading.copy_csv`).
+    PostgreSQL's text format (:func:`db.loading.copy_rows`): tab between
+    columns, NULL as ``\\N``, and a backslash, tab, newline or carriage
+    return in a value escaped. Built column by column: a column without any
+    of those characters (the usual case) is taken as it is.
 
     Parameters
     ----------
@@ -86,27 +87,29 @@ def staging_copy(records: list[dict[str, Any]], points: np.ndarray, districts: n
             point_hex[i] = h
     columns = {
         "row_number": [str(int(r.get("row") or 0)) for r in records],
-        "source_id": _quoted([str(r["source_id"]) for r in records]),
-        "kind": _quoted([r.get("kind") for r in records]),
-        "name": _quoted([r["name"] for r in records]),
-        "address": _quoted([r.get("address") for r in records]),
-        "phone": _quoted([r.get("phone") for r in records]),
-        "opening_hours": _quoted([r.get("opening_hours") for r in records]),
+        "source_id": _text([str(r["source_id"]) for r in records]),
+        "kind": _text([r.get("kind") for r in records]),
+        "name": _text([r["name"] for r in records]),
+        "address": _text([r.get("address") for r in records]),
+        "phone": _text([r.get("phone") for r in records]),
+        "opening_hours": _text([r.get("opening_hours") for r in records]),
         "capacity": [_integer(r.get("capacity")) for r in records],
         "opened_on": [r["opened_on"].isoformat() if r.get("opened_on") else NULL for r in records],
-        "attrs": _quoted(["{}" if not a else json.dumps(a, ensure_ascii=False, default=str) for a in attrs]),
-        "district_adcode": _quoted(districts.tolist()),
+        "attrs": _text(["{}" if not a else json.dumps(a, ensure_ascii=False, default=str) for a in attrs]),
+        "district_adcode": _text(districts.tolist()),
         "geom": wkb_hex(geoms),
         "point": point_hex,
         "synthetic": ["t" if synthetic or (a and a.get("synthetic")) else "f" for a in attrs],
     }
-    return "\n".join(map(",".join, zip(*(columns[c] for c in STAGING_COLUMNS), strict=True))) + "\n"
+    return "\n".join(map("\t".join, zip(*(columns[c] for c in STAGING_COLUMNS), strict=True))) + "\n"
 
 
-#: NULL in the COPY text (unquoted; a quoted "\\N" is the two characters).
+#: NULL in COPY's text format.
 NULL = "\\N"
 #: A 2-D point as WKB: byte order (little-endian), type 1, x, y.
 _POINT_WKB = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+#: What COPY's text format escapes, and how (the backslash first).
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
 
 def _integer(value: Any) -> str:
@@ -114,9 +117,15 @@ def _integer(value: Any) -> str:
     return NULL if value is None or value != value else str(int(value))
 
 
-def _quoted(values: list[Any]) -> list[str]:
-    """Text values as CSV fields: quoted, inner quotes doubled; ``None`` as :data:`NULL`."""
-    return [NULL if v is None else '"' + str(v).replace('"', '""') + '"' for v in values]
+def _text(values: list[Any]) -> list[str]:
+    """Text values as COPY text: ``None`` as :data:`NULL`, special characters escaped."""
+    nulls = values.count(None)
+    out = [NULL if v is None else v if type(v) is str else str(v) for v in values]
+    together = "".join(out)  # one backslash per NULL; any other, or a tab or line break, needs escaping
+    if together.count("\\") > nulls or "\t" in together or "\n" in together or "\r" in together:
+        for char, escaped in _ESCAPES:
+            out = [v if v is NULL else v.replace(char, escaped) for v in out]
+    return out
 
 
 def wkb_hex(geoms: np.ndarray) -> list[str]:
