@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -155,6 +156,55 @@ def copy_rows(conn: Connection, rows: str, table: str, columns: Sequence[str]) -
         When ``table`` is not one of the tables loads write.
     """
     _copy(conn, rows, table, columns, "")
+
+
+class CopyBehind:
+    """COPYs run one at a time in a thread of their own, while the caller prepares the next rows.
+
+    The server parses a COPY on its own core; with the COPY in a thread
+    (psycopg2 lets go of the GIL while it waits on the server), the caller's
+    Python goes on meanwhile. Use it as a context manager; nothing else may
+    use ``conn`` until :meth:`wait` (which :meth:`rows` and the exit call).
+    A failed COPY raises at the next :meth:`wait`; leaving the block on an
+    error of the caller's waits for the COPY and lets the caller's error go on.
+    """
+
+    def __init__(self, conn: Connection, table: str, columns: Sequence[str]) -> None:
+        self._conn, self._table, self._columns = conn, table, tuple(columns)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def rows(self, rows: str) -> None:
+        """Start the COPY of ``rows`` (as :func:`copy_rows` takes them) once the last one is done."""
+        self.wait()
+        self._thread = threading.Thread(target=self._copy, args=(rows,), daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Wait for the COPY under way; raise its error, if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _copy(self, rows: str) -> None:
+        try:
+            copy_rows(self._conn, rows, self._table, self._columns)
+        except BaseException as exc:  # raised in the caller's thread by wait()
+            self._error = exc
+
+    def __enter__(self) -> CopyBehind:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.wait()
+            return
+        if self._thread is not None:
+            self._thread.join()
+        self._thread = self._error = None
 
 
 def _copy(conn: Connection, data: str, table: str, columns: Sequence[str], options: str) -> None:

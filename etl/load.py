@@ -275,10 +275,11 @@ def _stage_all(conn: Connection, batches: Iterable[list[dict[str, Any]]], result
     db_loading.create_staging(conn)
     pieces = 0
     conflicts: dict[str, str] = {}
-    with without_gc():  # a piece is millions of small objects: the cyclic GC would rescan them all
-        for records in batches:
+    # a piece is millions of small objects: the cyclic GC would rescan them all
+    with without_gc(), db_loading.CopyBehind(conn, "staging", db_loading.STAGING_COLUMNS) as copy:
+        for records in batches:  # the next piece is read and checked while the server parses the last
             pieces += 1
-            _stage(conn, records, result, city, codes, polys, synthetic, conflicts)
+            _stage(copy, records, result, city, codes, polys, synthetic, conflicts)
             if bar is not None:
                 bar.update(len(records))
             del records
@@ -308,7 +309,7 @@ def _index_and_swap(conn: Connection, result: LoadResult, actor: str, run_id: in
         partitions.swap_in(conn, result.layer)
 
 
-def _stage(conn: Connection, records: list[dict[str, Any]], result: LoadResult, city: BaseGeometry,
+def _stage(copy: db_loading.CopyBehind, records: list[dict[str, Any]], result: LoadResult, city: BaseGeometry,
            codes: list[str], polys: np.ndarray, synthetic: bool, conflicts: dict[str, str]) -> None:
     """Validate one batch, assign districts, and COPY what is accepted into ``staging``.
 
@@ -325,8 +326,7 @@ def _stage(conn: Connection, records: list[dict[str, Any]], result: LoadResult, 
     districts = assign_districts(points, codes, polys)
     result.accepted.add(accepted, points, districts)
     if accepted:
-        db_loading.copy_rows(conn, staging_copy(accepted, points, districts, synthetic), "staging",
-                             db_loading.STAGING_COLUMNS)
+        copy.rows(staging_copy(accepted, points, districts, synthetic))
 
 
 def _run_row(result: LoadResult) -> dict[str, Any]:
