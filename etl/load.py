@@ -204,9 +204,9 @@ def record_failed_run(conn: Connection, result: LoadResult, reason: str) -> int:
 
 def _load(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: LoadResult, *, dry_run: bool,
           accept_partial: bool, actor: str, progress: bool, synthetic: bool = False) -> LoadResult:
-    """One transaction: lock the layer, then validate and stage each batch with COPY; then either
-    upsert and commit, or (a dry run, or rejects without ``accept_partial``) roll back and record why
-    in a transaction of its own.
+    """Lock the layer, validate and stage each batch with COPY, then write (in place, or a full
+    reload in a fresh partition) or, for a dry run or rejects without ``accept_partial``, record why
+    nothing was written (:func:`_load_in_transaction`).
 
     A file refused part-way (a cell past a cap, a malformed line in a later
     piece) writes nothing and leaves a ``failed`` run naming why, then the
@@ -241,6 +241,11 @@ def _first_line(exc: BaseException) -> str:
 def _load_in_transaction(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: LoadResult, *,
                          dry_run: bool, accept_partial: bool, actor: str, bar: tqdm | None,
                          synthetic: bool) -> LoadResult:
+    """The load's transaction: lock the layer, stage, then upsert in place and commit; or (a full
+    reload) fill the fresh table and commit, index it, and swap it in in a second transaction; or (a
+    dry run, or rejects without ``accept_partial``) roll back and record why in a transaction of its own.
+    A full reload that stops after its first commit drops its fresh table (:func:`db.rebuild.release`).
+    """
     fresh_run: int | None = None  # the run id of a full reload, once its fresh table is being filled
     try:
         with conn.begin() as trans:
