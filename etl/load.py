@@ -246,7 +246,8 @@ def _load_in_transaction(conn: Connection, batches: Iterable[list[dict[str, Any]
     dry run, or rejects without ``accept_partial``) roll back and record why in a transaction of its own.
     A full reload that stops after its first commit drops its fresh table (:func:`db.rebuild.release`).
     """
-    fresh_run: int | None = None  # the run id of a full reload, once its fresh table is being filled
+    fresh_run: int | None = None  # the run id of a full reload, once its fresh table is filled
+    rebuilding = False  # from the moment a full reload takes its session-level locks
     try:
         with conn.begin() as trans:
             # Two loads of one layer never interleave: the second waits for the first.
@@ -261,6 +262,7 @@ def _load_in_transaction(conn: Connection, batches: Iterable[list[dict[str, Any]
                 return result
             else:
                 result.status = "partial" if result.rejects else "loaded"
+                rebuilding = True
                 fresh_run = _fill_fresh(conn, result)
         if fresh_run is not None:
             _index_and_swap(conn, result, actor, fresh_run)
@@ -269,7 +271,7 @@ def _load_in_transaction(conn: Connection, batches: Iterable[list[dict[str, Any]
             result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
         return result
     finally:
-        if fresh_run is not None:
+        if rebuilding:
             db_rebuild.release(conn, result.layer)
 
 
