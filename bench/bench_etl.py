@@ -2,8 +2,9 @@
 
 Same file, same PostGIS, same run. Ours = ``flask etl load`` (GCJ-02 → WGS-84
 conversion, validation against the city polygon, district assignment, one
-transaction; a million rows into an emptied layer are written to a fresh
-partition, indexed once and swapped in, see ``docs/loading.md``). Reference = ``ogr2ogr -f PostgreSQL`` loading the
+all or nothing; a million rows into an emptied layer are written to a fresh
+partition, committed, indexed two builds at a time and swapped in, see
+``docs/loading.md``). Reference = ``ogr2ogr -f PostgreSQL`` loading the
 file as-is into its own table (no conversion, no validation). A second
 reference, ``ogr2ogr -append`` into a table that carries the indexes the
 service needs (trigram GIN on name and address, GiST, unique id), shows how

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,9 @@ from db import partitions
 STAGING_COLUMNS = ("row_number", "source_id", "kind", "name", "address", "phone", "opening_hours", "capacity",
                    "opened_on", "attrs", "district_adcode", "geom", "point", "synthetic")
 
-#: Tables :func:`copy_frame` may write (COPY takes no bound table name).
+#: Bytes sent to the server per COPY message (psycopg2's default is 8 KiB).
+COPY_BLOCK = 1 << 20
+#: Tables :func:`copy_frame` and :func:`copy_rows` may write (COPY takes no bound table name).
 _COPY_TABLES = ("staging", "demand_cell", "village")
 
 _DISTRICTS = text("SELECT adcode, ST_AsBinary(geom) AS wkb FROM district ORDER BY adcode")
@@ -51,10 +54,12 @@ _STAGED_OF = text("SELECT row_number, source_id FROM staging WHERE source_id = A
 
 _DROP_STAGED = text("DELETE FROM staging WHERE row_number = ANY(:rows)")
 
+#: A load run; its id is the one reserved for it (a full reload's rows carry it before it is recorded), else new.
 _RUN = text(
-    "INSERT INTO load_run (layer, source_name, sha256, crs, status, accepted, rejected, inserted, updated,"
-    " unchanged, notes, finished_at) VALUES (:layer, :source, :sha256, :crs, :status, :accepted, :rejected,"
-    " :inserted, :updated, :unchanged, CAST(:notes AS jsonb), now()) RETURNING id")
+    "INSERT INTO load_run (id, layer, source_name, sha256, crs, status, accepted, rejected, inserted, updated,"
+    " unchanged, notes, finished_at) VALUES (coalesce(CAST(:id AS bigint),"
+    " nextval(pg_get_serial_sequence('load_run', 'id'))), :layer, :source, :sha256, :crs, :status, :accepted,"
+    " :rejected, :inserted, :updated, :unchanged, CAST(:notes AS jsonb), now()) RETURNING id")
 
 _REJECT = text("INSERT INTO load_reject (load_run_id, row_number, source_id, reason) "
                "VALUES (:run, :row, :source_id, :reason)")
@@ -66,22 +71,12 @@ _OLD_ROWS = text("CREATE TEMP TABLE staging_old ON COMMIT DROP AS SELECT f.* FRO
                  "JOIN staging s ON s.source_id = f.source_id WHERE f.layer = :layer")
 
 #: The hash of a staged record as its source gave it (``s`` is a staging row); stored in ``source_hash``.
-_SOURCE_HASH = ("md5(concat_ws('|', s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity::text,"
-                " s.opened_on::text, s.attrs::text, s.district_adcode, encode(ST_AsBinary(s.geom), 'hex')))")
-
-#: Staged rows that would be written: new source ids, and ids whose source record changed.
-_TO_WRITE = text(f"""
-SELECT count(*) FROM staging s LEFT JOIN facility f ON f.layer = :layer AND f.source_id = s.source_id
-WHERE f.id IS NULL OR f.source_hash IS DISTINCT FROM {_SOURCE_HASH}
-""")
-
-_STAGED_COUNT = text("SELECT count(*) FROM staging")
-
-_REBUILD_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('minsheng-rebuild'), 0)")
+SOURCE_HASH = ("md5(concat_ws('|', s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity::text,"
+               " s.opened_on::text, s.attrs::text, s.district_adcode, encode(ST_AsBinary(s.geom), 'hex')))")
 
 _UPSERT = text(f"""
 WITH src AS (
-    SELECT s.*, {_SOURCE_HASH} AS source_hash
+    SELECT s.*, {SOURCE_HASH} AS source_hash
     FROM staging s
 ), up AS (
     INSERT INTO facility AS f (layer, source_id, kind, name, address, phone, opening_hours, capacity, opened_on,
@@ -106,45 +101,12 @@ WITH src AS (
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
 """)
 
-# A full reload built in the fresh table of the layer (%I: its name, quoted by the server). The same
-# rule as the upsert: a row is rewritten only when its source record changed; every other column of
-# a kept row (an editor's retirement, columns this module does not know) is carried over as it is.
-_FRESH_COPY = "INSERT INTO %I SELECT * FROM facility WHERE layer = :layer"
-_FRESH_OLD_ROWS = ("CREATE TEMP TABLE staging_old ON COMMIT DROP AS SELECT f.* FROM %I f "
-                   "JOIN staging s ON s.source_id = f.source_id")
-_FRESH_UPDATE = f"""
-UPDATE %I AS f SET
-    kind = s.kind, name = s.name, address = s.address, phone = s.phone, opening_hours = s.opening_hours,
-    capacity = s.capacity, opened_on = s.opened_on, attrs = s.attrs, district_adcode = s.district_adcode,
-    geom = ST_SetSRID(s.geom, 4326), point = ST_SetSRID(coalesce(s.point, s.geom), 4326), synthetic = s.synthetic,
-    load_run_id = :run, source_hash = s.source_hash, version = f.version + 1, updated_at = now()
-FROM (SELECT s.*, {_SOURCE_HASH} AS source_hash FROM staging s) s
-WHERE f.source_id = s.source_id AND f.source_hash IS DISTINCT FROM s.source_hash
-"""
-_FRESH_INSERT = f"""
-INSERT INTO %I (layer, source_id, kind, name, address, phone, opening_hours, capacity, opened_on,
-                attrs, district_adcode, geom, point, synthetic, load_run_id, source_hash)
-SELECT :layer, s.source_id, s.kind, s.name, s.address, s.phone, s.opening_hours, s.capacity, s.opened_on,
-       s.attrs, s.district_adcode, ST_SetSRID(s.geom, 4326),
-       ST_SetSRID(coalesce(s.point, s.geom), 4326), s.synthetic, :run,
-       {_SOURCE_HASH}
-FROM staging s
-"""
-_FRESH_INSERT_NEW = _FRESH_INSERT + " WHERE NOT EXISTS (SELECT 1 FROM %I f WHERE f.source_id = s.source_id)"
-
-#: A full reload is built in a fresh partition when it writes at least this many rows and at least
-#: this share of the layer's rows; smaller changes are upserted in place.
-REBUILD_MIN_ROWS = 20_000
-REBUILD_MIN_SHARE = 0.2
-
 _LOG_UPDATES = text("""
 INSERT INTO change_log (facility_id, actor, action, before, after, load_run_id)
 SELECT f.id, :actor, 'load', to_jsonb(o) - 'geom' - 'point', to_jsonb(f) - 'geom' - 'point', :run
 FROM facility f JOIN staging_old o ON o.id = f.id
 WHERE f.load_run_id = :run AND f.version <> o.version
 """)
-
-_LOG_FRESH_UPDATES = _LOG_UPDATES.text.replace("FROM facility f", "FROM %I f")
 
 _DELETE_SET = text("DELETE FROM candidate_site WHERE set_name = :set_name")
 _INSERT_SITE = text(
@@ -177,17 +139,84 @@ def copy_frame(conn: Connection, frame: pd.DataFrame, table: str, columns: Seque
     ValueError
         When ``table`` is not one of the tables loads write.
     """
+    data = str(frame.to_csv(index=False, header=False, na_rep="\\N"))
+    _copy(conn, data, table, columns, " WITH (FORMAT csv, NULL '\\N')")
+
+
+def copy_rows(conn: Connection, rows: str, table: str, columns: Sequence[str]) -> None:
+    """Append ``rows`` to ``table`` with COPY in PostgreSQL's text format (columns in ``columns`` order).
+
+    ``rows``: one line per row, values separated by tabs, NULL as ``\\N``,
+    backslash, tab, newline and carriage return in a value escaped with a
+    backslash (:func:`etl.staging.staging_copy` writes it).
+
+    Raises
+    ------
+    ValueError
+        When ``table`` is not one of the tables loads write.
+    """
+    _copy(conn, rows, table, columns, "")
+
+
+class CopyBehind:
+    """COPYs run one at a time in a thread of their own, while the caller prepares the next rows.
+
+    The server parses a COPY on its own core; with the COPY in a thread
+    (psycopg2 lets go of the GIL while it waits on the server), the caller's
+    Python goes on meanwhile. Use it as a context manager; nothing else may
+    use ``conn`` until :meth:`wait` (which :meth:`rows` and the exit call).
+    A failed COPY raises at the next :meth:`wait`; leaving the block on an
+    error of the caller's waits for the COPY and lets the caller's error go on.
+    """
+
+    def __init__(self, conn: Connection, table: str, columns: Sequence[str]) -> None:
+        self._conn, self._table, self._columns = conn, table, tuple(columns)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def rows(self, rows: str) -> None:
+        """Start the COPY of ``rows`` (as :func:`copy_rows` takes them) once the last one is done."""
+        self.wait()
+        self._thread = threading.Thread(target=self._copy, args=(rows,), daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Wait for the COPY under way; raise its error, if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _copy(self, rows: str) -> None:
+        try:
+            copy_rows(self._conn, rows, self._table, self._columns)
+        except BaseException as exc:  # raised in the caller's thread by wait()
+            self._error = exc
+
+    def __enter__(self) -> CopyBehind:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.wait()
+            return
+        if self._thread is not None:
+            self._thread.join()
+        self._thread = self._error = None
+
+
+def _copy(conn: Connection, data: str, table: str, columns: Sequence[str], options: str) -> None:
     if table not in _COPY_TABLES:
         raise ValueError(f"table was {table!r} but is expected to be one of {', '.join(_COPY_TABLES)}")
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=False, na_rep="\\N")
-    buf.seek(0)
     raw = conn.connection.dbapi_connection
     if raw is None:
         raise RuntimeError("the connection has no DBAPI connection to COPY through")
     cur = raw.cursor()
     try:
-        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
+        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN{options}", io.StringIO(data),
+                        size=COPY_BLOCK)
     finally:
         cur.close()
 
@@ -230,14 +259,16 @@ def drop_staged(conn: Connection, rows: Sequence[int]) -> None:
 
 
 # ------------------------------------------------------------------ runs
-def insert_run(conn: Connection, run: dict[str, Any], rejects: Sequence[dict[str, Any]]) -> int:
-    """Store a load run and its rejects; returns the run id.
+def insert_run(conn: Connection, run: dict[str, Any], rejects: Sequence[dict[str, Any]], *,
+               run_id: int | None = None) -> int:
+    """Store a load run (with id ``run_id`` when one was reserved for it) and its rejects; returns the run id.
 
     ``run`` has ``layer``, ``source``, ``sha256``, ``crs``, ``status``,
     ``accepted``, ``rejected``, ``inserted``, ``updated``, ``unchanged`` and
     ``notes`` (a list of str); each reject has ``row``, ``source_id``, ``reason``.
     """
-    run_id = int(conn.execute(_RUN, {**run, "notes": json.dumps(run["notes"], ensure_ascii=False)}).scalar_one())
+    run_id = int(conn.execute(_RUN, {**run, "id": run_id,
+                                     "notes": json.dumps(run["notes"], ensure_ascii=False)}).scalar_one())
     if rejects:
         conn.execute(_REJECT, [{"run": run_id, **r} for r in rejects])
     return run_id
@@ -294,57 +325,6 @@ def give_new_layer_its_partition(conn: Connection, layer: str) -> bool:
         if getattr(exc.orig, "pgcode", None) == _LOCK_NOT_AVAILABLE:
             return False
         raise
-
-
-def worth_rebuilding(conn: Connection, layer: str) -> bool:
-    """Whether writing the staged rows into ``layer`` is cheaper in a fresh partition than in place.
-
-    Yes when the rows to write (new, or changed at the source) number at
-    least :data:`REBUILD_MIN_ROWS` and :data:`REBUILD_MIN_SHARE` of the
-    layer. Small loads never rebuild (a new layer's first rows go to the
-    default partition). Before it reads ``facility`` to decide, a load that
-    may rebuild waits for any other such load, whatever its layer: two swaps
-    at once would each wait for the other's hold on ``facility``.
-    """
-    if int(conn.execute(_STAGED_COUNT).scalar_one()) < REBUILD_MIN_ROWS:
-        return False
-    conn.execute(_REBUILD_LOCK)
-    existing = partitions.layer_rows(conn, layer)
-    if existing == 0:
-        return True
-    to_write = int(conn.execute(_TO_WRITE, {"layer": layer}).scalar_one())
-    return to_write >= max(REBUILD_MIN_ROWS, REBUILD_MIN_SHARE * existing)
-
-
-def rebuild_with_staged(conn: Connection, layer: str, run_id: int, actor: str) -> tuple[int, int]:
-    """Write the staged rows as :func:`upsert_staged` does, by building ``layer`` anew and swapping it in.
-
-    The layer's current rows are copied into a fresh table, changed and new
-    source records written there, every index built once, updates logged,
-    and the table swapped in for the layer's partition
-    (:func:`db.partitions.swap_in`), all in the caller's transaction.
-    Facility ids stay what they were. Returns ``(inserted, updated)``.
-    """
-    fresh = partitions.create_fresh(conn, layer)
-    params = {"layer": layer, "run": run_id}
-    updated = 0
-    if partitions.layer_rows(conn, layer):
-        _on(conn, _FRESH_COPY, [fresh], params)
-        _on(conn, _FRESH_OLD_ROWS, [fresh], params)
-        updated = _on(conn, _FRESH_UPDATE, [fresh], params)
-        inserted = _on(conn, _FRESH_INSERT_NEW, [fresh, fresh], params)
-        if updated:
-            _on(conn, _LOG_FRESH_UPDATES, [fresh], {"actor": actor, "run": run_id})
-    else:
-        inserted = _on(conn, _FRESH_INSERT, [fresh], params)
-    partitions.index_fresh(conn, layer)
-    partitions.swap_in(conn, layer)
-    return inserted, updated
-
-
-def _on(conn: Connection, template: str, tables: list[str], params: dict[str, Any]) -> int:
-    """Run ``template`` with its ``%I`` names filled in by the server and ``params`` bound; rows affected."""
-    return int(conn.execute(text(partitions.formatted(conn, template, *tables)), params).rowcount)
 
 
 # ------------------------------------------------------------------ candidate sites

@@ -7,14 +7,17 @@ partition. A partition carries every index of the parent (created on the
 parent, PostgreSQL keeps one per partition), named ``<parent index>__<layer>``
 so that a query plan names the parent's index.
 
-A full reload of a layer builds a fresh table beside the live partition,
-fills it, indexes it once (cheaper than keeping every index up to date row
-by row) and swaps it in (:func:`swap_in`): detach and drop the old partition,
-attach the fresh one. All of it runs in the caller's transaction, so readers
-keep the old rows until the commit and a failure leaves nothing behind. The
-swap takes an ACCESS EXCLUSIVE lock on ``facility`` for the few statements
-before the commit; it waits at most :data:`SWAP_LOCK_TIMEOUT` at a time for
-readers to finish, and gives up after :data:`SWAP_ATTEMPTS` tries.
+A full reload of a layer builds a fresh table beside the live partition
+(:func:`create_fresh`), fills it, indexes it once (cheaper than keeping every
+index up to date row by row; :func:`index_fresh` builds several indexes at
+once, each on a connection of its own, so the fresh table is committed
+first) and swaps it in (:func:`swap_in`): detach and drop the old partition,
+attach the fresh one, in the caller's transaction, so readers keep the old
+rows until its commit. The order of those steps and their locks is
+:mod:`db.rebuild`. The swap takes an ACCESS EXCLUSIVE lock on ``facility``
+for the few statements before the commit; it waits at most
+:data:`SWAP_LOCK_TIMEOUT` at a time for readers to finish, and gives up
+after :data:`SWAP_ATTEMPTS` tries.
 
 Identifiers (table, index and constraint names) cannot be bound parameters:
 they are quoted by the server (``format('%I')``) from names this module
@@ -23,7 +26,9 @@ derives; a layer key must match :data:`LAYER_KEY` (the table's own CHECK).
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
+import threading
 import time
 
 from sqlalchemy import text
@@ -45,6 +50,11 @@ SWAP_LOCK_TIMEOUT = "2s"
 SWAP_ATTEMPTS = 150
 #: Memory one index build may use (per statement; PostgreSQL's default is 64 MB).
 INDEX_BUILD_MEMORY = "256MB"
+#: Index builds of a fresh table at once, each on a connection (a server process) of its own: one
+#: per core of the database machine (PostgreSQL 15 builds GIN and GiST indexes on one core each).
+INDEX_BUILD_WORKERS = 2
+#: Which builds start first: the longest (trigram GIN, then GiST), so the last to finish is a short one.
+_BUILD_ORDER = {"gin": 0, "gist": 1}
 
 # Catalog reads only: no lock on the partitions (a load must not hold one while another swaps).
 _PARTITIONS = text("""
@@ -189,27 +199,93 @@ def create_fresh(conn: Connection, layer: str) -> str:
     """An empty table shaped like ``facility`` (columns, defaults, CHECKs; no index yet) for ``layer``.
 
     It holds only ``layer`` (a CHECK says so, so attaching it needs no scan).
-    Returns its name.
+    A fresh table of ``layer`` left by a load that crashed is dropped first:
+    the caller holds the layer's load lock, so no running load owns it.
+    Autovacuum leaves it alone until the swap (it would hold up the index
+    builds). Returns its name.
     """
     name = fresh_name(layer)
+    drop_fresh(conn, layer)
     ddl(conn, "CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED "
-              "INCLUDING STORAGE)", name, PARENT)
+              "INCLUDING STORAGE) WITH (autovacuum_enabled = false)", name, PARENT)
     ddl(conn, "ALTER TABLE %I ADD CONSTRAINT %I CHECK (layer = %L)", name, _fit(name + "_layer"), layer)
     return name
 
 
-def index_fresh(conn: Connection, layer: str) -> None:
-    """Build every index of the parent on the fresh table of ``layer``, each once, then ANALYZE it."""
+def drop_fresh(conn: Connection, layer: str) -> None:
+    """Drop the fresh table of ``layer`` if there is one (not swapped in: a failed or crashed load's)."""
+    ddl(conn, "DROP TABLE IF EXISTS %I", fresh_name(layer))
+
+
+def index_fresh(conn: Connection, layer: str, *, workers: int = INDEX_BUILD_WORKERS) -> None:
+    """Build every index of the parent on the fresh table of ``layer``, each once, ``workers`` at a time.
+
+    The fresh table must be committed: ``conn`` (not in a transaction) and
+    ``workers - 1`` more connections of its engine each take the next build,
+    in a transaction of its own, longest first (:data:`_BUILD_ORDER`). A
+    failed build stops the others starting new ones; its error is raised
+    once the running ones end. ANALYZE follows, on ``conn``.
+    """
     table = fresh_name(layer)
-    conn.execute(_SET_LOCAL, {"name": "maintenance_work_mem", "value": INDEX_BUILD_MEMORY})
-    for parent_index, (definition, constraint) in parent_indexes(conn).items():
-        name = index_name(parent_index, layer, fresh=True)
-        if constraint:  # attaching matches a constraint's index only to a constraint's index
-            ddl(conn, "ALTER TABLE %I ADD CONSTRAINT %I " + constraint.replace("%", "%%"), table, name)
-        else:
-            template, args = partition_index_sql(definition, PARENT, table, name)
-            ddl(conn, template, *args)
-    ddl(conn, "ANALYZE %I", table)
+    with conn.begin():
+        builds = [_index_statement(conn, table, layer, name, definition, constraint)
+                  for name, (definition, constraint) in parent_indexes(conn).items()]
+    builds.sort(key=lambda sql: _BUILD_ORDER.get(_method(sql), len(_BUILD_ORDER)))
+    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for sql in builds:
+        todo.put(sql)
+    failed: list[BaseException] = []
+    helpers = [threading.Thread(target=_build_on_new_connection, args=(conn, todo, failed), daemon=True)
+               for _ in range(min(workers, len(builds)) - 1)]
+    for helper in helpers:
+        helper.start()
+    _build(conn, todo, failed)
+    for helper in helpers:
+        helper.join()
+    if failed:
+        raise failed[0]
+    with conn.begin():
+        ddl(conn, "ANALYZE %I", table)
+
+
+def _index_statement(conn: Connection, table: str, layer: str, parent_index: str, definition: str,
+                     constraint: str | None) -> str:
+    """The statement that builds ``parent_index``'s copy on ``table``, with names quoted by the server."""
+    name = index_name(parent_index, layer, fresh=True)
+    if constraint:  # attaching matches a constraint's index only to a constraint's index
+        return formatted(conn, "ALTER TABLE %I ADD CONSTRAINT %I " + constraint.replace("%", "%%"), table, name)
+    template, args = partition_index_sql(definition, PARENT, table, name)
+    return formatted(conn, template, *args)
+
+
+def _method(sql: str) -> str:
+    """The access method of a CREATE INDEX statement (``gin``, ``gist``, ``btree``...)."""
+    found = re.search(r" USING (\w+)", sql)
+    return found.group(1) if found else "btree"
+
+
+def _build(conn: Connection, todo: queue.SimpleQueue[str], failed: list[BaseException]) -> None:
+    """Run builds from ``todo`` on ``conn``, one transaction each, until it is empty or one failed."""
+    while not failed:
+        try:
+            sql = todo.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            with conn.begin():
+                conn.execute(_SET_LOCAL, {"name": "maintenance_work_mem", "value": INDEX_BUILD_MEMORY})
+                conn.exec_driver_sql(sql)
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            failed.append(exc)
+            return
+
+
+def _build_on_new_connection(conn: Connection, todo: queue.SimpleQueue[str], failed: list[BaseException]) -> None:
+    try:
+        with conn.engine.connect() as own:
+            _build(own, todo, failed)
+    except BaseException as exc:  # no connection: the caller's thread raises it
+        failed.append(exc)
 
 
 def swap_in(conn: Connection, layer: str) -> None:
@@ -233,7 +309,7 @@ def swap_in(conn: Connection, layer: str) -> None:
     else:
         conn.execute(text("DELETE FROM facility WHERE layer = :layer"), {"layer": layer})
     ddl(conn, "ALTER TABLE %I ATTACH PARTITION %I FOR VALUES IN (%L)", PARENT, fresh, layer)
-    ddl(conn, "ALTER TABLE %I DROP CONSTRAINT %I", fresh, _fit(fresh + "_layer"))
+    ddl(conn, "ALTER TABLE %I DROP CONSTRAINT %I, RESET (autovacuum_enabled)", fresh, _fit(fresh + "_layer"))
     ddl(conn, "ALTER TABLE %I RENAME TO %I", fresh, live)
     name_indexes(conn, live, layer)
     conn.execute(_BUMP)

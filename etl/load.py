@@ -8,8 +8,10 @@ source record differs from what the source said last time (``source_hash``),
 so an editor's correction or retirement stands until the source changes.
 
 A load that writes a large share of its layer is written to a fresh
-partition, indexed once and swapped in (:func:`db.loading.worth_rebuilding`);
-either way the rows come out the same. A load stopped part-way (a refusal
+partition, indexed once and swapped in (:mod:`db.rebuild`); either way the
+rows come out the same. Such a load commits its fresh table before the swap,
+so that several connections can index it at once; until the swap commits,
+readers see the old rows, and a failure drops the fresh table. A load stopped part-way (a refusal
 deep in the file, a lost connection) writes nothing and leaves a ``failed``
 load run.
 
@@ -34,11 +36,13 @@ from sqlalchemy.engine import Connection
 from tqdm import tqdm
 
 from db import loading as db_loading
+from db import partitions
+from db import rebuild as db_rebuild
 from etl.duplicates import collapse_repeats
 from etl.errors import ETLError, Reject
 from etl.normalise import normalise, without_gc
 from etl.read import iter_source
-from etl.staging import AcceptedRows, staging_frame
+from etl.staging import AcceptedRows, staging_copy
 from etl.validate import validate
 from layers import get_layer
 
@@ -200,9 +204,9 @@ def record_failed_run(conn: Connection, result: LoadResult, reason: str) -> int:
 
 def _load(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: LoadResult, *, dry_run: bool,
           accept_partial: bool, actor: str, progress: bool, synthetic: bool = False) -> LoadResult:
-    """One transaction: lock the layer, then validate and stage each batch with COPY; then either
-    upsert and commit, or (a dry run, or rejects without ``accept_partial``) roll back and record why
-    in a transaction of its own.
+    """Lock the layer, validate and stage each batch with COPY, then write (in place, or a full
+    reload in a fresh partition) or, for a dry run or rejects without ``accept_partial``, record why
+    nothing was written (:func:`_load_in_transaction`).
 
     A file refused part-way (a cell past a cap, a malformed line in a later
     piece) writes nothing and leaves a ``failed`` run naming why, then the
@@ -237,36 +241,82 @@ def _first_line(exc: BaseException) -> str:
 def _load_in_transaction(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: LoadResult, *,
                          dry_run: bool, accept_partial: bool, actor: str, bar: tqdm | None,
                          synthetic: bool) -> LoadResult:
-    with conn.begin() as trans:
-        # Two loads of one layer never interleave: the second waits for the first.
-        db_loading.lock_layer(conn, result.layer)
-        city, codes, polys = city_and_districts(conn)
-        db_loading.create_staging(conn)
-        pieces = 0
-        conflicts: dict[str, str] = {}
-        with without_gc():  # a piece is millions of small objects: the cyclic GC would rescan them all
-            for records in batches:
-                pieces += 1
-                _stage(conn, records, result, city, codes, polys, synthetic, conflicts)
-                if bar is not None:
-                    bar.update(len(records))
-                del records
-                gc.collect(0)  # what the piece left in cycles, once per piece instead of every 700 objects
-        if pieces > 1:
-            _repeats_across_pieces(conn, result, conflicts)
-        result.rejects.sort(key=lambda r: (r.row is None, r.row))
-        if not (dry_run or (result.rejects and not accept_partial)):
-            result.status = "partial" if result.rejects else "loaded"
-            _upsert(conn, result, actor)
+    """The load's transaction: lock the layer, stage, then upsert in place and commit; or (a full
+    reload) fill the fresh table and commit, index it, and swap it in in a second transaction; or (a
+    dry run, or rejects without ``accept_partial``) roll back and record why in a transaction of its own.
+    A full reload that stops after its first commit drops its fresh table (:func:`db.rebuild.release`).
+    """
+    fresh_run: int | None = None  # the run id of a full reload, once its fresh table is filled
+    rebuilding = False  # from the moment a full reload takes its session-level locks
+    try:
+        with conn.begin() as trans:
+            # Two loads of one layer never interleave: the second waits for the first.
+            db_loading.lock_layer(conn, result.layer)
+            _stage_all(conn, batches, result, synthetic, bar)
+            if dry_run or (result.rejects and not accept_partial):
+                result.status = "dry_run" if dry_run else "rejected"
+                trans.rollback()
+            elif not db_rebuild.worth_rebuilding(conn, result.layer):
+                result.status = "partial" if result.rejects else "loaded"
+                _upsert(conn, result, actor)
+                return result
+            else:
+                result.status = "partial" if result.rejects else "loaded"
+                rebuilding = True
+                fresh_run = _fill_fresh(conn, result)
+        if fresh_run is not None:
+            _index_and_swap(conn, result, actor, fresh_run)
             return result
-        result.status = "dry_run" if dry_run else "rejected"
-        trans.rollback()
+        with conn.begin():
+            result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
+        return result
+    finally:
+        if rebuilding:
+            db_rebuild.release(conn, result.layer)
+
+
+def _stage_all(conn: Connection, batches: Iterable[list[dict[str, Any]]], result: LoadResult, synthetic: bool,
+               bar: tqdm | None) -> None:
+    """Validate and stage every batch, then settle ids repeated across pieces; rejects in row order."""
+    city, codes, polys = city_and_districts(conn)
+    db_loading.create_staging(conn)
+    pieces = 0
+    conflicts: dict[str, str] = {}
+    # a piece is millions of small objects: the cyclic GC would rescan them all
+    with without_gc(), db_loading.CopyBehind(conn, "staging", db_loading.STAGING_COLUMNS) as copy:
+        for records in batches:  # the next piece is read and checked while the server parses the last
+            pieces += 1
+            _stage(copy, records, result, city, codes, polys, synthetic, conflicts)
+            if bar is not None:
+                bar.update(len(records))
+            del records
+            gc.collect(0)  # what the piece left in cycles, once per piece instead of every 700 objects
+    if pieces > 1:
+        _repeats_across_pieces(conn, result, conflicts)
+    result.rejects.sort(key=lambda r: (r.row is None, r.row))
+
+
+def _fill_fresh(conn: Connection, result: LoadResult) -> int:
+    """In the load's transaction: hold the layer past its commit, reserve the run's id, and write the
+    layer as it will be into its fresh table (:func:`db.rebuild.fill_fresh`). Returns the run's id."""
+    db_rebuild.hold(conn, result.layer)
+    run_id = db_rebuild.reserve_run_id(conn)
+    result.inserted, result.updated = db_rebuild.fill_fresh(conn, result.layer, run_id)
+    result.unchanged = len(result.accepted) - result.inserted - result.updated
+    return run_id
+
+
+def _index_and_swap(conn: Connection, result: LoadResult, actor: str, run_id: int) -> None:
+    """After the fresh table is committed: index it on several connections at once, then in one
+    transaction record run ``run_id``, log the updates and swap the table in for the layer's rows."""
+    partitions.index_fresh(conn, result.layer)
     with conn.begin():
-        result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
-    return result
+        result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result), run_id=run_id)
+        db_rebuild.log_updates(conn, result.layer, run_id, actor)
+        partitions.swap_in(conn, result.layer)
 
 
-def _stage(conn: Connection, records: list[dict[str, Any]], result: LoadResult, city: BaseGeometry,
+def _stage(copy: db_loading.CopyBehind, records: list[dict[str, Any]], result: LoadResult, city: BaseGeometry,
            codes: list[str], polys: np.ndarray, synthetic: bool, conflicts: dict[str, str]) -> None:
     """Validate one batch, assign districts, and COPY what is accepted into ``staging``.
 
@@ -283,8 +333,7 @@ def _stage(conn: Connection, records: list[dict[str, Any]], result: LoadResult, 
     districts = assign_districts(points, codes, polys)
     result.accepted.add(accepted, points, districts)
     if accepted:
-        db_loading.copy_frame(conn, staging_frame(accepted, points, districts, synthetic), "staging",
-                              db_loading.STAGING_COLUMNS)
+        copy.rows(staging_copy(accepted, points, districts, synthetic))
 
 
 def _run_row(result: LoadResult) -> dict[str, Any]:
@@ -332,13 +381,9 @@ def _staged_record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _upsert(conn: Connection, result: LoadResult, actor: str) -> None:
-    """Within the load's transaction: record the run, upsert the staged rows, log updates."""
+    """Within the load's transaction: record the run, upsert the staged rows in place, log updates."""
     result.run_id = db_loading.insert_run(conn, _run_row(result), _reject_rows(result))
-    # A large share of the layer is written in a fresh partition, indexed once and swapped in;
-    # a few rows are upserted in place. Both follow the same rule and give the same rows.
-    write = db_loading.rebuild_with_staged if db_loading.worth_rebuilding(conn, result.layer) else \
-        db_loading.upsert_staged
-    result.inserted, result.updated = write(conn, result.layer, result.run_id, actor)
+    result.inserted, result.updated = db_loading.upsert_staged(conn, result.layer, result.run_id, actor)
     result.unchanged = len(result.accepted) - result.inserted - result.updated
     db_loading.set_run_counts(conn, result.run_id, inserted=result.inserted, updated=result.updated,
                               unchanged=result.unchanged)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import shapely
 
 from db.loading import STAGING_COLUMNS
@@ -55,9 +54,14 @@ class AcceptedRows:
                 for r, i, x, y, d in zip(self.row, self.source_id, self.lon, self.lat, self.district, strict=True)]
 
 
-def staging_frame(records: list[dict[str, Any]], points: np.ndarray, districts: np.ndarray,
-                  synthetic: bool) -> pd.DataFrame:
-    """The batch as rows of the ``staging`` table (columns :data:`db.loading.STAGING_COLUMNS`).
+def staging_copy(records: list[dict[str, Any]], points: np.ndarray, districts: np.ndarray,
+                 synthetic: bool) -> str:
+    """The batch as COPY text for ``staging`` (columns :data:`db.loading.STAGING_COLUMNS`).
+
+    PostgreSQL's text format (:func:`db.loading.copy_rows`): tab between
+    columns, NULL as ``\\N``, and a backslash, tab, newline or carriage
+    return in a value escaped. Built column by column: a column without any
+    of those characters (the usual case) is taken as it is.
 
     Parameters
     ----------
@@ -71,27 +75,73 @@ def staging_frame(records: list[dict[str, Any]], points: np.ndarray, districts: 
         Every row is synthetic (the demo city); else a row is when its
         ``attrs`` say so.
     """
+    if not records:
+        return ""
     geoms = np.empty(len(records), dtype=object)
     geoms[:] = [r["geom"] for r in records]
     attrs = [r.get("attrs") for r in records]
     own_point = np.fromiter((g is not p for g, p in zip(geoms, points, strict=True)), dtype=bool, count=len(geoms))
-    point_hex = np.full(len(records), None, dtype=object)
+    point_hex: list[str] = [NULL] * len(records)
     if own_point.any():
-        point_hex[own_point] = shapely.to_wkb(points[own_point], hex=True, include_srid=False)
-    frame = pd.DataFrame({
-        "row_number": [int(r.get("row") or 0) for r in records],
-        "source_id": [str(r["source_id"]) for r in records],
-        "kind": [r.get("kind") for r in records],
-        "name": [r["name"] for r in records],
-        "address": [r.get("address") for r in records],
-        "phone": [r.get("phone") for r in records],
-        "opening_hours": [r.get("opening_hours") for r in records],
-        "capacity": pd.array([r.get("capacity") for r in records], dtype="Int64"),
-        "opened_on": [r["opened_on"].isoformat() if r.get("opened_on") else None for r in records],
-        "attrs": ["{}" if not a else json.dumps(a, ensure_ascii=False, default=str) for a in attrs],
-        "district_adcode": districts,
-        "geom": shapely.to_wkb(geoms, hex=True, include_srid=False),
+        for i, h in zip(np.flatnonzero(own_point), wkb_hex(points[own_point]), strict=True):
+            point_hex[i] = h
+    columns = {
+        "row_number": [str(int(r.get("row") or 0)) for r in records],
+        "source_id": _text([str(r["source_id"]) for r in records]),
+        "kind": _text([r.get("kind") for r in records]),
+        "name": _text([r["name"] for r in records]),
+        "address": _text([r.get("address") for r in records]),
+        "phone": _text([r.get("phone") for r in records]),
+        "opening_hours": _text([r.get("opening_hours") for r in records]),
+        "capacity": [_integer(r.get("capacity")) for r in records],
+        "opened_on": [r["opened_on"].isoformat() if r.get("opened_on") else NULL for r in records],
+        "attrs": _text(["{}" if not a else json.dumps(a, ensure_ascii=False, default=str) for a in attrs]),
+        "district_adcode": _text(districts.tolist()),
+        "geom": wkb_hex(geoms),
         "point": point_hex,
-        "synthetic": [synthetic or bool(a and a.get("synthetic")) for a in attrs],
-    })
-    return frame[list(STAGING_COLUMNS)]
+        "synthetic": ["t" if synthetic or (a and a.get("synthetic")) else "f" for a in attrs],
+    }
+    return "\n".join(map("\t".join, zip(*(columns[c] for c in STAGING_COLUMNS), strict=True))) + "\n"
+
+
+#: NULL in COPY's text format.
+NULL = "\\N"
+#: A 2-D point as WKB: byte order (little-endian), type 1, x, y.
+_POINT_WKB = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+#: What COPY's text format escapes, and how (the backslash first).
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+
+
+def _integer(value: Any) -> str:
+    """A whole number as COPY text; ``None`` or NaN as :data:`NULL`."""
+    return NULL if value is None or value != value else str(int(value))
+
+
+def _text(values: list[Any]) -> list[str]:
+    """Text values as COPY text: ``None`` as :data:`NULL`, special characters escaped."""
+    nulls = values.count(None)
+    out = [NULL if v is None else v if type(v) is str else str(v) for v in values]
+    together = "".join(out)  # one backslash per NULL; any other, or a tab or line break, needs escaping
+    if together.count("\\") > nulls or "\t" in together or "\n" in together or "\r" in together:
+        for char, escaped in _ESCAPES:
+            out = [v if v is NULL else v.replace(char, escaped) for v in out]
+    return out
+
+
+def wkb_hex(geoms: np.ndarray) -> list[str]:
+    """Each geometry (shapely) as hex WKB without SRID, as ``shapely.to_wkb(..., hex=True)`` writes it.
+
+    Non-empty 2-D points, the usual batch, are packed with numpy at once;
+    any other batch goes to shapely.
+    """
+    if len(geoms) == 0:
+        return []
+    types = shapely.get_type_id(geoms)
+    if not ((types == 0).all() and not shapely.has_z(geoms).any() and not shapely.is_empty(geoms).any()):
+        return list(shapely.to_wkb(geoms, hex=True, include_srid=False))
+    packed = np.empty(len(geoms), dtype=_POINT_WKB)
+    packed["order"], packed["type"] = 1, 1
+    packed["x"], packed["y"] = shapely.get_x(geoms), shapely.get_y(geoms)
+    text = packed.tobytes().hex().upper()
+    width = 2 * _POINT_WKB.itemsize
+    return [text[i:i + width] for i in range(0, len(text), width)]

@@ -45,7 +45,7 @@ DEMO_SOURCES: tuple[Path, ...] = (
     BOUNDARIES, CENSUS, *sorted((_ROOT / "demo").glob("*.py")), *sorted((_ROOT / "layers").glob("*.py")),
     *(_ROOT / "etl" / name for name in ("boundaries.py", "load.py", "validate.py", "duplicates.py", "staging.py",
                                        "roads.py")),
-    *(_ROOT / "db" / name for name in ("loading.py", "partitions.py", "demo_city.py", "roads.py")),
+    *(_ROOT / "db" / name for name in ("loading.py", "rebuild.py", "partitions.py", "demo_city.py", "roads.py")),
     Path(__file__).resolve())
 
 Echo = Callable[[str], Any]

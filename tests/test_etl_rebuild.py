@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from db import loading as db_loading
 from db import partitions
+from db import rebuild as db_rebuild
 from layers import LAYERS
 from services.loading import load_file
 
@@ -26,10 +26,10 @@ LAYER = "service_office"
 @pytest.fixture(params=["in place", "fresh partition"])
 def path_taken(request, monkeypatch) -> str:
     if request.param == "fresh partition":
-        monkeypatch.setattr(db_loading, "REBUILD_MIN_ROWS", 1)
-        monkeypatch.setattr(db_loading, "REBUILD_MIN_SHARE", 0.0)
+        monkeypatch.setattr(db_rebuild, "REBUILD_MIN_ROWS", 1)
+        monkeypatch.setattr(db_rebuild, "REBUILD_MIN_SHARE", 0.0)
     else:
-        monkeypatch.setattr(db_loading, "REBUILD_MIN_ROWS", 10 ** 12)
+        monkeypatch.setattr(db_rebuild, "REBUILD_MIN_ROWS", 10 ** 12)
     return request.param
 
 
@@ -110,7 +110,7 @@ def test_rows_an_editor_added_before_any_load_are_kept(scratch_engine, tmp_path,
 
 
 def test_a_rebuilt_layer_has_its_own_partition_with_every_index(scratch_engine, tmp_path, monkeypatch):
-    monkeypatch.setattr(db_loading, "REBUILD_MIN_ROWS", 1)
+    monkeypatch.setattr(db_rebuild, "REBUILD_MIN_ROWS", 1)
     load_file(scratch_engine, write_offices(tmp_path / "a.csv", range(30)), LAYER, crs="wgs84")
     with scratch_engine.connect() as conn:
         assert partitions.has_partition(conn, LAYER)
@@ -125,7 +125,7 @@ def test_a_rebuilt_layer_has_its_own_partition_with_every_index(scratch_engine, 
 
 
 def test_the_swap_bumps_the_data_version(scratch_engine, tmp_path, monkeypatch):
-    monkeypatch.setattr(db_loading, "REBUILD_MIN_ROWS", 1)
+    monkeypatch.setattr(db_rebuild, "REBUILD_MIN_ROWS", 1)
     with scratch_engine.connect() as conn:
         before = conn.execute(text("SELECT version FROM data_version WHERE name = 'facility'")).scalar()
     load_file(scratch_engine, write_offices(tmp_path / "a.csv", range(30)), LAYER, crs="wgs84")
