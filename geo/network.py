@@ -24,6 +24,7 @@ The rules, stated once:
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -194,6 +195,42 @@ def _seeds(graph: Graph, origin: Snapped) -> tuple[list[int], list[float], dict[
     return [v for _, v, _ in ends], [c for c, _, _ in ends], exits
 
 
+#: Per thread, each graph's arcs with a virtual start vertex ``n`` of two arcs, patched per search.
+_with_start = threading.local()
+#: Graphs whose extended arcs a thread keeps (one per travel mode and network version in use).
+_WITH_START_KEPT = 4
+
+
+def _from_virtual_start(graph: Graph, seeds: list[int], costs: list[float]) -> csr_array:
+    """``graph``'s arcs plus vertex ``n`` with an arc to each of ``seeds`` (one or two, ascending) at ``costs``.
+
+    Built once per graph and thread; a search only rewrites the two arcs of vertex ``n`` (with one seed
+    the second is a loop on ``n`` itself, which never shortens a path). Copying every arc per search cost
+    more than the search.
+    """
+    kept: dict[int, tuple[Graph, csr_array]] = getattr(_with_start, "graphs", None) or {}
+    _with_start.graphs = kept
+    entry = kept.get(id(graph))
+    if entry is None or entry[0] is not graph:
+        n = graph.n_vertices
+        arcs = graph.arcs
+        extended = csr_array((np.concatenate([arcs.data, [MIN_COST_M, MIN_COST_M]]),
+                              np.concatenate([arcs.indices, [n, n]]).astype(arcs.indices.dtype),
+                              np.append(arcs.indptr, arcs.indptr[-1] + 2)), shape=(n + 1, n + 1))
+        while len(kept) >= _WITH_START_KEPT:
+            kept.pop(next(iter(kept)))
+        entry = kept[id(graph)] = (graph, extended)
+    extended = entry[1]
+    n = graph.n_vertices
+    if len(seeds) == 1:
+        extended.indices[-2:] = (seeds[0], n)
+        extended.data[-2:] = (costs[0], MIN_COST_M)
+    else:
+        extended.indices[-2:] = seeds
+        extended.data[-2:] = costs
+    return extended
+
+
 def shortest_paths(graph: Graph, origin: Snapped, *, limit_m: float = np.inf) -> Tree:
     """Dijkstra from one snapped point (``origin`` of length 1) to every vertex within ``limit_m`` metres."""
     if len(origin) != 1:
@@ -205,10 +242,7 @@ def shortest_paths(graph: Graph, origin: Snapped, *, limit_m: float = np.inf) ->
         # One Dijkstra from a virtual vertex n joined to each seed at its cost (+ MIN_COST_M, so an arc of
         # 0 m stays in the sparse graph), instead of one per seed.
         first = sorted(dict(zip(reversed(verts), reversed(costs), strict=True)).items())
-        seeds = np.array([v for v, _ in first], dtype=graph.arcs.indices.dtype)
-        arcs = csr_array((np.concatenate([graph.arcs.data, [c + MIN_COST_M for _, c in first]]),
-                          np.concatenate([graph.arcs.indices, seeds]),
-                          np.append(graph.arcs.indptr, graph.arcs.indptr[-1] + len(seeds))), shape=(n + 1, n + 1))
+        arcs = _from_virtual_start(graph, [v for v, _ in first], [c + MIN_COST_M for _, c in first])
         d, p = dijkstra(arcs, directed=True, indices=n, return_predecessors=True, limit=limit_m + MIN_COST_M)
         dist, pred = d[:n] - MIN_COST_M, p[:n].astype(np.int64)
         dist[dist > limit_m] = np.inf
