@@ -174,6 +174,7 @@ class _Holder:
         self.listener: ChangeListener | None = None
         self.next_recheck = 0.0
         self.next_listen = 0.0
+        self.closed = False  # let go of (another database serves now): never listens again
 
     def current(self, engine: Engine) -> Held | None:
         with self.check:
@@ -208,7 +209,7 @@ class _Holder:
     def _listening(self) -> bool:
         if self.listener is not None:
             return True
-        if time.monotonic() < self.next_listen:
+        if self.closed or time.monotonic() < self.next_listen:
             return False
         self.next_listen = time.monotonic() + RELISTEN_S
         try:
@@ -217,6 +218,12 @@ class _Holder:
             return False
         self._invalidate()  # anything read before listening may be stale
         return True
+
+    def close(self) -> None:
+        """Let go of the listener and what is held, for good."""
+        with self.check:
+            self.closed = True
+            self._drop_listener()
 
     def _drop_listener(self) -> None:
         listener, self.listener = self.listener, None
@@ -238,22 +245,31 @@ class _Holder:
             self.reading.release()
 
 
-_holders: dict[tuple[int, str], _Holder] = {}
-_holders_lock = threading.Lock()
+#: The one database this process holds for (a process serves one at a time; after a restore moves it, the
+#: old database's listener is closed, so the old database can be dropped), and the process it belongs to.
+_holder: list[tuple[int, _Holder]] = []
+_holder_lock = threading.Lock()
 
 
 def current(engine: Engine) -> Held | None:
     """What this process holds for ``engine``'s database, read again if the data changed; None: ask the database.
 
     The first call in a process (and the first after a change) reads
-    everything (tens of milliseconds for the demo city).
+    everything (tens of milliseconds for the demo city). A call for another
+    database than the last one lets go of the last one's listener and
+    facilities.
     """
     url = engine.url.render_as_string(hide_password=False)
-    key = (os.getpid(), url)  # a forked worker never uses its parent's listening connection
-    with _holders_lock:
-        holder = _holders.get(key)
-        if holder is None:
-            holder = _holders[key] = _Holder(url)
+    pid = os.getpid()  # a forked worker never uses its parent's listening connection
+    with _holder_lock:
+        old = _holder[0] if _holder else None
+        if old is not None and old[0] == pid and old[1].url == url:
+            holder = old[1]
+        else:
+            holder = _Holder(url)
+            _holder[:] = [(pid, holder)]
+            if old is not None and old[0] == pid:
+                old[1].close()
     return holder.current(engine)
 
 
@@ -268,10 +284,9 @@ def hold(engine: Engine) -> str:
 
 
 def forget() -> None:
-    """Drop everything held and every listener of this process (tests; a restore is followed on its own)."""
-    with _holders_lock:
-        holders = list(_holders.values())
-        _holders.clear()
-    for holder in holders:
-        with holder.check:
-            holder._drop_listener()
+    """Drop everything held and the listener of this process (tests; a restore is followed on its own)."""
+    with _holder_lock:
+        old = _holder[0] if _holder else None
+        _holder.clear()
+    if old is not None and old[0] == os.getpid():
+        old[1].close()

@@ -229,3 +229,25 @@ def test_a_change_committed_by_another_process_arrives_by_notice(scratch_engine,
     while _nearest_ids(fresh) != [other]:
         assert time.monotonic() < deadline, "the other process's change never reached the held facilities"
         time.sleep(0.01)
+
+
+def _listeners(conn, database: str) -> int:
+    return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'minsheng-map listener'"
+                             " AND datname = :d"), {"d": database}).scalar_one()
+
+
+def test_serving_another_database_lets_go_of_the_last_one(engine, scratch_engine, app, fresh):
+    """After a restore the previous database is dropped only once nothing is connected to it: the process's
+    listener on it must go when another database serves."""
+    nearest_held.forget()
+    assert fresh.get("/api/nearest?lon=117.5&lat=34.8&k=1&by=straight").status_code == 200  # the scratch database
+    scratch_db = scratch_engine.url.database
+    with engine.connect() as conn:
+        assert _listeners(conn, scratch_db) == 1
+    assert app.test_client().get("/api/nearest?lon=117.5&lat=34.8&k=1&by=straight").status_code == 200
+    deadline = time.monotonic() + 30  # the server notes the ended session a moment after the close
+    with engine.connect() as conn:
+        while _listeners(conn, scratch_db) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _listeners(conn, scratch_db) == 0
+        assert _listeners(conn, engine.url.database) == 1
