@@ -44,3 +44,7 @@ class TooMuchWork(ServiceError):
 
 class StorageFull(ServiceError):
     """The server has no room to build the answer (a full disk or quota); nothing was sent half-written."""
+
+
+class Unavailable(ServiceError):
+    """The server cannot do this now through no fault of the request (a helper program failed); try again later."""

@@ -73,3 +73,42 @@ def test_the_page_button_downloads_the_report(browser, live_server, tmp_path):
         city = next(row for row in json.load(res)["rows"] if row["district"] == "370400")
     assert "便民警务站" in text and f"{city['percent']:.1f}%" in text
     page.close()
+
+
+def _fake_chromium(tmp_path: Path, fail_times: int) -> tuple[Path, Path]:
+    """A stand-in for the chromium program that exits 1 without printing ``fail_times`` times, then prints a PDF.
+
+    Only the program Chromium is replaced (an outside process that can crash); the page, the database and the
+    response are real. Each call appends a line to the returned log.
+    """
+    log = tmp_path / "calls.log"
+    script = tmp_path / "chromium"
+    script.write_text(f"""#!/bin/sh
+echo call >> {log}
+if [ "$(wc -l < {log})" -le {fail_times} ]; then echo "crashed before printing" >&2; exit 1; fi
+for a in "$@"; do case "$a" in --print-to-pdf=*) printf '%%PDF-1.4 fake' > "${{a#--print-to-pdf=}}";; esac; done
+""")
+    script.chmod(0o755)
+    return script, log
+
+
+@pytest.mark.parametrize("lang, words", [("en", "Not possible just now"), ("zh", "请稍后再试")])
+def test_a_chromium_that_fails_twice_gets_a_503_saying_try_again_not_a_bad_parameter(client, tmp_path,
+                                                                                     monkeypatch, lang, words):
+    from web import report_render
+    script, log = _fake_chromium(tmp_path, fail_times=99)
+    monkeypatch.setattr(report_render, "chromium", lambda: str(script))
+    r = client.get(f"/planner/report.pdf?layer=parking&lang={lang}", headers={"Accept": "text/html"})
+    assert r.status_code == 503 and r.headers["Retry-After"].isdigit()
+    page = r.get_data(as_text=True)
+    assert words in page and ("Bad parameter" not in page and "参数有误" not in page)
+    assert len(log.read_text().splitlines()) == 2  # tried once more before giving up
+
+
+def test_a_chromium_that_fails_once_is_tried_again_and_the_report_downloads(client, tmp_path, monkeypatch):
+    from web import report_render
+    script, log = _fake_chromium(tmp_path, fail_times=1)
+    monkeypatch.setattr(report_render, "chromium", lambda: str(script))
+    r = client.get("/planner/report.pdf?layer=parking&lang=en")
+    assert r.status_code == 200 and r.data.startswith(b"%PDF") and r.mimetype == "application/pdf"
+    assert len(log.read_text().splitlines()) == 2

@@ -97,6 +97,7 @@ def _wants_html() -> bool:
 SERVICE_STATUS: dict[type[service_errors.ServiceError], int] = {
     service_errors.InvalidRequest: 400, service_errors.NotFound: 404, service_errors.Conflict: 409,
     service_errors.VersionMismatch: 412, service_errors.TooMuchWork: 400, service_errors.StorageFull: 507,
+    service_errors.Unavailable: 503,
 }
 
 

@@ -185,13 +185,18 @@ def map_png() -> ResponseReturnValue:
 @bp.errorhandler(APIError)
 @bp.errorhandler(ServiceError)
 def bad_parameter(exc: APIError | ServiceError) -> ResponseReturnValue:
-    """A page (not JSON) saying which parameter was wrong and what is allowed, in the page's language."""
+    """A page (not JSON) saying which parameter was wrong and what is allowed, in the page's language.
+
+    A fault of the server, not the request (a 503, e.g. Chromium failing to print), says so, with ``Retry-After``.
+    """
     lang = "en" if request.args.get("lang") == "en" else "zh"
     status = exc.status if isinstance(exc, APIError) else next(
         (SERVICE_STATUS[c] for c in type(exc).__mro__ if c in SERVICE_STATUS), 400)
-    body = render_template("planner_error.html", t=TEXT[lang], lang=lang, status=status,
+    t = TEXT[lang]
+    body = render_template("planner_error.html", t=t, lang=lang, status=status,
+                           title=t["busy_title"] if status == 503 else t["error_title"],
                            message=error_message(exc, lang), back="/planner?" + urlencode({"lang": lang}))
-    return body, status
+    return body, status, ({"Retry-After": "5"} if status == 503 else {})
 
 
 def hold_planning_inputs(app: Flask) -> str:

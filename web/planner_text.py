@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.errors import Unavailable
+
 TEXT: dict[str, dict[str, str]] = {
     "zh": {"title": "民生设施覆盖规划", "layer": "设施图层", "radius": "服务半径（米，可选）",
            "as_of": "截至日期", "sites": "建议新增数量", "apply": "更新", "district": "区县", "area": "区域",
@@ -29,7 +31,7 @@ TEXT: dict[str, dict[str, str]] = {
            "classes_quantiles": "分级为各区域数值的五分位", "classes_fixed": "等距分级（每20个百分点）",
            "method": "方法说明", "working": "正在计算……",
            "sites_working": "正在计算建议站点……", "sites_failed": "建议站点未能计算：",
-           "error_title": "参数有误", "back": "返回规划页面",
+           "error_title": "参数有误", "busy_title": "暂时无法完成", "back": "返回规划页面",
            "confidence": "", "synthetic_zones": "演示分区为合成数据",
            "method_text": "人口：250米人口网格（合成，区县总数与2020年人口普查一致）。"
                           "城乡：每平方公里1500人及以上的网格为城区，"
@@ -67,7 +69,7 @@ TEXT: dict[str, dict[str, str]] = {
            "method": "Method", "working": "Computing…",
            "sites_working": "Computing the suggested sites…",
            "sites_failed": "Suggested sites could not be computed: ", "error_title": "Bad parameter",
-           "back": "Back to the planner",
+           "busy_title": "Not possible just now", "back": "Back to the planner",
            "confidence": "", "synthetic_zones": "The demo zones are synthetic",
            "method_text": "Population: a 250 m grid (synthetic; district totals match the 2020 census). Urban/rural: "
                           "cells with 1,500 or more people per km² are urban, the rest rural; each layer counts only "
@@ -86,6 +88,8 @@ def error_message(exc: Any, lang: str) -> str:
     parameter, allowed = getattr(exc, "parameter", None), getattr(exc, "allowed", None)
     if lang == "en":
         return exc.message
+    if isinstance(exc, Unavailable):
+        return "服务器暂时无法完成此请求（不是参数的问题），请稍后再试。"
     allowed_text = ""
     if isinstance(allowed, dict):
         words = {"min": "最小", "max": "最大"}
