@@ -18,16 +18,17 @@ import select
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
 from sqlalchemy.pool import NullPool
 
 from geo.crs import WGS84_EPSG
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -115,6 +116,7 @@ def discard_if_ended(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # imported when migrating, not by every process that imports db (0.5 s)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", sa_url(url).replace("%", "%%"))
@@ -123,6 +125,7 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` to the database ``url`` serves (:func:`live_url`)."""
+    from alembic import command
     command.upgrade(alembic_config(live_url(url)), revision)
 
 

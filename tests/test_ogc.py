@@ -287,3 +287,22 @@ def test_api_docs_page_renders_from_local_assets_in_chromium(live_server):
         pw.stop()
     assert outside == []
     assert not [e for e in errors if "Content Security Policy" in e]
+
+
+@pytest.mark.parametrize("layer", ["service_office", "pocket_park"])
+def test_a_bbox_read_walks_the_active_facilities_spatial_index(engine, layer):
+    """The OGC/export bbox filter is served by the GiST index on active facilities (migration 0012), the one
+    spatial index ``facility`` keeps (0014 dropped the one on every row, which no read used)."""
+    from db.feature_sources import facility_source
+    from db.features import FeatureQuery, _where
+    from layers import LAYERS
+    src = facility_source(LAYERS[layer])
+    where, params = _where(src, FeatureQuery(bbox=(117.30, 34.80, 117.35, 34.85)))
+    with engine.connect() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))  # can the index serve it, whatever the table's size
+        plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN SELECT count(*) FROM {src.from_sql} WHERE {where}"),
+                                                   params))
+        gists = conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'facility'"
+                                  " AND indexdef LIKE '%USING gist%'")).all()
+    assert f"facility_layer_geom_gist__{layer}" in plan, plan
+    assert [name for name, _ in gists] == ["facility_layer_geom_gist"] and "status = 'active'" in gists[0][1]
