@@ -5,6 +5,7 @@
 #   scripts/system-deps.sh test   the above plus GDAL (ogrinfo), Chromium for the browser tests and QGIS
 #                                 (qgis, python3-qgis: the OGC API client test drives QGIS headless with
 #                                 the system python3, about 4 minutes to install the first time)
+#   scripts/system-deps.sh bench  the above plus ogr2ogr (the ETL's reference) and wrk (the HTTP load generator)
 # Installs what is missing with apt-get when allowed (root, or password-less sudo);
 # otherwise prints the exact command and fails.
 set -euo pipefail
@@ -29,6 +30,8 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
 fi
 if [ "$mode" = bench ]; then
   command -v ogr2ogr >/dev/null 2>&1 || need+=(gdal-bin)
+  # Throughput is driven by wrk (C, event loop): a load generator in Python took a core of the two.
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ]; then
