@@ -71,6 +71,10 @@ class PreconditionRequired(APIError):
     default = "If-Match with the resource's ETag is required for this change"
 
 
+#: ``Retry-After`` (seconds) of a 503: the database, or a helper program, is expected back shortly.
+RETRY_AFTER_UNAVAILABLE = "5"
+
+
 class ServiceUnavailable(APIError):
     status = 503
     default = "the database is unavailable; please try again shortly"
@@ -82,7 +86,7 @@ def _json(err: APIError):
     for key, value in err.headers.items():
         response.headers[key] = value
     if err.status in (503, 507):
-        response.headers["Retry-After"] = "5" if err.status == 503 else "60"
+        response.headers["Retry-After"] = RETRY_AFTER_UNAVAILABLE if err.status == 503 else "60"
     return response
 
 

@@ -33,7 +33,7 @@ from services.planning_inputs import ALL, SET_PREFIX, PlanningQuery
 from services.planning_tables import file_stem
 from web import cache, planner_map, report, report_render
 from web.database import get_engine
-from web.errors import SERVICE_STATUS, APIError
+from web.errors import RETRY_AFTER_UNAVAILABLE, SERVICE_STATUS, APIError
 from web.params import LAYER_OR_ALL, Args, parse
 from web.planner_api import COMPARE, QUERY, RADIUS, SITES, compare_dates, planning_query
 from web.planner_text import TEXT, error_message
@@ -196,7 +196,7 @@ def bad_parameter(exc: APIError | ServiceError) -> ResponseReturnValue:
     body = render_template("planner_error.html", t=t, lang=lang, status=status,
                            title=t["busy_title"] if status == 503 else t["error_title"],
                            message=error_message(exc, lang), back="/planner?" + urlencode({"lang": lang}))
-    return body, status, ({"Retry-After": "5"} if status == 503 else {})
+    return body, status, ({"Retry-After": RETRY_AFTER_UNAVAILABLE} if status == 503 else {})
 
 
 def hold_planning_inputs(app: Flask) -> str:
