@@ -268,11 +268,8 @@ end
 """
 
 
-def _wrk(port: int, paths: list[str], connections: int, seconds: float, tmp: Path) -> dict[str, Any]:
-    """One wrk run over ``paths``: requests/s, p50/p99 in ms and failures."""
-    script, listing = tmp / "paths.lua", tmp / "paths.txt"
-    script.write_text(_WRK_LUA, encoding="utf-8")
-    listing.write_text("\n".join(paths) + "\n", encoding="utf-8")
+def _wrk(port: int, script: Path, listing: Path, connections: int, seconds: float) -> dict[str, Any]:
+    """One wrk run of ``script`` over the paths in ``listing``: requests/s, p50/p99 in ms and failures."""
     done = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script),
                            f"http://127.0.0.1:{port}", "--", str(listing)],
                           capture_output=True, text=True, check=True, timeout=seconds + 120)
@@ -292,11 +289,17 @@ def throughput(port: int, positions: list[tuple[float, float]], connections: int
                                             "&by=straight" for lon, lat in positions]
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        for paths in targets.values():  # warm-up
-            _wrk(port, paths, connections, min(2.0, seconds), Path(tmp))
+        script = Path(tmp) / "paths.lua"
+        script.write_text(_WRK_LUA, encoding="utf-8")
+        listings = {}
+        for i, (name, paths) in enumerate(targets.items()):
+            listings[name] = Path(tmp) / f"paths-{i}.txt"
+            listings[name].write_text("\n".join(paths) + "\n", encoding="utf-8")
+        for listing in listings.values():  # warm-up
+            _wrk(port, script, listing, connections, min(2.0, seconds))
         for _ in range(runs):
-            for name, paths in targets.items():
-                rounds[name].append(_wrk(port, paths, connections, seconds, Path(tmp)))
+            for name, listing in listings.items():
+                rounds[name].append(_wrk(port, script, listing, connections, seconds))
     out: dict[str, Any] = {"tool": "wrk -t1", "connections": connections, "seconds": seconds, "runs": runs}
     for name, got in rounds.items():
         out[name] = {**_median(got), "errors": sum(r["errors"] for r in got),

@@ -194,6 +194,12 @@ def name_indexes(conn: Connection, table: str, layer: str) -> None:
             ddl(conn, "ALTER INDEX %I RENAME TO %I", r.name, index_name(r.parent, layer))
 
 
+def name_all_indexes(conn: Connection) -> None:
+    """:func:`name_indexes` on every partition of ``facility`` (after an index is created on the parent)."""
+    for table in partitions(conn):
+        name_indexes(conn, table, table[len(PREFIX):])
+
+
 # ------------------------------------------------------------------ full reload of one layer
 def create_fresh(conn: Connection, layer: str) -> str:
     """An empty table shaped like ``facility`` (columns, defaults, CHECKs; no index yet) for ``layer``.

@@ -256,12 +256,11 @@ def _load_in_transaction(conn: Connection, batches: Iterable[list[dict[str, Any]
             if dry_run or (result.rejects and not accept_partial):
                 result.status = "dry_run" if dry_run else "rejected"
                 trans.rollback()
-            elif not db_rebuild.worth_rebuilding(conn, result.layer):
-                result.status = "partial" if result.rejects else "loaded"
-                _upsert(conn, result, actor)
-                return result
             else:
                 result.status = "partial" if result.rejects else "loaded"
+                if not db_rebuild.worth_rebuilding(conn, result.layer):
+                    _upsert(conn, result, actor)
+                    return result
                 rebuilding = True
                 fresh_run = _fill_fresh(conn, result)
         if fresh_run is not None:

@@ -105,8 +105,13 @@ SERVICE_STATUS: dict[type[service_errors.ServiceError], int] = {
 }
 
 
+def service_status(err: service_errors.ServiceError) -> int:
+    """The HTTP status of ``err``: its most specific class in :data:`SERVICE_STATUS`, else 400."""
+    return next((SERVICE_STATUS[c] for c in type(err).__mro__ if c in SERVICE_STATUS), 400)
+
+
 def service_error_response(err: service_errors.ServiceError):
-    status = next((SERVICE_STATUS[c] for c in type(err).__mro__ if c in SERVICE_STATUS), 400)
+    status = service_status(err)
     api = APIError(err.message, parameter=err.parameter, allowed=err.allowed)
     api.status = status
     if isinstance(err, service_errors.VersionMismatch):

@@ -33,7 +33,7 @@ from services.planning_inputs import ALL, SET_PREFIX, PlanningQuery
 from services.planning_tables import file_stem
 from web import cache, planner_map, report, report_render
 from web.database import get_engine
-from web.errors import RETRY_AFTER_UNAVAILABLE, SERVICE_STATUS, APIError
+from web.errors import RETRY_AFTER_UNAVAILABLE, APIError, service_status
 from web.params import LAYER_OR_ALL, Args, parse
 from web.planner_api import COMPARE, QUERY, RADIUS, SITES, compare_dates, planning_query
 from web.planner_text import TEXT, error_message
@@ -190,8 +190,7 @@ def bad_parameter(exc: APIError | ServiceError) -> ResponseReturnValue:
     A fault of the server, not the request (a 503, e.g. Chromium failing to print), says so, with ``Retry-After``.
     """
     lang = "en" if request.args.get("lang") == "en" else "zh"
-    status = exc.status if isinstance(exc, APIError) else next(
-        (SERVICE_STATUS[c] for c in type(exc).__mro__ if c in SERVICE_STATUS), 400)
+    status = exc.status if isinstance(exc, APIError) else service_status(exc)
     t = TEXT[lang]
     body = render_template("planner_error.html", t=t, lang=lang, status=status,
                            title=t["busy_title"] if status == 503 else t["error_title"],

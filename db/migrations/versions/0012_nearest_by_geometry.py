@@ -38,6 +38,4 @@ def downgrade() -> None:
 
 def _name_partition_indexes() -> None:
     """Each partition's copy of the index is named ``<index>__<layer>``, as 0011 named the others."""
-    conn = op.get_bind()
-    for table in partitions.partitions(conn):
-        partitions.name_indexes(conn, table, table[len(partitions.PREFIX):])
+    partitions.name_all_indexes(op.get_bind())

@@ -27,6 +27,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("CREATE INDEX IF NOT EXISTS facility_geom_gist ON facility USING gist (geom)")
-    conn = op.get_bind()
-    for table in partitions.partitions(conn):  # each partition's copy named ``<index>__<layer>``, as 0011 did
-        partitions.name_indexes(conn, table, table[len(partitions.PREFIX):])
+    partitions.name_all_indexes(op.get_bind())  # each partition's copy named ``<index>__<layer>``, as 0011 did
