@@ -78,35 +78,66 @@ def _ret(lon: np.ndarray, lat: np.ndarray, scalar: bool) -> tuple[Any, Any]:
     return lon, lat
 
 
-def _delta(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """GCJ-02 offset (degrees) to add to a WGS-84 position."""
+class _Maths:
+    """The functions the GCJ-02 and BD-09 formulas use: numpy's for arrays, the ``math`` module's for one
+    position (the same formula; a scalar through numpy costs a microsecond per operation)."""
+
+    def __init__(self, sin: Callable[..., Any], cos: Callable[..., Any], sqrt: Callable[..., Any],
+                 fabs: Callable[..., Any], atan2: Callable[..., Any]) -> None:
+        self.sin, self.cos, self.sqrt, self.fabs, self.atan2 = sin, cos, sqrt, fabs, atan2
+
+
+_ARRAYS = _Maths(np.sin, np.cos, np.sqrt, np.fabs, np.arctan2)
+_SCALARS = _Maths(math.sin, math.cos, math.sqrt, math.fabs, math.atan2)
+
+
+def _delta(lon: Any, lat: Any, m: _Maths = _ARRAYS) -> tuple[Any, Any]:
+    """GCJ-02 offset (degrees) to add to a WGS-84 position (arrays, or floats with ``m=_SCALARS``)."""
     x = lon - 105.0
     y = lat - 35.0
     dlat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y
-            + 0.2 * np.sqrt(np.abs(x)))
-    dlat += (20.0 * np.sin(6.0 * x * math.pi) + 20.0 * np.sin(2.0 * x * math.pi)) * 2.0 / 3.0
-    dlat += (20.0 * np.sin(y * math.pi) + 40.0 * np.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
-    dlat += (160.0 * np.sin(y / 12.0 * math.pi) + 320 * np.sin(y * math.pi / 30.0)) * 2.0 / 3.0
-    dlon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x)))
-    dlon += (20.0 * np.sin(6.0 * x * math.pi) + 20.0 * np.sin(2.0 * x * math.pi)) * 2.0 / 3.0
-    dlon += (20.0 * np.sin(x * math.pi) + 40.0 * np.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
-    dlon += (150.0 * np.sin(x / 12.0 * math.pi) + 300.0 * np.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
+            + 0.2 * m.sqrt(m.fabs(x)))
+    dlat += (20.0 * m.sin(6.0 * x * math.pi) + 20.0 * m.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+    dlat += (20.0 * m.sin(y * math.pi) + 40.0 * m.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
+    dlat += (160.0 * m.sin(y / 12.0 * math.pi) + 320 * m.sin(y * math.pi / 30.0)) * 2.0 / 3.0
+    dlon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * m.sqrt(m.fabs(x)))
+    dlon += (20.0 * m.sin(6.0 * x * math.pi) + 20.0 * m.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+    dlon += (20.0 * m.sin(x * math.pi) + 40.0 * m.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
+    dlon += (150.0 * m.sin(x / 12.0 * math.pi) + 300.0 * m.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
     radlat = lat / 180.0 * math.pi
-    magic = 1 - _EE * np.sin(radlat) ** 2
-    sqrtmagic = np.sqrt(magic)
+    magic = 1 - _EE * m.sin(radlat) ** 2
+    sqrtmagic = m.sqrt(magic)
     dlat = (dlat * 180.0) / ((_A * (1 - _EE)) / (magic * sqrtmagic) * math.pi)
-    dlon = (dlon * 180.0) / (_A / sqrtmagic * np.cos(radlat) * math.pi)
+    dlon = (dlon * 180.0) / (_A / sqrtmagic * m.cos(radlat) * math.pi)
     return dlon, dlat
+
+
+def _scalar(lon: Any, lat: Any) -> bool:
+    """Whether ``lon`` and ``lat`` are one finite position given as plain numbers (the ``math`` path)."""
+    return isinstance(lon, float | int) and isinstance(lat, float | int) and math.isfinite(lon) \
+        and math.isfinite(lat)
+
+
+#: The box (west, east, south, north; degrees) inside which GCJ-02 applies the offset.
+_CHINA = (72.004, 137.8347, 0.8293, 55.8271)
 
 
 def in_china(lon: ArrayLike, lat: ArrayLike) -> np.ndarray:
     """Rough mainland-China box inside which GCJ-02 applies the offset."""
     lon_a, lat_a, _ = _asarrays(lon, lat)
-    return (lon_a > 72.004) & (lon_a < 137.8347) & (lat_a > 0.8293) & (lat_a < 55.8271)
+    west, east, south, north = _CHINA
+    return (lon_a > west) & (lon_a < east) & (lat_a > south) & (lat_a < north)
 
 
 def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
     """WGS-84 to GCJ-02 (the published forward formula)."""
+    if _scalar(lon, lat):
+        lon, lat = float(lon), float(lat)
+        west, east, south, north = _CHINA
+        if not (west < lon < east and south < lat < north):
+            return lon, lat
+        dlon, dlat = _delta(lon, lat, _SCALARS)
+        return lon + dlon, lat + dlat
     lon_a, lat_a, scalar = _asarrays(lon, lat)
     dlon, dlat = _delta(lon_a, lat_a)
     inside = in_china(lon_a, lat_a)
@@ -134,10 +165,16 @@ def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-9,
 
 def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
     """GCJ-02 to BD-09 (Baidu's published forward formula)."""
+    if _scalar(lon, lat):
+        return _to_bd09(float(lon), float(lat), _SCALARS)
     lon_a, lat_a, scalar = _asarrays(lon, lat)
-    z = np.sqrt(lon_a * lon_a + lat_a * lat_a) + 0.00002 * np.sin(lat_a * _X_PI)
-    theta = np.arctan2(lat_a, lon_a) + 0.000003 * np.cos(lon_a * _X_PI)
-    return _ret(z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006, scalar)
+    return _ret(*_to_bd09(lon_a, lat_a, _ARRAYS), scalar)
+
+
+def _to_bd09(lon: Any, lat: Any, m: _Maths) -> tuple[Any, Any]:
+    z = m.sqrt(lon * lon + lat * lat) + 0.00002 * m.sin(lat * _X_PI)
+    theta = m.atan2(lat, lon) + 0.000003 * m.cos(lon * _X_PI)
+    return z * m.cos(theta) + 0.0065, z * m.sin(theta) + 0.006
 
 
 def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-10,

@@ -126,6 +126,15 @@ def planar_bound_m(radius_deg: float, lat: float) -> float:
     return _BOUND_SAFETY * radius_deg * per_deg
 
 
+def planar_bounds_m(radius_deg: np.ndarray, lat: float) -> np.ndarray:
+    """:func:`planar_bound_m` of many radii (degrees) from one latitude at once (the same formula, numpy's)."""
+    r = np.asarray(radius_deg, dtype=float)
+    phi = abs(lat) + r + 0.1
+    trusted = (r > 0) & (r <= _MAX_BOUND_RADIUS_DEG) & (phi < 89.0)
+    per_deg = np.minimum(_MIN_M_PER_DEG_LAT, _M_PER_DEG_LON_EQUATOR * np.cos(np.radians(np.where(trusted, phi, 0.0))))
+    return np.where(trusted, _BOUND_SAFETY * r * per_deg, 0.0)
+
+
 def planar_radius_deg(distance_m: float, lat: float) -> float | None:
     """A planar radius (degrees) that surely holds every point within ``distance_m`` on the ground.
 
@@ -204,20 +213,41 @@ _HERE = quote("我的位置", safe="")
 _REGION = quote("枣庄", safe="")
 
 
-def _amap(glon: float, glat: float, name: str, ogcj: tuple[float, float] | None, mode: str = "walk") -> str:
+def _amap_head(ogcj: tuple[float, float] | None) -> str:
+    """The start of an AMap link, up to where the destination goes (the origin, GCJ-02, if any)."""
     start = "" if ogcj is None else f"from={ogcj[0]:.6f},{ogcj[1]:.6f},{_HERE}&"
-    return (f"https://uri.amap.com/navigation?{start}to={glon:.6f},{glat:.6f},{_label(name)}"
+    return f"https://uri.amap.com/navigation?{start}"
+
+
+def _amap_tail(glon: float, glat: float, name: str, mode: str) -> str:
+    return (f"to={glon:.6f},{glat:.6f},{_label(name)}"
             f"&mode={APP_MODES[mode][0]}&policy=1&src={APP_SOURCE}&coordinate=gaode&callnative=1")
 
 
-def _baidu(blon: float, blat: float, name: str, obd: tuple[float, float] | None, mode: str = "walk") -> str:
-    label = _label(name)
-    if obd is None:
-        return (f"https://api.map.baidu.com/marker?location={blat:.6f},{blon:.6f}&title={label}&content={label}"
-                f"&coord_type=bd09ll&output=html&src={APP_SOURCE}")
-    return (f"https://api.map.baidu.com/direction?origin=latlng:{obd[1]:.6f},{obd[0]:.6f}|name:{_HERE}"
-            f"&destination=latlng:{blat:.6f},{blon:.6f}|name:{label}&mode={APP_MODES[mode][1]}&region={_REGION}"
+def _baidu_head(obd: tuple[float, float]) -> str:
+    """The start of a Baidu directions link, up to where the destination goes (the origin, BD-09)."""
+    return f"https://api.map.baidu.com/direction?origin=latlng:{obd[1]:.6f},{obd[0]:.6f}|name:{_HERE}&destination="
+
+
+def _baidu_tail(blon: float, blat: float, name: str, mode: str) -> str:
+    return (f"latlng:{blat:.6f},{blon:.6f}|name:{_label(name)}&mode={APP_MODES[mode][1]}&region={_REGION}"
             f"&coord_type=bd09ll&output=html&src={APP_SOURCE}")
+
+
+def _baidu_marker(blon: float, blat: float, name: str) -> str:
+    label = _label(name)
+    return (f"https://api.map.baidu.com/marker?location={blat:.6f},{blon:.6f}&title={label}&content={label}"
+            f"&coord_type=bd09ll&output=html&src={APP_SOURCE}")
+
+
+def _amap(glon: float, glat: float, name: str, ogcj: tuple[float, float] | None, mode: str = "walk") -> str:
+    return _amap_head(ogcj) + _amap_tail(glon, glat, name, mode)
+
+
+def _baidu(blon: float, blat: float, name: str, obd: tuple[float, float] | None, mode: str = "walk") -> str:
+    if obd is None:
+        return _baidu_marker(blon, blat, name)
+    return _baidu_head(obd) + _baidu_tail(blon, blat, name, mode)
 
 
 def amap_link(lon: float, lat: float, name: str, origin: tuple[float, float] | None = None) -> str:
@@ -264,42 +294,42 @@ def links_and_coordinates(lons: Sequence[float] | np.ndarray, lats: Sequence[flo
     """For many WGS-84 positions at once: ``(coordinates_for_apps, navigation_links)`` of each.
 
     The same results as calling the two functions per position. What depends
-    on the facility alone (its GCJ-02/BD-09 position, its percent-encoded
-    name, its ``geo:`` URI) is worked out once per position and name and
-    remembered (:func:`_destination`); per call only the origin is converted
-    and each link filled into its template (this is the hot path of
+    on the facility alone (its GCJ-02/BD-09 position, its ``geo:`` URI, the
+    destination's part of each link) is worked out once per position, name
+    and mode and remembered (:func:`_destination`); per call only the origin
+    is converted and put at the head of each link (this is the hot path of
     ``/api/nearest``). ``mode`` (a key of :data:`APP_MODES`) is how the apps
     are asked to route.
     """
     if len(lons) == 0:
         return []
-    ogcj = obd = None
+    amap_head, baidu_head = _amap_head(None), None
     if origin is not None:
         ogcj = wgs84_to_gcj02(float(origin[0]), float(origin[1]))
-        obd = gcj02_to_bd09(*ogcj)
+        amap_head, baidu_head = _amap_head(ogcj), _baidu_head(gcj02_to_bd09(*ogcj))
     out = []
     for x, y, name in zip(lons, lats, names, strict=True):
-        rounded, (gx, gy, bx, by), geo = _destination(float(x), float(y), name)
+        rounded, geo, (amap, baidu, marker) = _destination(float(x), float(y), name, mode)
         coords = {system: list(position) for system, position in rounded}
-        links = {"amap": _amap(gx, gy, name, ogcj, mode), "baidu": _baidu(bx, by, name, obd, mode), "geo": geo}
+        links = {"amap": amap_head + amap, "baidu": marker if baidu_head is None else baidu_head + baidu, "geo": geo}
         out.append((coords, links))
     return out
 
 
 @lru_cache(maxsize=65_536)
-def _destination(lon: float, lat: float, name: str) -> tuple[tuple[tuple[str, tuple[float, float]], ...],
-                                                             tuple[float, float, float, float], str]:
-    """What a facility's links and app coordinates need, from its WGS-84 position (degrees) and name.
+def _destination(lon: float, lat: float, name: str, mode: str) -> tuple[
+        tuple[tuple[str, tuple[float, float]], ...], str, tuple[str, str, str]]:
+    """What a facility's links and app coordinates need, from its WGS-84 position (degrees), name and the mode.
 
     Returns its ``(system, (lon, lat))`` pairs as :func:`coordinates_for_apps`
-    gives them (7 decimals), its unrounded GCJ-02 and BD-09 positions
-    ``(glon, glat, blon, blat)`` for the links, and its ``geo:`` URI. Pure in
-    its arguments, so remembering it is always right: a moved or renamed
+    gives them (7 decimals), its ``geo:`` URI, and the destination's part of
+    its AMap and Baidu directions links and its whole Baidu marker link. Pure
+    in its arguments, so remembering it is always right: a moved or renamed
     facility is a new key.
     """
     glon, glat = wgs84_to_gcj02(lon, lat)
     blon, blat = gcj02_to_bd09(glon, glat)
-    glon, glat, blon, blat = float(glon), float(glat), float(blon), float(blat)
     rounded = (("wgs84", (round(lon, 7), round(lat, 7))), ("gcj02", (round(glon, 7), round(glat, 7))),
                ("bd09", (round(blon, 7), round(blat, 7))))
-    return rounded, (glon, glat, blon, blat), geo_uri(lon, lat, name)
+    return rounded, geo_uri(lon, lat, name), (_amap_tail(glon, glat, name, mode), _baidu_tail(blon, blat, name, mode),
+                                              _baidu_marker(blon, blat, name))

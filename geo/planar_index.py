@@ -15,11 +15,17 @@ measured one by one); areas (a park's polygon) are few
 and measured one by one with shapely. :func:`geodesic_distance_to_areas_m`
 gives an area's ground distance (metres on the WGS-84 ellipsoid to its nearest
 point, 0 inside), which PostGIS computes as ``ST_Distance(geography,
-geography, true)``. Positions are WGS-84 degrees.
+geography, true)``.
+
+:class:`LayeredIndex` holds the items of many groups (a city's layers) at
+once, for the hot path of a resident's click: the first candidates of every
+group in one tree query, and ground distances to any items in one geodesic
+call. Positions are WGS-84 degrees.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import shapely
@@ -32,6 +38,10 @@ from geo.nearest import GEOD
 _BRUTE_MAX = 512
 #: Slack on a radius (relative), so an item exactly on it is kept whatever the rounding of either side.
 _RADIUS_SLACK = 1e-12
+#: In :class:`LayeredIndex`'s tree each group sits this far (degrees) along a third axis from the next: more
+#: than twice any planar distance (the longitude/latitude plane's diagonal is 402.5 degrees), so a group's own
+#: items always come before any other group's, and another group's are told apart by distance alone.
+_GROUP_GAP_DEG = 1000.0
 
 
 class PlanarIndex:
@@ -99,14 +109,6 @@ class PlanarIndex:
             return np.empty(0, dtype=np.int64), np.empty(0)
         return np.concatenate(parts_i), np.concatenate(parts_d)
 
-    def is_area(self, idx: np.ndarray) -> np.ndarray:
-        """Whether each of ``idx`` is an area."""
-        return np.asarray(self._is_area[idx], dtype=bool)
-
-    def area_geometries(self, idx: np.ndarray) -> np.ndarray:
-        """The shapely geometries of the areas ``idx`` (each must be an area)."""
-        return self._area_geoms[np.searchsorted(self._areas, idx)]
-
     def _points_nearest(self, lon: float, lat: float, want: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(want, len(self._points))
         if k == 0:
@@ -121,6 +123,182 @@ class PlanarIndex:
 
     def _area_deg(self, lon: float, lat: float) -> np.ndarray:
         return np.asarray(shapely.distance(self._area_geoms, shapely.Point(lon, lat)), dtype=float)
+
+
+class LayeredIndex:
+    """Items (points or areas, WGS-84 degrees) of several groups: each group's first candidates in planar order,
+    all groups at once, and ground distances to any items.
+
+    Built for one request's few dozen candidates: numpy and scipy are called
+    a fixed number of times whatever the number of groups, and the little
+    that is done per candidate is plain Python.
+
+    Parameters
+    ----------
+    lons, lats : numpy.ndarray
+        Each item's position (for an area, any point of it; used for points only).
+    areas : numpy.ndarray of shapely geometries or None
+        Each item's area, or None where the item is a point.
+    groups : numpy.ndarray of int
+        Each item's group, 0 to ``n_groups - 1``.
+    n_groups : int
+    """
+
+    def __init__(self, lons: np.ndarray, lats: np.ndarray, areas: np.ndarray, groups: np.ndarray,
+                 n_groups: int) -> None:
+        lons, lats = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+        groups = np.asarray(groups, dtype=np.int64)
+        areas = np.asarray(areas, dtype=object)
+        is_area = np.array([a is not None for a in areas], dtype=bool)
+        points = np.flatnonzero(~is_area)
+        self._lon, self._lat = lons.tolist(), lats.tolist()
+        self._points = points.tolist()
+        self._point_count = np.bincount(groups[points], minlength=n_groups).tolist()
+        self._tree = cKDTree(np.column_stack([lons[points], lats[points], groups[points] * _GROUP_GAP_DEG])) \
+            if len(points) else None
+        area_items = np.flatnonzero(is_area)
+        self._areas = _Areas(areas[area_items])
+        self._area_of = [-1] * len(areas)
+        for place, item in enumerate(area_items.tolist()):
+            self._area_of[item] = place
+        #: Each group's areas: their places among the areas, and the items they are.
+        self._group_areas = [np.flatnonzero(groups[area_items] == g) for g in range(n_groups)]
+        self._group_area_items = [area_items[places] for places in self._group_areas]
+
+    def first_candidates(self, lon: float, lat: float, groups: Sequence[int],
+                         m: int) -> tuple[list[list[tuple[float, int]]], list[float]]:
+        """For each of ``groups``, its ``m`` items (points or areas) nearest (lon, lat) in planar order.
+
+        Returns, per group, ``(degrees, item)`` pairs nearest first (ties:
+        the lower item first), and how far (planar degrees) every item of the
+        group not among them surely is (inf when all are there).
+        """
+        found: list[list[tuple[float, int]]] = [[] for _ in groups]
+        beyond = [math.inf] * len(groups)
+        rows = [row for row, g in enumerate(groups) if self._point_count[g]] if m > 0 else []
+        if rows and self._tree is not None:
+            query = np.empty((len(rows), 3))
+            query[:, 0], query[:, 1] = lon, lat
+            query[:, 2] = np.array([groups[row] for row in rows], dtype=float) * _GROUP_GAP_DEG
+            half = _GROUP_GAP_DEG / 2
+            d, i = self._tree.query(query, k=m, distance_upper_bound=half)  # missing: inf
+            points = self._points
+            for row, ds, its in zip(rows, np.reshape(d, (len(rows), m)).tolist(),
+                                    np.reshape(i, (len(rows), m)).tolist(), strict=True):
+                found[row] = [(dd, points[ii]) for dd, ii in zip(ds, its, strict=True) if dd < half]
+                if self._point_count[groups[row]] > m:
+                    beyond[row] = ds[m - 1]
+        here = None
+        for row, g in enumerate(groups):
+            places = self._group_areas[g]
+            if not len(places) or m <= 0:
+                continue
+            here = shapely.Point(lon, lat) if here is None else here
+            adeg = self._areas.deg(here, places)
+            if len(adeg) > m:  # only the m nearest areas can be among the m nearest items
+                keep = np.argpartition(adeg, m - 1)[:m]
+                pairs = list(zip(adeg[keep].tolist(), self._group_area_items[g][keep].tolist(),
+                                 strict=True))
+                beyond[row] = min(beyond[row], float(adeg[keep].max()))
+            else:
+                pairs = list(zip(adeg.tolist(), self._group_area_items[g].tolist(), strict=True))
+            merged = sorted(found[row] + pairs)
+            if len(merged) > m:  # every item left out is at least as far as the m-th
+                beyond[row] = min(beyond[row], merged[m - 1][0])
+                merged = merged[:m]
+            found[row] = merged
+        return found, beyond
+
+    def ground_m(self, lon: float, lat: float, items: Sequence[int]) -> list[float]:
+        """Metres on the WGS-84 ellipsoid from (lon, lat) to each of ``items``, in one geodesic call: to a point
+        its geodesic, to an area its nearest point's (0 when it covers the position), as
+        :func:`geodesic_distance_to_areas_m`."""
+        _check_position(lon, lat)
+        to_lon: list[float] = []
+        to_lat: list[float] = []
+        owner: list[int] = []
+        out = [math.inf] * len(items)
+        for j, item in enumerate(items):
+            place = self._area_of[item]
+            if place < 0:
+                to_lon.append(self._lon[item])
+                to_lat.append(self._lat[item])
+                owner.append(j)
+                continue
+            if not self._areas.targets(lon, lat, place, to_lon, to_lat):
+                out[j] = 0.0
+            owner.extend([j] * (len(to_lon) - len(owner)))
+        for j, d in zip(owner, _geodesic_m(lon, lat, to_lon, to_lat), strict=True):
+            if d < out[j]:
+                out[j] = d
+        return out
+
+    def is_area(self, item: int) -> bool:
+        """Whether ``item`` is an area."""
+        return self._area_of[item] >= 0
+
+
+class _Areas:
+    """Areas (shapely geometries, WGS-84), prepared, with their edges read once: the segments of a polygon's
+    rings (holes too), of a line, or a point as a segment of no length, as ``(ax, ay, bx, by)``."""
+
+    def __init__(self, geoms: np.ndarray) -> None:
+        self.geoms = np.asarray(geoms, dtype=object)
+        if len(self.geoms):
+            shapely.prepare(self.geoms)
+        self.edges: list[list[tuple[float, float, float, float]]] = []
+        for area in self.geoms:
+            mine: list[tuple[float, float, float, float]] = []
+            for part in shapely.get_parts(area).tolist():
+                for line in shapely.get_rings(part).tolist() if part.geom_type == "Polygon" else [part]:
+                    xy = shapely.get_coordinates(line).tolist()
+                    pairs = zip(xy[:-1], xy[1:], strict=True) if len(xy) > 1 else [(xy[0], xy[0])]
+                    mine.extend((a[0], a[1], b[0], b[1]) for a, b in pairs)
+            self.edges.append(mine)
+
+    def deg(self, here: shapely.Point, which: np.ndarray) -> np.ndarray:
+        """Planar distance (degrees) from ``here`` to each of the areas ``which``, 0 inside."""
+        return np.asarray(shapely.distance(self.geoms[which], here), dtype=float)
+
+    def targets(self, lon: float, lat: float, place: int, to_lon: list[float], to_lat: list[float]) -> bool:
+        """Add where the ground distance to area ``place`` is measured to: the nearest point to (lon, lat) of each
+        of its edges. False (nothing added) when the area covers the position: the distance is 0.
+
+        Each edge's nearest point is found in a local frame around the
+        position (longitude scaled by the cosine of its latitude); for edges a
+        few kilometres long this moves the nearest point by far less than a
+        millimetre of ground distance.
+        """
+        if shapely.intersects_xy(self.geoms[place], lon, lat):  # for an area and a position: covers
+            return False
+        scale = math.cos(math.radians(lat))
+        for ax, ay, bx, by in self.edges[place]:
+            px, py = (ax - lon) * scale, ay - lat
+            dx, dy = (bx - ax) * scale, by - ay
+            length2 = dx * dx + dy * dy
+            t = min(max(-(px * dx + py * dy) / length2, 0.0), 1.0) if length2 > 0 else 0.0
+            to_lon.append(ax + t * (bx - ax))
+            to_lat.append(ay + t * (by - ay))
+        return True
+
+
+def _check_position(lon: float, lat: float) -> None:
+    if not (math.isfinite(lon) and math.isfinite(lat) and abs(lat) <= 90):
+        raise GeoError(f"the position ({lon!r}, {lat!r}) is not a WGS-84 longitude and latitude in degrees")
+
+
+#: Up to this many positions pyproj is called once per position (its scalar path), which is quicker than
+#: converting lists to arrays and back; beyond, once for all.
+_ONE_BY_ONE = 32
+
+
+def _geodesic_m(lon: float, lat: float, lons: list[float], lats: list[float]) -> list[float]:
+    """Geodesic metres from one position to many (pyproj ``Geod.inv``; positions already checked)."""
+    if len(lons) <= _ONE_BY_ONE:
+        inv = GEOD.inv
+        return [inv(lon, lat, x, y)[2] for x, y in zip(lons, lats, strict=True)]
+    _, _, dist = GEOD.inv([float(lon)] * len(lons), [float(lat)] * len(lats), lons, lats)
+    return list(dist)
 
 
 def geodesic_distance_to_areas_m(lon: float, lat: float, areas: np.ndarray) -> np.ndarray:
@@ -144,30 +322,6 @@ def geodesic_distance_to_areas_m(lon: float, lat: float, areas: np.ndarray) -> n
     GeoError
         For a position that is not finite or has a latitude beyond ±90°.
     """
-    if not (math.isfinite(lon) and math.isfinite(lat) and abs(lat) <= 90):
-        raise GeoError(f"the position ({lon!r}, {lat!r}) is not a WGS-84 longitude and latitude in degrees")
     areas = np.asarray(areas, dtype=object)
-    if not len(areas):
-        return np.empty(0)
-    here = shapely.Point(lon, lat)
-    inside = shapely.covers(areas, here)
-    rings = shapely.get_parts(shapely.boundary(areas[~inside]), return_index=True)
-    xy, ring_of = shapely.get_coordinates(rings[0], return_index=True)
-    out = np.zeros(len(areas))
-    if not len(xy):
-        return out
-    owner = np.flatnonzero(~inside)[rings[1][ring_of]]
-    same_ring = ring_of[:-1] == ring_of[1:]
-    a, b, seg_owner = xy[:-1][same_ring], xy[1:][same_ring], owner[:-1][same_ring]
-    scale = math.cos(math.radians(lat))
-    ax, ay = (a[:, 0] - lon) * scale, a[:, 1] - lat
-    dx, dy = (b[:, 0] - a[:, 0]) * scale, b[:, 1] - a[:, 1]
-    length2 = dx * dx + dy * dy
-    t = np.where(length2 > 0, np.clip(-(ax * dx + ay * dy) / np.where(length2 > 0, length2, 1), 0, 1), 0)
-    near_lon = a[:, 0] + t * (b[:, 0] - a[:, 0])
-    near_lat = a[:, 1] + t * (b[:, 1] - a[:, 1])
-    _, _, dist = GEOD.inv(np.full(len(near_lon), lon), np.full(len(near_lat), lat), near_lon, near_lat)
-    best = np.full(len(areas), np.inf)
-    np.minimum.at(best, seg_owner, np.asarray(dist, dtype=float))
-    out[~inside] = best[~inside]
-    return out
+    index = LayeredIndex(np.zeros(len(areas)), np.zeros(len(areas)), areas, np.zeros(len(areas), dtype=np.int64), 1)
+    return np.array(index.ground_m(lon, lat, range(len(areas))), dtype=float)

@@ -235,6 +235,18 @@ def nearest(engine: Engine, lon: float, lat: float, layers: Sequence[str], k: in
     m = candidates_per_layer(k, by_road=by != STRAIGHT)
     held = nearest_held.current(engine)
     if held is not None:
+        if _travel_mode(by, held.network_edges) == STRAIGHT:
+            found = held.nearest_straight(layers, lon, lat, k, m)
+            result = NearestResult(lon, lat, held.district_at(lon, lat), STRAIGHT,
+                                   {"loaded": held.network_edges > 0, "synthetic": held.network_synthetic})
+            unsure = [key for key in layers if found[key] is None]
+            if unsure:  # those layers' first candidates may not hold their k nearest: the rounds read more
+                more = _settled(engine, held.candidates(unsure, lon, lat, m), held.within, lon, lat, unsure, k, m,
+                                STRAIGHT, versions=held.versions)
+                found.update(more.by_layer)
+                result.rounds = more.rounds
+            result.by_layer = {key: found[key] or [] for key in layers}
+            return result
         return _settled(engine, held.candidates(layers, lon, lat, m), held.within, lon, lat, layers, k, m, by,
                         versions=held.versions)
     with engine.connect() as conn:

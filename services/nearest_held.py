@@ -32,6 +32,7 @@ changed:
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -48,7 +49,8 @@ from sqlalchemy.engine import Connection, Engine
 from db import held as db_held
 from db.facilities import Candidates
 from db.notify import ChangeListener
-from geo.planar_index import PlanarIndex, geodesic_distance_to_areas_m
+from geo.nearest import planar_bound_m, planar_bounds_m
+from geo.planar_index import LayeredIndex, PlanarIndex
 
 #: Above this many active facilities nothing is held (each process would hold them all): nearest queries.
 MAX_HELD_FACILITIES = 200_000
@@ -71,37 +73,49 @@ def _count_commit(conn: Connection) -> None:
 
 @dataclass(frozen=True)
 class HeldLayer:
-    """One layer's facilities: ``rows`` (the fields of :data:`db.held.FACILITY_FIELDS` without the area, and the
-    district's names) and ``index`` over them, in the same order."""
+    """One layer's facilities in planar order (``index``): its item ``i`` is held facility ``offset + i``."""
 
-    rows: list[Row]
     index: PlanarIndex
+    offset: int
 
 
 @dataclass(frozen=True)
 class Held:
-    """What one process holds: see the module's note. ``layers`` is None when too many facilities are active."""
+    """What one process holds: see the module's note. ``layers`` is None when too many facilities are active.
+
+    ``facilities`` are the rows (the fields of :data:`db.held.FACILITY_FIELDS`
+    without the area, and the district's names), layer by layer; ``ids``
+    their ids and ``every`` an index over all of them, in the same order, in
+    which each layer is the group ``groups[key]``.
+    """
 
     versions: tuple[Any, ...]
     layers: dict[str, HeldLayer] | None
+    facilities: list[Row]
+    ids: list[int]
+    every: LayeredIndex
+    groups: dict[str, int]
     districts: list[tuple[str, str, str]]
     district_areas: np.ndarray
     network_edges: int
     network_synthetic: bool
 
+    def district_at(self, lon: float, lat: float) -> Row | None:
+        """The district (adcode, names) covering a WGS-84 position, or None outside them all."""
+        if not len(self.district_areas):
+            return None
+        inside = np.flatnonzero(shapely.intersects_xy(self.district_areas, lon, lat))  # an area and a position: covers
+        if not len(inside):
+            return None
+        adcode, zh, en = self.districts[int(inside[0])]
+        return {"adcode": adcode, "name_zh": zh, "name_en": en}
+
     def candidates(self, layers: Sequence[str], lon: float, lat: float, m: int | None) -> Candidates:
         """What :func:`db.facilities.nearest_candidates` reads, from memory (same fields and order)."""
-        here = shapely.Point(lon, lat)
-        inside = np.flatnonzero(shapely.covers(self.district_areas, here)) if len(self.district_areas) \
-            else np.empty(0, dtype=np.int64)
-        district = None
-        if len(inside):
-            adcode, zh, en = self.districts[int(inside[0])]
-            district = {"adcode": adcode, "name_zh": zh, "name_en": en}
         rows: list[Row] = []
         for key in layers:
             rows.extend(self._rows(key, lon, lat, *self._layer(key).index.nearest(lon, lat, m)))
-        return Candidates(district, self.network_edges, self.network_synthetic, rows)
+        return Candidates(self.district_at(lon, lat), self.network_edges, self.network_synthetic, rows)
 
     def within(self, lon: float, lat: float, radii: dict[str, float | None]) -> list[Row]:
         """What :func:`db.facilities.candidates_within` reads, from memory."""
@@ -110,50 +124,112 @@ class Held:
             rows.extend(self._rows(key, lon, lat, *self._layer(key).index.within(lon, lat, radius)))
         return rows
 
+    def nearest_straight(self, layers: Sequence[str], lon: float, lat: float, k: int,
+                         m: int) -> dict[str, list[Row] | None]:
+        """Each layer's ``k`` nearest in a straight line, from its first candidates (None for a layer whose
+        first candidates may not hold them).
+
+        The same answer as nearest's rounds (:func:`services.candidates.settle_straight`)
+        when they need no second round, worked out for every layer at once
+        (:class:`geo.planar_index.LayeredIndex`: each layer's ``m`` nearest
+        points and its areas), with a row made only for each answer. Each row
+        has ``straight_m`` and ``distance_m`` (geodesic metres, to an area's
+        nearest point). The ground distance is measured only to candidates
+        that may be among the ``k``: first to each layer's ``k`` nearest in
+        planar order, then to those others whose planar distance does not put
+        them surely beyond the farthest of these (:func:`geo.nearest.planar_bounds_m`).
+        A layer's list is None when its candidates are not surely complete up
+        to its ``k``-th (the rounds then read more for that layer).
+        """
+        out: dict[str, list[Row] | None] = {key: [] for key in layers}
+        present = [key for key in layers if key in self.groups]
+        every = self.every
+        found, beyond = every.first_candidates(lon, lat, [self.groups[key] for key in present], m)
+        heads = [c[:k] for c in found]
+        near = every.ground_m(lon, lat, [item for head in heads for _, item in head])
+        measured: list[list[tuple[float, int, int, float]]] = []  # per layer: (metres, id, item, degrees)
+        ids = self.ids
+        at = 0
+        for head in heads:
+            measured.append([(d, ids[item], item, deg) for (deg, item), d in zip(head, near[at:at + len(head)],
+                                                                                 strict=True)])
+            at += len(head)
+        # the others that may be nearer than the farthest of the first k: measured too
+        rest = [(row, deg, item) for row, (c, head) in enumerate(zip(found, measured, strict=True))
+                if len(head) == k for deg, item in c[k:]]
+        if rest:
+            farthest = [max(m_ for m_, *_ in head) if len(head) == k else math.inf for head in measured]
+            bounds = planar_bounds_m(np.array([deg for _, deg, _ in rest]), lat).tolist()
+            maybe = [(row, deg, item) for (row, deg, item), b in zip(rest, bounds, strict=True) if b <= farthest[row]]
+            more = every.ground_m(lon, lat, [item for *_, item in maybe])
+            for (row, deg, item), d in zip(maybe, more, strict=True):
+                measured[row].append((d, ids[item], item, deg))
+        facilities = self.facilities
+        for key, mine, far in zip(present, measured, beyond, strict=True):
+            mine.sort()
+            if len(mine) >= k and math.isfinite(far) and mine[k - 1][0] > planar_bound_m(far, lat):
+                out[key] = None  # not surely complete up to the k-th
+                continue
+            out[key] = [{**facilities[item], "deg": deg, "area_m": d if every.is_area(item) else None,
+                         "straight_m": d, "distance_m": d} for d, _, item, deg in mine[:k]]
+        return out
+
     def _layer(self, key: str) -> HeldLayer:
         assert self.layers is not None
         return self.layers.get(key) or _EMPTY
 
     def _rows(self, key: str, lon: float, lat: float, idx: np.ndarray, deg: np.ndarray) -> list[Row]:
-        layer = self._layer(key)
+        item = self._layer(key).offset + idx
         area_m: list[float | None] = [None] * len(idx)
-        is_area = layer.index.is_area(idx)
-        if is_area.any():
-            metres = geodesic_distance_to_areas_m(lon, lat, layer.index.area_geometries(idx[is_area]))
-            for j, d in zip(np.flatnonzero(is_area).tolist(), metres.tolist(), strict=True):
+        areas = [j for j, i in enumerate(item.tolist()) if self.every.is_area(i)]
+        if areas:
+            for j, d in zip(areas, self.every.ground_m(lon, lat, item[areas].tolist()), strict=True):
                 area_m[j] = d
-        rows = layer.rows
-        return [{**rows[i], "deg": d, "area_m": a} for i, d, a in zip(idx.tolist(), deg.tolist(), area_m, strict=True)]
+        facilities = self.facilities
+        return [{**facilities[i], "deg": d, "area_m": a}
+                for i, d, a in zip(item.tolist(), deg.tolist(), area_m, strict=True)]
 
 
-_EMPTY = HeldLayer([], PlanarIndex(np.empty(0), np.empty(0), np.empty(0, dtype=object)))
+def _areas(rows: list[tuple[Any, ...]]) -> np.ndarray:
+    return np.array([None if r[-1] is None else shapely.from_wkb(r[-1]) for r in rows], dtype=object)
+
+
+def _positions(rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([r[10] for r in rows], dtype=float), np.array([r[11] for r in rows], dtype=float)
+
+
+_EMPTY = HeldLayer(PlanarIndex(np.empty(0), np.empty(0), np.empty(0, dtype=object)), 0)
 
 
 def held_from(read: db_held.HeldRead) -> Held:
-    """Build what a process holds from one read (the indexes over each layer)."""
+    """Build what a process holds from one read (the indexes over each layer and over all of them)."""
     areas = shapely.from_wkb([wkb for *_, wkb in read.districts]) if read.districts else np.empty(0, dtype=object)
     if len(areas):
         shapely.prepare(areas)
     districts = [(adcode, zh, en) for adcode, zh, en, _ in read.districts]
     names = {adcode: (zh, en) for adcode, zh, en in districts}
-    layers = None if read.facilities is None else _layers(read.facilities, names)
-    return Held(read.versions, layers, districts, areas, read.network_edges, read.network_synthetic)
+    rows = read.facilities or []
+    facilities = [dict(zip(_FIELDS, r[:-1], strict=True)) for r in rows]
+    for row in facilities:
+        row["district_zh"], row["district_en"] = names.get(row["district_adcode"], (None, None))
+    groups = {key: i for i, key in enumerate(dict.fromkeys(r[1] for r in rows))}
+    lons, lats = _positions(rows)
+    shapes = _areas(rows)
+    every = LayeredIndex(lons, lats, shapes, np.array([groups[r[1]] for r in rows], dtype=np.int64), len(groups))
+    layers = None if read.facilities is None else _layers(rows, lons, lats, shapes)
+    return Held(read.versions, layers, facilities, [r[0] for r in rows], every, groups,
+                districts, areas, read.network_edges, read.network_synthetic)
 
 
-def _layers(rows: list[tuple[Any, ...]], names: dict[str, tuple[str, str]]) -> dict[str, HeldLayer]:
-    by_layer: dict[str, list[tuple[Any, ...]]] = {}
-    for r in rows:
-        by_layer.setdefault(r[1], []).append(r)
-    out = {}
-    for key, mine in by_layer.items():
-        wkbs = [r[-1] for r in mine]
-        areas = np.array([None if w is None else shapely.from_wkb(w) for w in wkbs], dtype=object)
-        fields = [dict(zip(_FIELDS, r[:-1], strict=True)) for r in mine]
-        for row in fields:
-            row["district_zh"], row["district_en"] = names.get(row["district_adcode"], (None, None))
-        out[key] = HeldLayer(fields,
-                             PlanarIndex(np.array([r[10] for r in mine], dtype=float),
-                                         np.array([r[11] for r in mine], dtype=float), areas))
+def _layers(rows: list[tuple[Any, ...]], lons: np.ndarray, lats: np.ndarray,
+            shapes: np.ndarray) -> dict[str, HeldLayer]:
+    """Each layer's index; ``rows`` come layer by layer (the read orders them so)."""
+    out: dict[str, HeldLayer] = {}
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i][1] != rows[start][1]:
+            out[rows[start][1]] = HeldLayer(PlanarIndex(lons[start:i], lats[start:i], shapes[start:i]), start)
+            start = i
     return out
 
 
@@ -251,6 +327,18 @@ _holder: list[tuple[int, _Holder]] = []
 _holder_lock = threading.Lock()
 
 
+#: Each engine's database URL as text (rendering it costs more than the rest of a held answer's bookkeeping).
+_urls: dict[int, tuple[Engine, str]] = {}
+
+
+def _url_of(engine: Engine) -> str:
+    known = _urls.get(id(engine))
+    if known is None or known[0] is not engine:
+        known = (engine, engine.url.render_as_string(hide_password=False))
+        _urls[id(engine)] = known
+    return known[1]
+
+
 def current(engine: Engine) -> Held | None:
     """What this process holds for ``engine``'s database, read again if the data changed; None: ask the database.
 
@@ -259,7 +347,7 @@ def current(engine: Engine) -> Held | None:
     database than the last one lets go of the last one's listener and
     facilities.
     """
-    url = engine.url.render_as_string(hide_password=False)
+    url = _url_of(engine)
     pid = os.getpid()  # a forked worker never uses its parent's listening connection
     with _holder_lock:
         old = _holder[0] if _holder else None
@@ -279,7 +367,7 @@ def hold(engine: Engine) -> str:
     if held is None or held.layers is None:
         return (f"nothing held (more than {MAX_HELD_FACILITIES:,} active facilities, or the database cannot be "
                 "listened to): nearest asks the database")
-    count = sum(len(layer.rows) for layer in held.layers.values())
+    count = len(held.facilities)
     return f"{count:,} active facilities of {len(held.layers)} layers and {len(held.districts)} districts"
 
 

@@ -18,7 +18,9 @@ import shapely
 from sqlalchemy import text
 
 from db import libpq_url
-from geo.planar_index import PlanarIndex, geodesic_distance_to_areas_m
+from geo.crs import gcj02_to_bd09, wgs84_to_gcj02
+from geo.nearest import GEOD, planar_bound_m, planar_bounds_m
+from geo.planar_index import LayeredIndex, PlanarIndex, geodesic_distance_to_areas_m
 from services import nearest_held
 
 # --------------------------------------------------------------------------
@@ -80,6 +82,70 @@ def test_a_position_inside_an_area_is_0_degrees_and_0_metres_from_it():
     idx, deg = index.nearest(117.505, 34.805, 1)
     assert idx.tolist() == [0] and deg.tolist() == [0.0]
     assert geodesic_distance_to_areas_m(117.505, 34.805, np.array([square], dtype=object)).tolist() == [0.0]
+
+
+def _layered(seed: int, points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_items` spread over 4 groups (one of points only, one of areas only), and the groups."""
+    lons, lats, areas = _items(seed, points)
+    groups = np.where(np.array([a is None for a in areas]), np.arange(len(areas)) % 3, 3)
+    groups[: points // 4] = 0
+    return lons, lats, areas, groups
+
+
+@pytest.mark.parametrize("points", SIZES)
+def test_every_group_s_first_candidates_are_its_brute_force_nearest(points):
+    lons, lats, areas, groups = _layered(11, points)
+    index = LayeredIndex(lons, lats, areas, groups, 5)  # group 4 has nothing
+    rng = np.random.default_rng(12)
+    for lon, lat in zip(rng.uniform(117.1, 117.9, 40), rng.uniform(34.4, 35.3, 40), strict=True):
+        brute = _brute_deg(lons, lats, areas, lon, lat)
+        for m in (1, 9, 50):
+            found, beyond = index.first_candidates(lon, lat, [3, 0, 4, 2], m)
+            for got, far, g in zip(found, beyond, [3, 0, 4, 2], strict=True):
+                mine = np.flatnonzero(groups == g)
+                assert len(got) == min(m, len(mine))
+                items = [item for _, item in got]
+                assert set(groups[items]) <= {g}
+                np.testing.assert_allclose([d for d, _ in got], np.sort(brute[mine])[:len(got)], rtol=0, atol=1e-12)
+                left = np.setdiff1d(mine, items)
+                # every item left out is at least as far as `beyond` says, and `beyond` is not below the listed
+                assert far == np.inf if not len(left) else brute[left].min() >= far - 1e-12
+                assert all(d <= far + 1e-12 for d, _ in got)
+
+
+def test_ground_distances_are_pyproj_s_geodesics_and_postgis_s_area_rule():
+    lons, lats, areas, groups = _layered(21, 300)
+    index = LayeredIndex(lons, lats, areas, groups, 4)
+    rng = np.random.default_rng(22)
+    items = rng.permutation(len(lons))[:80].tolist()
+    for lon, lat in zip(rng.uniform(117.1, 117.9, 10), rng.uniform(34.4, 35.3, 10), strict=True):
+        got = index.ground_m(lon, lat, items)
+        for item, d in zip(items, got, strict=True):
+            if areas[item] is None:
+                assert d == GEOD.inv(lon, lat, lons[item], lats[item])[2]
+            else:
+                assert d == geodesic_distance_to_areas_m(lon, lat, np.array([areas[item]], dtype=object))[0]
+    inside = areas[-1].centroid
+    assert index.ground_m(inside.x, inside.y, [len(areas) - 1]) == [0.0]
+
+
+def test_the_bound_of_many_radii_is_the_bound_of_each():
+    radii = np.concatenate([np.random.default_rng(3).uniform(-0.1, 6, 2000), [0.0, 5.0, 5.000001, np.inf]])
+    for lat in (34.8, -35.2, 0.0, 80.0, 88.95):
+        expected = [planar_bound_m(float(r), lat) if np.isfinite(r) else 0.0 for r in radii]
+        assert planar_bounds_m(radii, lat).tolist() == expected
+
+
+def test_one_position_converts_exactly_as_an_array_of_them():
+    """The GCJ-02 and BD-09 formulas on one position (plain floats, ``math``) give numpy's numbers to the bit."""
+    rng = np.random.default_rng(4)
+    lon, lat = rng.uniform(70, 140, 3000), rng.uniform(0, 58, 3000)  # inside China's box and outside it
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    blon, blat = gcj02_to_bd09(glon, glat)
+    for i in range(len(lon)):
+        one = wgs84_to_gcj02(float(lon[i]), float(lat[i]))
+        assert one == (glon[i], glat[i]) and all(type(v) is float for v in one)
+        assert gcj02_to_bd09(*one) == (blon[i], blat[i])
 
 
 def test_an_area_s_ground_distance_agrees_with_postgis_geography(engine):
