@@ -86,7 +86,7 @@ def start_gunicorn(url: str, workers: int, threads: int) -> tuple[subprocess.Pop
     gunicorn = Path(sys.executable).with_name("gunicorn")
     proc = subprocess.Popen(
         [str(gunicorn), "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-         "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--graceful-timeout", "5", "--timeout", "120",
+         "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--graceful-timeout", "5", "--timeout", "120", "--reuse-port",
          "--log-level", "warning", "web:create_app()"],
         cwd=ROOT, env=dict(os.environ, DATABASE_URL=url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)

@@ -126,13 +126,45 @@ def planar_bound_m(radius_deg: float, lat: float) -> float:
     return _BOUND_SAFETY * radius_deg * per_deg
 
 
-def planar_bounds_m(radius_deg: np.ndarray, lat: float) -> np.ndarray:
-    """:func:`planar_bound_m` of many radii (degrees) from one latitude at once (the same formula, numpy's)."""
-    r = np.asarray(radius_deg, dtype=float)
-    phi = abs(lat) + r + 0.1
-    trusted = (r > 0) & (r <= _MAX_BOUND_RADIUS_DEG) & (phi < 89.0)
-    per_deg = np.minimum(_MIN_M_PER_DEG_LAT, _M_PER_DEG_LON_EQUATOR * np.cos(np.radians(np.where(trusted, phi, 0.0))))
-    return np.where(trusted, _BOUND_SAFETY * r * per_deg, 0.0)
+#: How far (degrees of the scaled plane of :func:`scaled_bound_slope_m`) its bound reaches.
+SCALED_REACH_DEG = 1.0
+
+
+def scaled_bound_slope_m(lon: float, lat: float, scale: float) -> float:
+    """Metres of ground any path from (lon, lat) covers per degree it moves in the *scaled* plane (0: no bound).
+
+    The scaled plane puts a position at ``(scale × lon, lat)`` degrees, with
+    ``scale`` the cosine of a latitude near the data (a degree of longitude
+    there is about ``scale`` of a degree of latitude on the ground), so its
+    distances are close to ground distances in proportion, unlike plain
+    degrees. The bound: a path that stays within :data:`SCALED_REACH_DEG` of
+    the start in that plane stays within ``φ = |lat| + SCALED_REACH_DEG``
+    of latitude, where a degree of latitude is at least 110,574 m (the
+    meridian's shortest, at the equator) and a degree of longitude at least
+    111,320 m × cos φ. Its length is the integral of
+    ``sqrt((M dφ)² + (N cos φ dλ)²)``, which is at least
+    ``sqrt((110,574 Δφ)² + (111,320 cos φ Δλ)²)`` (the length of an integral
+    of vectors is at most the integral of their lengths), and so at least
+    ``slope × d`` for the scaled distance ``d`` it moved, with ``slope`` =
+    110,574 × min(1, 111,320 cos φ / (110,574 × scale)) × 0.99 (the margin
+    covers the rounding of these constants). A path to anything farther than
+    :data:`SCALED_REACH_DEG` first crosses that circle, so
+    :func:`scaled_bound_m` caps the distance there.
+
+    Returns 0.0 near a pole or where the circle would cross the 180th
+    meridian (longitudes wrap there), so a caller ranks more.
+    """
+    phi = abs(lat) + SCALED_REACH_DEG
+    if not 0 < scale <= 1 or phi >= 89.0 or abs(lon) + SCALED_REACH_DEG / scale >= 180.0:
+        return 0.0
+    parallel = _M_PER_DEG_LON_EQUATOR * math.cos(math.radians(phi))
+    return _BOUND_SAFETY * _MIN_M_PER_DEG_LAT * min(1.0, parallel / (_MIN_M_PER_DEG_LAT * scale))
+
+
+def scaled_bound_m(distance_deg: float, slope_m: float) -> float:
+    """Fewest metres of ground to anything at least ``distance_deg`` away in the scaled plane (see
+    :func:`scaled_bound_slope_m`, whose slope this takes)."""
+    return slope_m * min(distance_deg, SCALED_REACH_DEG)
 
 
 def planar_radius_deg(distance_m: float, lat: float) -> float | None:

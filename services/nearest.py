@@ -236,7 +236,7 @@ def nearest(engine: Engine, lon: float, lat: float, layers: Sequence[str], k: in
     held = nearest_held.current(engine)
     if held is not None:
         if _travel_mode(by, held.network_edges) == STRAIGHT:
-            found = held.nearest_straight(layers, lon, lat, k, m)
+            found = held.nearest_straight(layers, lon, lat, k)
             result = NearestResult(lon, lat, held.district_at(lon, lat), STRAIGHT,
                                    {"loaded": held.network_edges > 0, "synthetic": held.network_synthetic})
             unsure = [key for key in layers if found[key] is None]

@@ -32,7 +32,6 @@ changed:
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -49,9 +48,11 @@ from sqlalchemy.engine import Connection, Engine
 from db import held as db_held
 from db.facilities import Candidates
 from db.notify import ChangeListener
-from geo.nearest import planar_bound_m, planar_bounds_m
+from geo.nearest import scaled_bound_m
 from geo.planar_index import LayeredIndex, PlanarIndex
 
+#: Nearest in a straight line first takes, per layer, the k nearest in the scaled plane and this many more.
+FIRST_EXTRA = 4
 #: Above this many active facilities nothing is held (each process would hold them all): nearest queries.
 MAX_HELD_FACILITIES = 200_000
 #: How often (seconds) a request compares the held data versions with the database's.
@@ -124,54 +125,43 @@ class Held:
             rows.extend(self._rows(key, lon, lat, *self._layer(key).index.within(lon, lat, radius)))
         return rows
 
-    def nearest_straight(self, layers: Sequence[str], lon: float, lat: float, k: int,
-                         m: int) -> dict[str, list[Row] | None]:
+    def nearest_straight(self, layers: Sequence[str], lon: float, lat: float, k: int) -> dict[str, list[Row] | None]:
         """Each layer's ``k`` nearest in a straight line, from its first candidates (None for a layer whose
         first candidates may not hold them).
 
-        The same answer as nearest's rounds (:func:`services.candidates.settle_straight`)
-        when they need no second round, worked out for every layer at once
-        (:class:`geo.planar_index.LayeredIndex`: each layer's ``m`` nearest
-        points and its areas), with a row made only for each answer. Each row
-        has ``straight_m`` and ``distance_m`` (geodesic metres, to an area's
-        nearest point). The ground distance is measured only to candidates
-        that may be among the ``k``: first to each layer's ``k`` nearest in
-        planar order, then to those others whose planar distance does not put
-        them surely beyond the farthest of these (:func:`geo.nearest.planar_bounds_m`).
-        A layer's list is None when its candidates are not surely complete up
-        to its ``k``-th (the rounds then read more for that layer).
+        The same answer as nearest's rounds (:func:`services.candidates.settle_straight`),
+        worked out for every layer at once from its ``k +``
+        :data:`FIRST_EXTRA` nearest in the scaled plane
+        (:class:`geo.planar_index.LayeredIndex`), with a row made only for
+        each answer. Each row has ``straight_m`` and ``distance_m`` (geodesic
+        metres, to an area's nearest point). The ground distance is measured
+        first to each layer's ``k`` nearest in the scaled plane, then to those
+        others whose scaled distance does not put them surely beyond the
+        farthest of these (:func:`geo.nearest.scaled_bound_m`). A layer's list
+        is None when its candidates are not surely complete up to its ``k``-th
+        (the rounds then read more for that layer).
         """
         out: dict[str, list[Row] | None] = {key: [] for key in layers}
         present = [key for key in layers if key in self.groups]
-        every = self.every
-        found, beyond = every.first_candidates(lon, lat, [self.groups[key] for key in present], m)
-        heads = [c[:k] for c in found]
-        near = every.ground_m(lon, lat, [item for head in heads for _, item in head])
-        measured: list[list[tuple[float, int, int, float]]] = []  # per layer: (metres, id, item, degrees)
-        ids = self.ids
-        at = 0
-        for head in heads:
-            measured.append([(d, ids[item], item, deg) for (deg, item), d in zip(head, near[at:at + len(head)],
-                                                                                 strict=True)])
-            at += len(head)
-        # the others that may be nearer than the farthest of the first k: measured too
-        rest = [(row, deg, item) for row, (c, head) in enumerate(zip(found, measured, strict=True))
-                if len(head) == k for deg, item in c[k:]]
-        if rest:
-            farthest = [max(m_ for m_, *_ in head) if len(head) == k else math.inf for head in measured]
-            bounds = planar_bounds_m(np.array([deg for _, deg, _ in rest]), lat).tolist()
-            maybe = [(row, deg, item) for (row, deg, item), b in zip(rest, bounds, strict=True) if b <= farthest[row]]
-            more = every.ground_m(lon, lat, [item for *_, item in maybe])
-            for (row, deg, item), d in zip(maybe, more, strict=True):
-                measured[row].append((d, ids[item], item, deg))
+        every, ids = self.every, self.ids
+        slope = every.slope_m(lon, lat)
+        found, beyond = every.first_candidates(lon, lat, [self.groups[key] for key in present], k + FIRST_EXTRA)
+        near = iter(every.ground_m(lon, lat, [item for c in found for _, item in c[:k]]))
+        # per layer: (metres, id, item) of the first k, then of the others that may be as near
+        measured = [[(next(near), ids[item], item) for _, item in c[:k]] for c in found]
+        maybe = [(row, item) for row, (c, mine) in enumerate(zip(found, measured, strict=True))
+                 if len(mine) == k and len(c) > k for item in _maybe_nearer(c[k:], max(mine)[0], slope)]
+        if maybe:
+            for (row, item), metres in zip(maybe, every.ground_m(lon, lat, [item for _, item in maybe]), strict=True):
+                measured[row].append((metres, ids[item], item))
         facilities = self.facilities
         for key, mine, far in zip(present, measured, beyond, strict=True):
             mine.sort()
-            if len(mine) >= k and math.isfinite(far) and mine[k - 1][0] > planar_bound_m(far, lat):
+            if len(mine) >= k and mine[k - 1][0] > scaled_bound_m(far, slope):
                 out[key] = None  # not surely complete up to the k-th
                 continue
-            out[key] = [{**facilities[item], "deg": deg, "area_m": d if every.is_area(item) else None,
-                         "straight_m": d, "distance_m": d} for d, _, item, deg in mine[:k]]
+            out[key] = [{**facilities[item], "area_m": d if every.is_area(item) else None, "straight_m": d,
+                         "distance_m": d} for d, _, item in mine[:k]]
         return out
 
     def _layer(self, key: str) -> HeldLayer:
@@ -188,6 +178,11 @@ class Held:
         facilities = self.facilities
         return [{**facilities[i], "deg": d, "area_m": a}
                 for i, d, a in zip(item.tolist(), deg.tolist(), area_m, strict=True)]
+
+
+def _maybe_nearer(rest: list[tuple[float, int]], metres: float, slope: float) -> list[int]:
+    """The items of ``rest`` (scaled degrees, item) that the scaled bound does not put beyond ``metres``."""
+    return [item for d, item in rest if scaled_bound_m(d, slope) <= metres]
 
 
 def _areas(rows: list[tuple[Any, ...]]) -> np.ndarray:

@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from db import libpq_url
 from geo.crs import gcj02_to_bd09, wgs84_to_gcj02
-from geo.nearest import GEOD, planar_bound_m, planar_bounds_m
+from geo.nearest import GEOD, SCALED_REACH_DEG, scaled_bound_m, scaled_bound_slope_m
 from geo.planar_index import LayeredIndex, PlanarIndex, geodesic_distance_to_areas_m
 from services import nearest_held
 
@@ -92,14 +92,24 @@ def _layered(seed: int, points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return lons, lats, areas, groups
 
 
+def _scaled_deg(lons, lats, areas, lon, lat, scale) -> np.ndarray:
+    """Brute force in the scaled plane: shapely's distance between the position and each item, both with their
+    longitudes multiplied by ``scale``."""
+    here = shapely.Point(lon * scale, lat)
+    return np.array([np.hypot((x - lon) * scale, y - lat) if a is None
+                     else shapely.transform(a, lambda xy: xy * [scale, 1.0]).distance(here)
+                     for x, y, a in zip(lons, lats, areas, strict=True)])
+
+
 @pytest.mark.parametrize("points", SIZES)
-def test_every_group_s_first_candidates_are_its_brute_force_nearest(points):
+def test_every_group_s_first_candidates_are_its_brute_force_nearest_in_the_scaled_plane(points):
     lons, lats, areas, groups = _layered(11, points)
     index = LayeredIndex(lons, lats, areas, groups, 5)  # group 4 has nothing
+    assert index.scale == pytest.approx(np.cos(np.radians(np.median(lats))))
     rng = np.random.default_rng(12)
     for lon, lat in zip(rng.uniform(117.1, 117.9, 40), rng.uniform(34.4, 35.3, 40), strict=True):
-        brute = _brute_deg(lons, lats, areas, lon, lat)
-        for m in (1, 9, 50):
+        brute = _scaled_deg(lons, lats, areas, lon, lat, index.scale)
+        for m in (1, 5, 50):
             found, beyond = index.first_candidates(lon, lat, [3, 0, 4, 2], m)
             for got, far, g in zip(found, beyond, [3, 0, 4, 2], strict=True):
                 mine = np.flatnonzero(groups == g)
@@ -129,11 +139,29 @@ def test_ground_distances_are_pyproj_s_geodesics_and_postgis_s_area_rule():
     assert index.ground_m(inside.x, inside.y, [len(areas) - 1]) == [0.0]
 
 
-def test_the_bound_of_many_radii_is_the_bound_of_each():
-    radii = np.concatenate([np.random.default_rng(3).uniform(-0.1, 6, 2000), [0.0, 5.0, 5.000001, np.inf]])
-    for lat in (34.8, -35.2, 0.0, 80.0, 88.95):
-        expected = [planar_bound_m(float(r), lat) if np.isfinite(r) else 0.0 for r in radii]
-        assert planar_bounds_m(radii, lat).tolist() == expected
+def test_the_scaled_bound_is_below_every_geodesic():
+    """Against pyproj's geodesics from positions across the city and the world, to points up to twice the reach."""
+    rng = np.random.default_rng(31)
+    checked = tight = 0
+    for lon, lat, scale in [(117.5, 34.8, np.cos(np.radians(34.8))), (117.5, 34.8, 1.0), (0.0, 0.0, 0.9),
+                            (-60.0, -70.0, 0.5), (20.0, 87.0, 0.2), (179.5, 35.0, 0.82)]:
+        slope = scaled_bound_slope_m(lon, lat, scale)
+        if abs(lat) >= 88 or abs(lon) > 179:
+            assert slope == 0.0, "no bound near a pole or the 180th meridian"
+            continue
+        angle = rng.uniform(0, 2 * np.pi, 3000)
+        reach = rng.uniform(0, 2 * SCALED_REACH_DEG, 3000)
+        to_lon, to_lat = lon + reach * np.cos(angle) / scale, lat + reach * np.sin(angle)
+        ground = GEOD.inv(np.full(3000, lon), np.full(3000, lat), to_lon, to_lat)[2]
+        scaled = np.hypot((to_lon - lon) * scale, to_lat - lat)
+        bound = np.array([scaled_bound_m(d, slope) for d in scaled])
+        assert (bound <= ground).all()
+        checked += 3000
+        if lat == 34.8 and scale < 1:  # at the data's own latitude, within the reach: within 3 % of the ground
+            within = scaled <= SCALED_REACH_DEG
+            assert (bound[within] >= 0.97 * ground[within]).all()
+            tight = int(within.sum())
+    assert checked >= 12_000 and tight > 1000
 
 
 def test_one_position_converts_exactly_as_an_array_of_them():
