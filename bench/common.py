@@ -78,6 +78,10 @@ def write_json(result: dict, path: str | None) -> None:
 def start_gunicorn(url: str, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
     """The app under gunicorn (gthread, keep-alive) on a free loopback port, once /healthz answers.
 
+    Each worker listens on a socket of its own (``SO_REUSEPORT``, as the
+    light lane does), so the kernel spreads the client's keep-alive
+    connections over the workers instead of the quickest worker taking them all.
+
     Returns the process (its own session, for :func:`stop_gunicorn`) and the port.
     """
     with socket.socket() as s:
@@ -86,8 +90,8 @@ def start_gunicorn(url: str, workers: int, threads: int) -> tuple[subprocess.Pop
     gunicorn = Path(sys.executable).with_name("gunicorn")
     proc = subprocess.Popen(
         [str(gunicorn), "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-         "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--graceful-timeout", "5", "--timeout", "120", "--reuse-port",
-         "--log-level", "warning", "web:create_app()"],
+         "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--graceful-timeout", "5", "--timeout", "120",
+         "--reuse-port", "--log-level", "warning", "web:create_app()"],
         cwd=ROOT, env=dict(os.environ, DATABASE_URL=url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)
     deadline = time.monotonic() + 60
