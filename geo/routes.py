@@ -96,25 +96,51 @@ def route_lines(graph: Graph, tree: Tree, destinations: Snapped, index: RouteInd
     o = tree.origin
     e1, a = int(o.edge[0]), float(o.along_m[0])
     ix = route_index(graph) if index is None else index
-    out = []
+    parts: list[list[np.ndarray] | None] = []  # per destination its route's pieces (None: unreachable)
+    by_vertices: list[tuple[int, np.ndarray]] = []  # (destination, vertex path) of the routes along the roads
+    leaving: dict[float, np.ndarray] = {}  # the start's own edge up to where routes leave it: one per end
     for i in range(len(destinations)):
         e2, b = int(destinations.edge[i]), float(destinations.along_m[i])
         via = _arrival(graph, tree, e2, b) if e1 >= 0 and e2 >= 0 else None
         if via is None:
-            out.append(np.empty((0, 2)))
-            continue
-        parts = [o.point_xy[:1]]
-        if via == -2:
-            parts.append(_piece(graph, ix, e1, a, b))
+            parts.append(None)
+        elif via == -2:
+            parts.append([o.point_xy[:1], _piece(graph, ix, e1, a, b), destinations.point_xy[i:i + 1]])
         else:
             path = _vertex_path(tree, via)
-            parts.append(_piece(graph, ix, e1, a, tree.exit_along[int(path[0])]))
-            parts.append(_edges_xy(graph, ix, path))
-            parts.append(_piece(graph, ix, e2, 0.0 if via == graph.source[e2] else float(graph.length_m[e2]), b))
-        parts.append(destinations.point_xy[i:i + 1])
-        xy = np.concatenate(parts)
-        keep = np.concatenate([[True], np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)])
-        out.append(np.asarray(xy[keep], dtype=float))
+            exit_along = tree.exit_along[int(path[0])]
+            if exit_along not in leaving:
+                leaving[exit_along] = _piece(graph, ix, e1, a, exit_along)
+            by_vertices.append((i, path))
+            parts.append([o.point_xy[:1], leaving[exit_along], np.empty((0, 2)),
+                          _piece(graph, ix, e2, 0.0 if via == graph.source[e2] else float(graph.length_m[e2]), b),
+                          destinations.point_xy[i:i + 1]])
+    for (i, _), xy in zip(by_vertices, _edges_xy(graph, ix, [path for _, path in by_vertices]), strict=True):
+        parts[i][2] = xy  # type: ignore[index]
+    return _without_repeats([None if p is None else np.concatenate(p) for p in parts])
+
+
+def _without_repeats(lines: list[np.ndarray | None]) -> list[np.ndarray]:
+    """Each line without the points that repeat the one before them (within 1e-9 m), all lines at once;
+    None becomes an empty line."""
+    sizes = [0 if xy is None else len(xy) for xy in lines]
+    if not sum(sizes):
+        return [np.empty((0, 2)) for _ in lines]
+    xy = np.concatenate([line for line in lines if line is not None and len(line)])
+    keep = np.ones(len(xy), dtype=bool)
+    keep[1:] = np.abs(np.diff(xy, axis=0)).max(axis=1) > 1e-9
+    starts = np.cumsum([0] + [n for n in sizes if n][:-1])
+    keep[starts] = True  # each line keeps its first point
+    kept = np.add.reduceat(keep, starts).tolist()
+    xy = np.asarray(xy[keep], dtype=float)
+    out, at, counts = [], 0, iter(kept)
+    for n in sizes:
+        if not n:
+            out.append(np.empty((0, 2)))
+            continue
+        size = next(counts)
+        out.append(xy[at:at + size])
+        at += size
     return out
 
 
@@ -142,17 +168,22 @@ def _vertex_path(tree: Tree, end: int) -> np.ndarray:
     return np.asarray(path[::-1], dtype=np.int64)
 
 
-def _edges_xy(graph: Graph, ix: RouteIndex, path: np.ndarray) -> np.ndarray:
-    """Coordinates of the edges behind consecutive vertices of ``path``, each drawn in travel direction."""
-    if len(path) < 2:
-        return np.empty((0, 2))
-    tail, head = path[:-1], path[1:]
+def _edges_xy(graph: Graph, ix: RouteIndex, paths: list[np.ndarray]) -> list[np.ndarray]:
+    """Per vertex path, the coordinates of the edges behind its consecutive vertices, each drawn in travel
+    direction (all paths in one pass)."""
+    arcs = [max(len(path) - 1, 0) for path in paths]
+    if not sum(arcs):
+        return [np.empty((0, 2)) for _ in paths]
+    tail = np.concatenate([path[:-1] for path in paths])
+    head = np.concatenate([path[1:] for path in paths])
     edges = graph.arc_edge[np.searchsorted(ix.arc_key, tail * graph.n_vertices + head)]
     first, size = ix.start[edges], ix.start[edges + 1] - ix.start[edges]
     backward = graph.source[edges] != tail
     within = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
     within = np.where(np.repeat(backward, size), np.repeat(size, size) - 1 - within, within)
-    return np.asarray(ix.coords[np.repeat(first, size) + within], dtype=float)
+    xy = np.asarray(ix.coords[np.repeat(first, size) + within], dtype=float)
+    bounds = np.concatenate([[0], np.cumsum(size)])[np.concatenate([[0], np.cumsum(arcs)])].tolist()
+    return [xy[bounds[j]:bounds[j + 1]] for j in range(len(paths))]
 
 
 def _piece(graph: Graph, ix: RouteIndex, e: int, from_m: float, to_m: float) -> np.ndarray:

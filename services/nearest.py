@@ -234,35 +234,38 @@ def nearest(engine: Engine, lon: float, lat: float, layers: Sequence[str], k: in
         check_choice("by", by, BY)
     m = candidates_per_layer(k, by_road=by != STRAIGHT)
     held = nearest_held.current(engine)
-    if held is not None:
-        if _travel_mode(by, held.network_edges) == STRAIGHT:
-            found = held.nearest_straight(layers, lon, lat, k)
-            result = NearestResult(lon, lat, held.district_at(lon, lat), STRAIGHT,
-                                   {"loaded": held.network_edges > 0, "synthetic": held.network_synthetic})
-            unsure = [key for key in layers if found[key] is None]
-            if unsure:  # those layers' first candidates may not hold their k nearest: the rounds read more
-                more = _settled(engine, held.candidates(unsure, lon, lat, m), held.within, lon, lat, unsure, k, m,
-                                STRAIGHT, versions=held.versions)
-                found.update(more.by_layer)
-                result.rounds = more.rounds
-            result.by_layer = {key: found[key] or [] for key in layers}
-            return result
-        return _settled(engine, held.candidates(layers, lon, lat, m), held.within, lon, lat, layers, k, m, by,
-                        versions=held.versions)
-    with engine.connect() as conn:
-        first = db_facilities.nearest_candidates(conn, layers, lon, lat, m)
-        return _settled(engine, first, partial(db_facilities.candidates_within, conn), lon, lat, layers, k, m, by)
+    if held is None:
+        with engine.connect() as conn:
+            first = db_facilities.nearest_candidates(conn, layers, lon, lat, m)
+            return _settled(engine, first.district, first.network_edges, first.network_synthetic,
+                            candidates.by_layer(first.rows, layers, lon, lat, m),
+                            partial(db_facilities.candidates_within, conn), lon, lat, k, by)
+    mode = _travel_mode(by, held.network_edges)
+    district = held.district_at(lon, lat)
+    if mode != STRAIGHT:  # each layer's first candidates from the scaled plane, then the rounds along the roads
+        return _settled(engine, district, held.network_edges, held.network_synthetic,
+                        held.pools(layers, lon, lat, k + nearest_held.FIRST_EXTRA_BY_ROAD), held.within, lon, lat, k,
+                        mode, versions=held.versions)
+    found = held.nearest_straight(layers, lon, lat, k)
+    result = NearestResult(lon, lat, district, STRAIGHT,
+                           {"loaded": held.network_edges > 0, "synthetic": held.network_synthetic})
+    unsure = [key for key in layers if found[key] is None]
+    if unsure:  # those layers' first candidates may not hold their k nearest: the rounds read more
+        more = _settled(engine, district, held.network_edges, held.network_synthetic,
+                        held.pools(unsure, lon, lat, m), held.within, lon, lat, k, STRAIGHT)
+        found.update(more.by_layer)
+        result.rounds = more.rounds
+    result.by_layer = {key: found[key] or [] for key in layers}
+    return result
 
 
-def _settled(engine: Engine, first: db_facilities.Candidates, read_within: candidates.ReadWithin, lon: float,
-             lat: float, layers: Sequence[str], k: int, m: int, by: str | None, *,
-             versions: tuple[Any, ...] | None = None) -> NearestResult:
-    """Nearest's rounds from the first candidates, reading more with ``read_within`` (``versions``: what the
-    candidates were read at, when known, so the road graph's cache needs no query)."""
-    mode = _travel_mode(by, first.network_edges)
-    result = NearestResult(lon, lat, first.district, mode,
-                           {"loaded": first.network_edges > 0, "synthetic": first.network_synthetic})
-    pools = candidates.by_layer(first.rows, layers, lon, lat, m)
+def _settled(engine: Engine, district: Row | None, network_edges: int, network_synthetic: bool,
+             pools: dict[str, candidates.LayerCandidates], read_within: candidates.ReadWithin, lon: float,
+             lat: float, k: int, by: str | None, *, versions: tuple[Any, ...] | None = None) -> NearestResult:
+    """Nearest's rounds from each layer's first candidates, reading more with ``read_within`` (``versions``: what
+    the candidates were read at, when known, so the road graph's cache needs no query)."""
+    mode = _travel_mode(by, network_edges)
+    result = NearestResult(lon, lat, district, mode, {"loaded": network_edges > 0, "synthetic": network_synthetic})
     if mode == STRAIGHT:
         result.rounds += candidates.settle_straight(read_within, pools, lon, lat, k)
         result.by_layer = {key: pool.rows[:k] for key, pool in pools.items()}

@@ -32,6 +32,7 @@ changed:
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -50,9 +51,13 @@ from db.facilities import Candidates
 from db.notify import ChangeListener
 from geo.nearest import scaled_bound_m
 from geo.planar_index import LayeredIndex, PlanarIndex
+from services.candidates import LayerCandidates
 
 #: Nearest in a straight line first takes, per layer, the k nearest in the scaled plane and this many more.
 FIRST_EXTRA = 4
+#: Along the roads, the first candidates per layer are k and this many more (a layer's list is widened
+#: in memory when the k-th by road lies beyond what they surely hold).
+FIRST_EXTRA_BY_ROAD = 5
 #: Above this many active facilities nothing is held (each process would hold them all): nearest queries.
 MAX_HELD_FACILITIES = 200_000
 #: How often (seconds) a request compares the held data versions with the database's.
@@ -117,6 +122,24 @@ class Held:
         for key in layers:
             rows.extend(self._rows(key, lon, lat, *self._layer(key).index.nearest(lon, lat, m)))
         return Candidates(self.district_at(lon, lat), self.network_edges, self.network_synthetic, rows)
+
+    def pools(self, layers: Sequence[str], lon: float, lat: float, m: int) -> dict[str, LayerCandidates]:
+        """Each layer's ``m`` nearest in the scaled plane with their ``straight_m``, ranked, and how far (metres)
+        they surely hold every facility of the layer (:func:`geo.nearest.scaled_bound_m`): the first
+        candidates of nearest's rounds (:mod:`services.candidates`), as :func:`services.candidates.by_layer`
+        makes them from the database's."""
+        present = [key for key in layers if key in self.groups]
+        every, ids, facilities = self.every, self.ids, self.facilities
+        slope = every.slope_m(lon, lat)
+        found, beyond = every.first_candidates(lon, lat, [self.groups[key] for key in present], m)
+        metres = iter(every.ground_m(lon, lat, [item for c in found for _, item in c]))
+        out = {key: LayerCandidates([], math.inf) for key in layers}
+        for key, c, far in zip(present, found, beyond, strict=True):
+            ranked = sorted((next(metres), ids[item], item) for _, item in c)
+            rows = [{**facilities[item], "area_m": d if every.is_area(item) else None, "straight_m": d,
+                     "distance_m": d} for d, _, item in ranked]
+            out[key] = LayerCandidates(rows, scaled_bound_m(far, slope) if math.isfinite(far) else math.inf)
+        return out
 
     def within(self, lon: float, lat: float, radii: dict[str, float | None]) -> list[Row]:
         """What :func:`db.facilities.candidates_within` reads, from memory."""
