@@ -341,8 +341,8 @@ def links_and_coordinates(lons: Sequence[float] | np.ndarray, lats: Sequence[flo
         amap_head, baidu_head = _amap_head(ogcj), _baidu_head(gcj02_to_bd09(*ogcj))
     out = []
     for x, y, name in zip(lons, lats, names, strict=True):
-        rounded, geo, (amap, baidu, marker) = _destination(float(x), float(y), name, mode)
-        coords = {system: list(position) for system, position in rounded}
+        (wgs84, gcj02, bd09), geo, (amap, baidu, marker) = _destination(float(x), float(y), name, mode)
+        coords = {"wgs84": list(wgs84), "gcj02": list(gcj02), "bd09": list(bd09)}
         links = {"amap": amap_head + amap, "baidu": marker if baidu_head is None else baidu_head + baidu, "geo": geo}
         out.append((coords, links))
     return out
@@ -350,10 +350,10 @@ def links_and_coordinates(lons: Sequence[float] | np.ndarray, lats: Sequence[flo
 
 @lru_cache(maxsize=65_536)
 def _destination(lon: float, lat: float, name: str, mode: str) -> tuple[
-        tuple[tuple[str, tuple[float, float]], ...], str, tuple[str, str, str]]:
+        tuple[tuple[float, float], ...], str, tuple[str, str, str]]:
     """What a facility's links and app coordinates need, from its WGS-84 position (degrees), name and the mode.
 
-    Returns its ``(system, (lon, lat))`` pairs as :func:`coordinates_for_apps`
+    Returns its WGS-84, GCJ-02 and BD-09 ``(lon, lat)`` as :func:`coordinates_for_apps`
     gives them (7 decimals), its ``geo:`` URI, and the destination's part of
     its AMap and Baidu directions links and its whole Baidu marker link. Pure
     in its arguments, so remembering it is always right: a moved or renamed
@@ -361,7 +361,6 @@ def _destination(lon: float, lat: float, name: str, mode: str) -> tuple[
     """
     glon, glat = wgs84_to_gcj02(lon, lat)
     blon, blat = gcj02_to_bd09(glon, glat)
-    rounded = (("wgs84", (round(lon, 7), round(lat, 7))), ("gcj02", (round(glon, 7), round(glat, 7))),
-               ("bd09", (round(blon, 7), round(blat, 7))))
+    rounded = ((round(lon, 7), round(lat, 7)), (round(glon, 7), round(glat, 7)), (round(blon, 7), round(blat, 7)))
     return rounded, geo_uri(lon, lat, name), (_amap_tail(glon, glat, name, mode), _baidu_tail(blon, blat, name, mode),
                                               _baidu_marker(blon, blat, name))

@@ -11,6 +11,7 @@ of one Python step per edge.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,14 +191,30 @@ def _piece(graph: Graph, ix: RouteIndex, e: int, from_m: float, to_m: float) -> 
     """Coordinates of edge ``e`` from ``from_m`` to ``to_m`` metres along it (reversed when from > to).
 
     Metres along are in proportion to the drawn length, as the snapping rule
-    splits an edge; the ends are interpolated on the segment they fall in.
+    splits an edge; the ends are interpolated on the segment they fall in
+    (:func:`_at`). An edge has a handful of points, so this is plain Python.
     """
     length = float(graph.length_m[e])
-    xy, cum = ix.coords[ix.start[e]:ix.start[e + 1]], ix.cum[ix.start[e]:ix.start[e + 1]]
-    total = float(cum[-1])
+    first, last = int(ix.start[e]), int(ix.start[e + 1])
+    xy, cum = ix.coords[first:last].tolist(), ix.cum[first:last].tolist()
+    total = cum[-1]
     if total <= 0 or length <= 0:
-        return np.asarray(xy[:1], dtype=float)
+        return np.array(xy[:1], dtype=float)
     lo, hi = sorted((min(max(from_m / length, 0.0), 1.0) * total, min(max(to_m / length, 0.0), 1.0) * total))
-    ends = np.column_stack([np.interp([lo, hi], cum, xy[:, 0]), np.interp([lo, hi], cum, xy[:, 1])])
-    out = np.concatenate([ends[:1], xy[(cum > lo) & (cum < hi)], ends[1:]])
-    return np.asarray(out if from_m <= to_m else out[::-1], dtype=float)
+    out = [_at(cum, xy, lo), *(p for c, p in zip(cum, xy, strict=True) if lo < c < hi), _at(cum, xy, hi)]
+    if from_m > to_m:
+        out.reverse()
+    return np.array(out, dtype=float)
+
+
+def _at(cum: list[float], xy: list[list[float]], at: float) -> list[float]:
+    """The point ``at`` metres along a line (``cum``: metres along at each point ``xy``): what ``numpy.interp``
+    gives for each coordinate, with its arithmetic (the segment's slope times the way into it)."""
+    if at >= cum[-1]:
+        return xy[-1]
+    if at < cum[0]:
+        return xy[0]
+    j = bisect_right(cum, at) - 1
+    step = cum[j + 1] - cum[j]
+    return [(xy[j + 1][0] - xy[j][0]) / step * (at - cum[j]) + xy[j][0],
+            (xy[j + 1][1] - xy[j][1]) / step * (at - cum[j]) + xy[j][1]]

@@ -49,7 +49,7 @@ from sqlalchemy.engine import Connection, Engine
 from db import held as db_held
 from db.facilities import Candidates
 from db.notify import ChangeListener
-from geo.nearest import scaled_bound_m
+from geo.nearest import SCALED_REACH_DEG, scaled_bound_m
 from geo.planar_index import LayeredIndex, PlanarIndex
 from services.candidates import LayerCandidates
 
@@ -57,7 +57,7 @@ from services.candidates import LayerCandidates
 FIRST_EXTRA = 4
 #: Along the roads, the first candidates per layer are k and this many more (a layer's list is widened
 #: in memory when the k-th by road lies beyond what they surely hold).
-FIRST_EXTRA_BY_ROAD = 5
+FIRST_EXTRA_BY_ROAD = 8
 #: Above this many active facilities nothing is held (each process would hold them all): nearest queries.
 MAX_HELD_FACILITIES = 200_000
 #: How often (seconds) a request compares the held data versions with the database's.
@@ -205,7 +205,10 @@ class Held:
 
 def _maybe_nearer(rest: list[tuple[float, int]], metres: float, slope: float) -> list[int]:
     """The items of ``rest`` (scaled degrees, item) that the scaled bound does not put beyond ``metres``."""
-    return [item for d, item in rest if scaled_bound_m(d, slope) <= metres]
+    if scaled_bound_m(SCALED_REACH_DEG, slope) <= metres:  # the bound reaches no farther: none is surely beyond
+        return [item for _, item in rest]
+    reach = metres / slope  # the bound is slope × degrees up to its reach
+    return [item for d, item in rest if d <= reach]
 
 
 def _areas(rows: list[tuple[Any, ...]]) -> np.ndarray:
