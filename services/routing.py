@@ -43,8 +43,8 @@ from services.errors import InvalidRequest
 #: Spacing (metres) of the samples along an area's boundary that join the network.
 AREA_SAMPLE_M = 25.0
 #: The first search limit: this many times the farthest k-th straight distance, plus :data:`_LIMIT_PAD_M`.
-_LIMIT_FACTOR = 2.0
-_LIMIT_PAD_M = 2000.0
+_LIMIT_FACTOR = 1.5
+_LIMIT_PAD_M = 1000.0
 #: Each widening multiplies the limit by this; after :data:`_WIDENINGS` the search is unbounded.
 _WIDEN = 4.0
 _WIDENINGS = 3
