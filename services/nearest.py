@@ -8,10 +8,12 @@ Nearest is "filter and refine" (the rounds: :mod:`services.candidates`), exact
 in both measures:
 
 * **Candidates.** The district at the position, the road network's state
-  and, per layer, the :func:`candidates_per_layer` facilities nearest in
-  planar (degree) order of their geometry: from what the process holds in
-  memory (:mod:`services.nearest_held`, no query), or else one statement
-  (``geom <-> q`` on the (layer, geom) GiST index).
+  and, per layer, the first candidates: from what the process holds in
+  memory (:mod:`services.nearest_held`, no query; each layer's nearest in the
+  scaled plane, whose bound on the ground distance is within a few per cent
+  of it, so a straight answer is usually settled there), or else one
+  statement (``geom <-> q`` on the (layer, geom) GiST index: the
+  :func:`candidates_per_layer` nearest in planar degree order).
 * **Straight.** Geodesic metres on the WGS-84 ellipsoid: to a point (pyproj,
   one vectorised call), to an area's nearest point (PostGIS ``geography``, 0
   inside). A layer's list is complete up to the ground distance

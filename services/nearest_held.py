@@ -4,9 +4,14 @@ A resident's nearest answer needs the facilities near one position, the
 district there and the road network's state. Read per request, that is a
 database round trip (the KNN statement of :mod:`db.facilities`) that costs
 more than the rest of the request. Held in memory, the same questions are
-answered by a planar index (:class:`geo.planar_index.PlanarIndex`, the same
-planar order PostGIS ``<->`` gives), so nearest's exact "filter and refine"
-rounds (:mod:`services.candidates`) run unchanged on it.
+answered by two indexes: every layer at once in the scaled plane
+(:class:`geo.planar_index.LayeredIndex`), whose sure bound on the ground
+distance (:func:`geo.nearest.scaled_bound_slope_m`) lets a few first
+candidates settle most answers (:meth:`Held.nearest_straight`,
+:meth:`Held.pools`); and per layer the planar order PostGIS ``<->`` gives
+(:class:`geo.planar_index.PlanarIndex`), on which nearest's exact "filter and
+refine" rounds (:mod:`services.candidates`) read more when a layer's first
+candidates may not hold its answer.
 
 What is held is one consistent read (:func:`db.held.read_held`), keyed on
 the data versions it was read at. It is trusted only while nothing has
@@ -47,7 +52,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from db import held as db_held
-from db.facilities import Candidates
 from db.notify import ChangeListener
 from geo.nearest import SCALED_REACH_DEG, scaled_bound_m
 from geo.planar_index import LayeredIndex, PlanarIndex
@@ -115,13 +119,6 @@ class Held:
             return None
         adcode, zh, en = self.districts[int(inside[0])]
         return {"adcode": adcode, "name_zh": zh, "name_en": en}
-
-    def candidates(self, layers: Sequence[str], lon: float, lat: float, m: int | None) -> Candidates:
-        """What :func:`db.facilities.nearest_candidates` reads, from memory (same fields and order)."""
-        rows: list[Row] = []
-        for key in layers:
-            rows.extend(self._rows(key, lon, lat, *self._layer(key).index.nearest(lon, lat, m)))
-        return Candidates(self.district_at(lon, lat), self.network_edges, self.network_synthetic, rows)
 
     def pools(self, layers: Sequence[str], lon: float, lat: float, m: int) -> dict[str, LayerCandidates]:
         """Each layer's ``m`` nearest in the scaled plane with their ``straight_m``, ranked, and how far (metres)
