@@ -126,15 +126,14 @@ class Held:
         candidates of nearest's rounds (:mod:`services.candidates`), as :func:`services.candidates.by_layer`
         makes them from the database's."""
         present = [key for key in layers if key in self.groups]
-        every, ids, facilities = self.every, self.ids, self.facilities
+        every, ids = self.every, self.ids
         slope = every.slope_m(lon, lat)
         found, beyond = every.first_candidates(lon, lat, [self.groups[key] for key in present], m)
         metres = iter(every.ground_m(lon, lat, [item for c in found for _, item in c]))
         out = {key: LayerCandidates([], math.inf) for key in layers}
         for key, c, far in zip(present, found, beyond, strict=True):
             ranked = sorted((next(metres), ids[item], item) for _, item in c)
-            rows = [{**facilities[item], "area_m": d if every.is_area(item) else None, "straight_m": d,
-                     "distance_m": d} for d, _, item in ranked]
+            rows = [self._measured(item, d) for d, _, item in ranked]
             out[key] = LayerCandidates(rows, scaled_bound_m(far, slope) if math.isfinite(far) else math.inf)
         return out
 
@@ -174,15 +173,18 @@ class Held:
         if maybe:
             for (row, item), metres in zip(maybe, every.ground_m(lon, lat, [item for _, item in maybe]), strict=True):
                 measured[row].append((metres, ids[item], item))
-        facilities = self.facilities
         for key, mine, far in zip(present, measured, beyond, strict=True):
             mine.sort()
             if len(mine) >= k and mine[k - 1][0] > scaled_bound_m(far, slope):
                 out[key] = None  # not surely complete up to the k-th
                 continue
-            out[key] = [{**facilities[item], "area_m": d if every.is_area(item) else None, "straight_m": d,
-                         "distance_m": d} for d, _, item in mine[:k]]
+            out[key] = [self._measured(item, d) for d, _, item in mine[:k]]
         return out
+
+    def _measured(self, item: int, metres: float) -> Row:
+        """Held facility ``item``'s row with its straight metres (``area_m`` too for an area)."""
+        return {**self.facilities[item], "area_m": metres if self.every.is_area(item) else None,
+                "straight_m": metres, "distance_m": metres}
 
     def _layer(self, key: str) -> HeldLayer:
         assert self.layers is not None
