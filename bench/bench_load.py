@@ -51,7 +51,7 @@ from bench.common import (  # noqa: E402
     start_front,
     start_gunicorn,
     stop_front,
-    stop_gunicorn,
+    stop_server,
 )
 from db import make_engine, migrate  # noqa: E402
 from services.loading import load_demo  # noqa: E402
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             m = measure(port, args)
             memory = {}
         finally:
-            stop_gunicorn(proc)
+            stop_server(proc)
         server = "bare gunicorn 4 workers x 8 threads"
     ref, load = m["ref"], m["load"]
     ratio = round(load["light_p99_ms"] / ref["p99_ms"], 2) if ref["p99_ms"] and load["light_p99_ms"] else None

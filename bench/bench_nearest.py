@@ -1,9 +1,10 @@
-"""Benchmark: ``/api/nearest`` under gunicorn, against the same SQL straight to PostGIS and the HTTP floor.
+"""Benchmark: ``/api/nearest`` as the light lane serves it, against the same SQL straight to PostGIS and the HTTP floor.
 
 A script, not a test. In one run it:
 
-1. starts gunicorn (gthread workers, keep-alive) on a free loopback port,
-   serving ``web:create_app()`` on the database given (each worker holds the
+1. starts the light lane's server (granian workers, keep-alive, the command
+   ``scripts/serve.py`` runs) on a free loopback port, serving the app on the
+   database given (each worker holds the
    facilities in memory as it starts: ``services.nearest_held``; the API
    sends no statement per request, the reference sends the one it would
    send without them);
@@ -34,7 +35,7 @@ A script, not a test. In one run it:
 Goals (issue 16 item 1, issue 13): straight p50 within 2x the raw SQL's at
 concurrency 1 and 8, zero errors; at least 1,500 requests/s on 2 cores
 (driven by wrk); by road p50 within 3x the straight p50. The load generator
-runs on the same machine and takes CPU from gunicorn and PostgreSQL; the
+runs on the same machine and takes CPU from the server and PostgreSQL; the
 figures are a floor. Each row also gives the raw statement's own requests per
 second (``raw_sql_rps``, Python client).
 
@@ -67,7 +68,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg2  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.common import start_gunicorn, stop_gunicorn  # noqa: E402
+from bench.common import start_light_lane, stop_server  # noqa: E402
 from db import default_url, libpq_url, make_engine  # noqa: E402
 from db.facilities import NEAREST_SQL  # noqa: E402
 from layers import LAYER_KEYS  # noqa: E402
@@ -214,8 +215,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--requests", type=int, default=2000, help="requests per run")
     ap.add_argument("--concurrency", default="1,8", help="comma-separated client thread counts")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    ap.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
+    ap.add_argument("--workers", type=int, default=4, help="the light lane's worker processes")
+    ap.add_argument("--threads", type=int, default=2, help="app threads per worker")
     ap.add_argument("--seed", type=int, default=20221130)
     ap.add_argument("--wrk-connections", type=int, default=8, help="connections wrk keeps busy (0: no wrk run)")
     ap.add_argument("--wrk-seconds", type=float, default=10.0, help="length of each wrk run")
@@ -225,10 +226,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.database_url = default_url()
     dsn = libpq_url(args.database_url)
     positions = _positions(args.database_url, args.requests, args.seed)
-    proc, port = start_gunicorn(args.database_url, args.workers, args.threads)
+    proc, port = start_light_lane(args.database_url, args.workers, args.threads)
     out: dict[str, Any] = {
         "benchmark": "nearest", "cpus": os.cpu_count(), "python": platform.python_version(),
-        "gunicorn": {"workers": args.workers, "threads": args.threads, "worker_class": "gthread"},
+        "server": {"program": "granian (the light lane)", "workers": args.workers, "threads": args.threads},
         "requests_per_run": len(positions), "runs": args.runs,
         "statistic": "median over runs after one warm-up", "http_floor_healthz": {}, "scenarios": []}
     try:
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.wrk_connections:
             out["throughput"] = throughput(port, positions, args.wrk_connections, args.wrk_seconds, args.runs)
     finally:
-        stop_gunicorn(proc)
+        stop_server(proc)
     text_ = json.dumps(out, indent=2, ensure_ascii=False)
     print(text_)
     if args.json_path:

@@ -37,7 +37,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from bench.common import start_gunicorn, stop_gunicorn, write_json
+from bench.common import start_gunicorn, stop_server, write_json
 from db import libpq_url, make_engine
 from db import tiles as db_tiles
 from db.feature_sources import POPULATION_SOURCE
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ours_proc, ours_port = start_gunicorn(url, workers=2, threads=2)
         except BaseException:
-            stop_gunicorn(theirs_proc)
+            stop_server(theirs_proc)
             raise
         try:
             out = {}
@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                              "features": ours_n, "pygeoapi_features": theirs_n,
                              "ratio": round(ours_s / theirs_s, 3), "same_answer": ours_n == theirs_n}
         finally:
-            stop_gunicorn(ours_proc)
-            stop_gunicorn(theirs_proc)
+            stop_server(ours_proc)
+            stop_server(theirs_proc)
     met = all(c["ratio"] <= 1 and c["same_answer"] for c in out.values())
     tile = tile_case(url, max(3, args.runs // 3))
     write_json({"task": "OGC API – Features: 1,000-item page and a CQL2 filter, ours against pygeoapi",

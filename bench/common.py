@@ -1,7 +1,8 @@
-"""Shared helpers for the benchmarks: timing, databases, subprocess memory, gunicorn and the serving front."""
+"""Shared helpers for the benchmarks: timing, databases, subprocess memory, the app's servers and the serving front."""
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import shutil
@@ -75,25 +76,23 @@ def write_json(result: dict, path: str | None) -> None:
         Path(path).write_text(text_out, encoding="utf-8")
 
 
-def start_gunicorn(url: str, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
-    """The app under gunicorn (gthread, keep-alive) on a free loopback port, once /healthz answers.
-
-    Each worker listens on a socket of its own (``SO_REUSEPORT``, as the
-    light lane does), so the kernel spreads the client's keep-alive
-    connections over the workers instead of the quickest worker taking them all.
-
-    Returns the process (its own session, for :func:`stop_gunicorn`) and the port.
-    """
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen(
-        [str(gunicorn), "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-         "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--graceful-timeout", "5", "--timeout", "120",
-         "--reuse-port", "--log-level", "warning", "web:create_app()"],
-        cwd=ROOT, env=dict(os.environ, DATABASE_URL=url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True)
+        return int(s.getsockname()[1])
+
+
+def _serving_script():
+    """``scripts/serve.py`` as a module (it is a script, not in a package)."""
+    spec = importlib.util.spec_from_file_location("minsheng_serve", ROOT / "scripts" / "serve.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _answering(proc: subprocess.Popen, port: int, what: str) -> tuple[subprocess.Popen, int]:
+    """``proc`` and ``port`` once /healthz answers there (60 s at most)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -104,12 +103,45 @@ def start_gunicorn(url: str, workers: int, threads: int) -> tuple[subprocess.Pop
         except OSError:
             time.sleep(0.3)
         if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
-    stop_gunicorn(proc)
-    raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+            raise RuntimeError(f"{what} exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+    stop_server(proc)
+    raise RuntimeError(f"{what} did not answer /healthz within 60 s")
 
 
-def stop_gunicorn(proc: subprocess.Popen) -> None:
+def start_light_lane(url: str, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+    """The app as the front's light lane serves it (granian, the same command as ``scripts/serve.py``,
+    keep-alive) but bare, on a free loopback port, once /healthz answers.
+
+    Returns the process (its own session, for :func:`stop_server`) and the port.
+    """
+    port = _free_port()
+    serving = _serving_script()
+    env = dict(serving._lane_env("light", threads), DATABASE_URL=url, MINSHENG_HOLD_INPUTS="1")
+    proc = subprocess.Popen(serving.light_lane_argv(workers, threads, port), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return _answering(proc, port, "the light lane (granian)")
+
+
+def start_gunicorn(url: str, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+    """The app under gunicorn (gthread, keep-alive) on a free loopback port, once /healthz answers
+    (to compare with a peer served the same way: ``bench_ogc``).
+
+    Each worker listens on a socket of its own (``SO_REUSEPORT``), so the kernel spreads the client's
+    keep-alive connections over the workers instead of the quickest worker taking them all.
+    """
+    port = _free_port()
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen(
+        [str(gunicorn), "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+         "--bind", f"127.0.0.1:{port}", "--keep-alive", "30", "--graceful-timeout", "5", "--timeout", "120",
+         "--reuse-port", "--log-level", "warning", "web:create_app()"],
+        cwd=ROOT, env=dict(os.environ, DATABASE_URL=url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)
+    return _answering(proc, port, "gunicorn")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a server started here, and its workers (its whole session)."""
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=20)

@@ -104,7 +104,7 @@ def rows_nearest(d):
         goal, c = s["goal"], s["concurrency"]
         floor = d["http_floor_healthz"][str(c)]
         out.append(_row(
-            f"Nearest: /api/nearest {s['name']}, by=straight, concurrency {c}, under gunicorn",
+            f"Nearest: /api/nearest {s['name']}, by=straight, concurrency {c}, in the light lane (granian)",
             f"p50 {s['api']['p50_ms']} ms, p99 {s['api']['p99_ms']} ms, {s['api']['rps']} req/s, "
             f"{s['api']['errors']} errors",
             f"the same SQL through psycopg2: p50 {s['raw_sql']['p50_ms']} ms, {s['raw_sql']['rps']} req/s "
@@ -125,7 +125,7 @@ def rows_nearest(d):
             got = t[f"straight {s['layer']} {s['k']}"]
             out.append(_row(
                 f"Nearest throughput: /api/nearest {s['name']}, by=straight, wrk keeping {t['connections']} "
-                "connections busy, under gunicorn",
+                "connections busy, in the light lane (granian)",
                 f"{got['rps']} req/s, p50 {got['p50_ms']} ms, p99 {got['p99_ms']} ms, {got['errors']} errors",
                 f"/healthz on the same stack (one database ping): {floor['rps']} req/s, p50 {floor['p50_ms']} ms",
                 got["rps"] / floor["rps"], "≥ 1,500 req/s on the 2 cores; zero errors",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The serving front: nginx before two gunicorn lanes, started and stopped like the database.
+"""The serving front: nginx before two lanes of workers, started and stopped like the database.
 
     python scripts/serve.py start [--port 5000]   # (re)start, wait until /healthz answers through nginx
     python scripts/serve.py stop
@@ -7,21 +7,22 @@
 
 * **nginx** on 127.0.0.1:``PORT`` reads whole requests and whole responses
   before a worker sees or sends them (buffering to temporary files when they
-  are large), so a slow client holds an nginx connection, never a gunicorn
+  are large), so a slow client holds an nginx connection, never a worker's
   thread. Errors nginx makes itself (400, 408, 413, 414, 503 of a full lane)
   are JSON like the app's.
 * **The light lane** (nearest, search, pages, tiles, health, everything not
-  listed below): ``--light-workers`` x ``--light-threads``.
+  listed below): granian, ``--light-workers`` x ``--light-threads`` (why
+  granian: ``web/lane.py``).
 * **The heavy lane** (coverage, gaps, suggestions, the planner page, exports,
-  OGC item pages over 999 features): ``--heavy-workers`` single-threaded
+  OGC item pages over 999 features): gunicorn, ``--heavy-workers`` single-threaded
   workers at a lower CPU priority, and at most ``--heavy-limit`` requests in
   it at once: one more gets 503 JSON with ``Retry-After`` at once.
 
-Every worker has a memory ceiling (``deploy/gunicorn.conf.py``). Files live in
+Every worker has a memory ceiling (``web/lane.py``). Files live in
 ``var/front`` (``MINSHENG_FRONT_DIR`` overrides): the nginx config, pid files,
 logs and nginx's temporary files. Works as root (nginx's workers then run as
-``nobody``) and as an ordinary user. Standard library only; gunicorn is run by
-the Python that runs this script (the project's virtualenv).
+``nobody``) and as an ordinary user. Standard library only; granian and gunicorn
+are run by the Python that runs this script (the project's virtualenv).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"
+GRANIAN_LOG = REPO / "deploy" / "granian-log.json"
 NGINX_CONF = REPO / "deploy" / "nginx.conf.in"
 #: OGC item pages up to this many features stay in the light lane.
 OGC_LIGHT_LIMIT = 999
@@ -69,15 +71,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _alive(pid: int | None, name: str) -> bool:
-    """Whether ``pid`` is a live process whose command line mentions ``name`` (not a reused pid)."""
+def _alive(pid: int | None, *names: str) -> bool:
+    """Whether ``pid`` is a live process whose command line mentions one of ``names`` (not a reused pid)."""
     if not pid:
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return name.encode() in cmdline
+    return any(name.encode() in cmdline for name in names)
 
 
 def _read_pid(path: Path) -> int | None:
@@ -155,19 +157,59 @@ def _temp_dir(base: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- processes
-def _gunicorn(state: dict, lane: str, workers: int, threads: int, port: int) -> None:
-    base = Path(state["dir"])
+def _lane_env(lane: str, threads: int) -> dict[str, str]:
     # Few malloc arenas and one BLAS thread per worker: many workers share two cores, and what a worker
     # reserves counts against its memory ceiling.
-    env = dict(os.environ, MINSHENG_LANE=lane, MALLOC_ARENA_MAX="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return dict(os.environ, MINSHENG_LANE=lane, MINSHENG_LANE_THREADS=str(threads), MALLOC_ARENA_MAX="2",
+                OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+
+
+def light_lane_argv(workers: int, threads: int, port: int, pid_file: Path | None = None) -> list[str]:
+    """The light lane's server: granian, ``workers`` processes of ``threads`` app threads on 127.0.0.1:``port``.
+
+    A worker that dies is started again; one that does not stop within 5 s of a stop is killed. No access
+    log here: nginx's names every request with its lane and times (``access.log``).
+    """
+    argv = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads),
+            "--runtime-threads", "1", "--http", "1", "--no-ws", "--respawn-failed-workers",
+            "--workers-kill-timeout", "5", "--log-config", str(GRANIAN_LOG), "--no-access-log"]
+    if pid_file is not None:
+        argv += ["--pid-file", str(pid_file)]
+    return [*argv, "web.lane:light_app"]
+
+
+def _light_lane(state: dict, workers: int, threads: int, port: int) -> None:
+    base = Path(state["dir"])
+    pid_file = base / "light.pid"
+    pid_file.unlink(missing_ok=True)
+    with open(base / "light.log", "ab") as out:
+        proc = subprocess.Popen(light_lane_argv(workers, threads, port, pid_file), cwd=REPO,
+                                env=_lane_env("light", threads), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not pid_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = (base / "light.log").read_text(errors="replace")[-2000:]
+            fail(f"granian (light) did not start: {tail}")
+        time.sleep(0.1)
+
+
+def _heavy_lane(state: dict, workers: int, port: int) -> None:
+    base = Path(state["dir"])
     argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--workers", str(workers),
-            "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--name", f"minsheng-{lane}",
-            "--timeout", str(state["timeout"]), "--pid", str(base / f"{lane}.pid"),
-            "--access-logfile", str(base / f"{lane}-access.log"), "--error-logfile", str(base / f"{lane}.log"),
+            "--threads", "1", "--bind", f"127.0.0.1:{port}", "--name", "minsheng-heavy",
+            "--timeout", str(state["timeout"]), "--pid", str(base / "heavy.pid"),
+            "--access-logfile", str(base / "heavy-access.log"), "--error-logfile", str(base / "heavy.log"),
             "--daemon", "web:create_app()"]
-    res = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(argv, cwd=REPO, env=_lane_env("heavy", 1), capture_output=True, text=True, timeout=60)
     if res.returncode != 0:
-        fail(f"gunicorn ({lane}) did not start: {res.stderr[-2000:]}")
+        fail(f"gunicorn (heavy) did not start: {res.stderr[-2000:]}")
+
+
+#: What each process's command line says (a pid file can outlive its process, and the pid be reused).
+#: (A light lane started before it moved to granian ran under gunicorn: a stop still stops it.)
+PROGRAMS = {"nginx": ("nginx",), "light": ("granian", "gunicorn"), "heavy": ("gunicorn",)}
 
 
 def nginx_binary() -> str | None:
@@ -220,8 +262,8 @@ def start(args: argparse.Namespace) -> dict:
     state = {"dir": str(base), "tmp": str(tmp), "port": args.port, "light_port": _free_port(),
              "heavy_port": _free_port(), "heavy_limit": args.heavy_limit, "timeout": args.timeout}
     (base / "front.json").write_text(json.dumps(state, indent=2))
-    _gunicorn(state, "light", args.light_workers, args.light_threads, state["light_port"])
-    _gunicorn(state, "heavy", args.heavy_workers, 1, state["heavy_port"])
+    _light_lane(state, args.light_workers, args.light_threads, state["light_port"])
+    _heavy_lane(state, args.heavy_workers, state["heavy_port"])
     _wait(state["light_port"], "the light lane")
     _wait(state["heavy_port"], "the heavy lane")
     _nginx(state)
@@ -231,8 +273,8 @@ def start(args: argparse.Namespace) -> dict:
     return state
 
 
-def _stop_pid(pid: int | None, name: str, sig: int) -> int | None:
-    if not _alive(pid, name):
+def _stop_pid(pid: int | None, names: tuple[str, ...], sig: int) -> int | None:
+    if not _alive(pid, *names):
         return None
     assert pid is not None
     os.kill(pid, sig)
@@ -240,25 +282,29 @@ def _stop_pid(pid: int | None, name: str, sig: int) -> int | None:
 
 
 def stop(quiet: bool = False) -> None:
-    """Stop nginx (graceful) and both gunicorn lanes (graceful, then killed after 20 s)."""
+    """Stop nginx (graceful) and both lanes (graceful, then killed after 20 s)."""
     base = front_dir()
-    pids = [p for p in (_stop_pid(_read_pid(base / "nginx.pid"), "nginx", signal.SIGQUIT),
-                        _stop_pid(_read_pid(base / "light.pid"), "gunicorn", signal.SIGTERM),
-                        _stop_pid(_read_pid(base / "heavy.pid"), "gunicorn", signal.SIGTERM)) if p]
+    signals = {"nginx": signal.SIGQUIT, "light": signal.SIGTERM, "heavy": signal.SIGTERM}
+    pids = {name: p for name, sig in signals.items()
+            if (p := _stop_pid(_read_pid(base / f"{name}.pid"), PROGRAMS[name], sig))}
     deadline = time.monotonic() + 20
     while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if _alive(p, "nginx") or _alive(p, "gunicorn")]
+        pids = {name: p for name, p in pids.items() if _alive(p, *PROGRAMS[name])}
         time.sleep(0.1)
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
+    for name, pid in pids.items():
+        # The light lane's workers have their own process group (its session); the heavy lane's die with
+        # their master.
+        if name == "light":
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
     if not quiet:
         log("stopped" if (base / "front.json").exists() else "no front was running")
 
 
 def status() -> int:
     base = front_dir()
-    running = {name: _alive(_read_pid(base / f"{name}.pid"), "nginx" if name == "nginx" else "gunicorn")
-               for name in ("nginx", "light", "heavy")}
+    running = {name: _alive(_read_pid(base / f"{name}.pid"), *programs) for name, programs in PROGRAMS.items()}
     print(" ".join(f"{k}={'running' if v else 'stopped'}" for k, v in running.items()))
     return 0 if all(running.values()) else 3
 
@@ -271,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--light-threads", type=int, default=4)
     ap.add_argument("--heavy-workers", type=int, default=2)
     ap.add_argument("--heavy-limit", type=int, default=4, help="heavy requests in the lane at once (then 503)")
-    ap.add_argument("--timeout", type=int, default=120, help="gunicorn's worker timeout (s)")
+    ap.add_argument("--timeout", type=int, default=120, help="the heavy lane's worker timeout (s)")
     args = ap.parse_args(argv)
     if args.command == "start":
         if not 1 <= args.port <= 65535:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages the project needs are present.
 #   scripts/system-deps.sh demo   PostgreSQL + PostGIS + pgRouting (via pgcluster.py), Node.js/npm, nginx (the
-#                                 serving front before gunicorn)
+#                                 serving front before the app's lanes)
 #   scripts/system-deps.sh test   the above plus GDAL (ogrinfo), Chromium for the browser tests and QGIS
 #                                 (qgis, python3-qgis: the OGC API client test drives QGIS headless with
 #                                 the system python3, about 4 minutes to install the first time)

@@ -1,5 +1,6 @@
-"""The serving front (nginx before the light and heavy gunicorn lanes) for tests, started by the project's
-own ``scripts/serve.py`` in a temporary directory on a free port, against a database the test chooses."""
+"""The serving front (nginx before the light lane, granian, and the heavy lane, gunicorn) for tests, started
+by the project's own ``scripts/serve.py`` in a temporary directory on a free port, against a database the
+test chooses."""
 from __future__ import annotations
 
 import contextlib
@@ -29,7 +30,7 @@ class Front:
     env: dict[str, str]
 
     def worker_pids(self, lane: str) -> list[int]:
-        """The pids of the gunicorn workers of ``lane`` (children of its master)."""
+        """The pids of the workers of ``lane`` (children of its main process)."""
         master = int((self.dir / f"{lane}.pid").read_text())
         pids = []
         for stat in Path("/proc").glob("[0-9]*/stat"):

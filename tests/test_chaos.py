@@ -1,4 +1,4 @@
-"""Chaos: the real front (nginx and both gunicorn lanes, started by ``scripts/serve.py``) on a throw-away
+"""Chaos: the real front (nginx and both lanes, started by ``scripts/serve.py``) on a throw-away
 cluster serves bounded loopback traffic and a stream of edits while, one after another, a backup is restored
 (``make restore``), a light and the heavy worker are killed, the workers' temporary folder fills up, and
 PostgreSQL stops and starts again.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import signal
 import socket
 import statistics
 import threading
@@ -82,7 +84,7 @@ class SlowClients:
 
 def test_slow_clients_hold_no_worker(front):
     """200 connections that send headers slowly and 16 that trickle a POST body: /healthz and /api/nearest
-    still answer at once (without the front, each slow connection holds a gunicorn thread)."""
+    still answer at once (without the front, each slow connection holds a worker's thread)."""
     quiet = [get(front, NEAREST)[3] for _ in range(3)]
     slow = SlowClients(front.port, headers=200, bodies=16)
     try:
@@ -208,3 +210,29 @@ def _said(log: Path, words: str) -> list[str]:
             return lines
         time.sleep(0.5)
     return []
+
+
+def test_a_light_worker_that_dies_is_replaced_and_the_lane_keeps_answering(front):
+    """A light worker killed outright: the click still answers meanwhile, and within 30 s the lane has its
+    two workers again, the new one with its memory ceiling and the facilities held, as at start."""
+    before = front.worker_pids("light")
+    assert len(before) == 2, before
+    held_before = len(_said(front.dir / "light.log", "nearest facilities held in"))
+    os.kill(before[0], signal.SIGKILL)
+    answers = [get(front, NEAREST)[0] for _ in range(5)]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = front.worker_pids("light")
+        if len(now) == 2 and before[0] not in now:
+            break
+        time.sleep(0.5)
+    assert answers == [200] * 5
+    assert len(now) == 2 and before[0] not in now and before[1] in now, (before, now)
+    new = next(pid for pid in now if pid not in before)
+    while time.monotonic() < deadline and len(_said(front.dir / "light.log", "nearest facilities held in")) == \
+            held_before:
+        time.sleep(0.5)
+    assert len(_said(front.dir / "light.log", "nearest facilities held in")) == held_before + 1
+    # The ceiling is set as the app is loaded, before holding starts.
+    assert re.search(r"Max address space\s+\d+", Path(f"/proc/{new}/limits").read_text()), "no ceiling"
+    assert get(front, NEAREST)[0] == 200

@@ -58,7 +58,7 @@ SEARCH_PARAMS = (
 def hold_nearest_facilities(app: Flask) -> str:
     """Hold ``app``'s facilities for nearest now (:func:`services.nearest_held.hold`); what is held, in words.
 
-    The light lane's workers call it once at start, in the background (``deploy/gunicorn.conf.py``).
+    The light lane's workers call it once at start, in the background (``web/lane.py``).
     """
     with app.app_context():
         return nearest_held.hold(get_engine())

@@ -201,7 +201,7 @@ def bad_parameter(exc: APIError | ServiceError) -> ResponseReturnValue:
 def hold_planning_inputs(app: Flask) -> str:
     """Hold ``app``'s planning inputs now (:func:`services.planning_measure.hold_inputs`); what is held, in words.
 
-    The heavy lane's workers call it once at start, in the background (``deploy/gunicorn.conf.py``).
+    The heavy lane's workers call it once at start, in the background (``web/lane.py``).
     """
     with app.app_context():
         return planning_measure.hold_inputs(get_engine())

@@ -8,7 +8,7 @@ made by other tools (Folium).
 
 Limits: a query string over :data:`MAX_QUERY` characters is refused with JSON
 414 (the serving front refuses longer request lines the same way); a request
-that runs out of its worker's memory ceiling (``deploy/gunicorn.conf.py``)
+that runs out of its worker's memory ceiling (``web/lane.py``)
 gets JSON 503 with ``Retry-After``, and one that finds the disk full gets JSON
 507, instead of a dead worker or a 500.
 """
