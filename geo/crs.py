@@ -251,9 +251,22 @@ _TRANSFORMERS: dict[tuple[str, int], Transformer] = {}
 
 
 def _cached_transformer(src: str, dst: int) -> Transformer:
+    """The transformer from ``src`` to EPSG ``dst`` (lon/lat order), made once per process.
+
+    pyproj sets a transformer up again in each thread that uses it: from two
+    CRS that means searching PROJ's database for the operation (about 80 ms),
+    which every new server thread would pay on its first request. When the
+    search finds one operation, the transformer is made from that operation's
+    pipeline instead, which sets up in well under a millisecond and gives the
+    same numbers; when it leaves PROJ to choose per point among several, the
+    search is kept.
+    """
     key = (src, dst)
     if key not in _TRANSFORMERS:
-        _TRANSFORMERS[key] = Transformer.from_crs(src, f"EPSG:{dst}", always_xy=True)
+        found = Transformer.from_crs(src, f"EPSG:{dst}", always_xy=True)
+        definition = found.definition
+        one = definition.startswith("proj=") and "unavailable" not in definition
+        _TRANSFORMERS[key] = Transformer.from_pipeline(definition) if one else found
     return _TRANSFORMERS[key]
 
 

@@ -37,7 +37,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from db import facilities as db_facilities
-from geo.crs import POSITION_CRS, from_wgs84, to_wgs84
+from geo.crs import POSITION_CRS, from_metric, from_wgs84, to_metric, to_wgs84
 from geo.nearest import coordinates_for_apps
 from layers import LAYERS, layer_keys
 from layers.modes import WALK_SPEED_M_PER_MIN
@@ -51,7 +51,8 @@ from services.routing import NETWORK_RULE, RoadDistances, road_network, travel_s
 ALL_LAYERS = "all"
 #: ``by=`` values: along the walking or driving network, or a straight line.
 STRAIGHT = "straight"
-BY = ("walk", "drive", STRAIGHT)
+TRAVEL_MODES = ("walk", "drive")
+BY = (*TRAVEL_MODES, STRAIGHT)
 #: Facilities per layer a nearest request may ask for, and the default.
 MAX_K = 50
 DEFAULT_K = 5
@@ -203,6 +204,27 @@ def map_points(engine: Engine, crs: str = "wgs84") -> dict[str, list[list[Any]]]
         out[r["layer"]].append([r["id"], round(float(x), 6), round(float(y), 6), r["name"], kind,
                                 1 if r["synthetic"] else 0])
     return out
+
+
+def hold(engine: Engine) -> str:
+    """Read now what nearest answers from, so no resident's request pays for it (a light worker calls it as it
+    starts); what is held, in words.
+
+    The facilities (:func:`services.nearest_held.hold`) and, when a road
+    network is loaded, each travel mode's graph with every facility joined to
+    it (:func:`services.routing.road_network`: about 0.4 s per mode on the
+    demo city, which the first click along the roads would otherwise wait for).
+    """
+    said = nearest_held.hold(engine)
+    held = nearest_held.current(engine)
+    if held is None or not held.network_edges:
+        return said
+    for mode in TRAVEL_MODES:
+        road_network(engine, mode, versions=held.versions)
+    # Routes are found in metres and drawn in degrees: the two conversions (pyproj takes about 80 ms to set
+    # up each, once per process).
+    from_metric(*to_metric(117.32, 34.81))
+    return f"{said}; the {' and '.join(TRAVEL_MODES)} networks ({held.network_edges:,} edges) joined to them"
 
 
 def nearest(engine: Engine, lon: float, lat: float, layers: Sequence[str], k: int, *,

@@ -190,14 +190,15 @@ def test_the_heavy_lane_holds_the_planning_inputs_as_it_starts(front, engine):
 
 
 def test_the_light_lane_holds_the_facilities_for_nearest_as_it_starts(front, engine):
-    """Each light worker reads every active facility for nearest in the background as it starts; its log
-    says how many it holds."""
+    """Each light worker reads every active facility for nearest, and both road networks with the
+    facilities joined to them, in the background as it starts; its log says what it holds."""
     with engine.connect() as conn:
         active = conn.execute(text("SELECT count(*) FROM facility WHERE status = 'active'")).scalar()
     held = _said(front.dir / "light.log", "nearest facilities")
     assert held, "the light lane's log never said whether it holds the facilities for nearest"
     assert "nearest facilities held in" in held[0], held
     assert f"{active:,} active facilities" in held[0], held
+    assert "the walk and drive networks" in held[0], held  # the first click along the roads reads no graph
 
 
 def _said(log: Path, words: str) -> list[str]:

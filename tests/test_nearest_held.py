@@ -10,15 +10,17 @@ another process would, and ask the API at once.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 
 import numpy as np
 import pytest
 import shapely
+from pyproj import Transformer
 from sqlalchemy import text
 
 from db import libpq_url
-from geo.crs import gcj02_to_bd09, wgs84_to_gcj02
+from geo.crs import from_metric, from_wgs84, gcj02_to_bd09, to_metric, to_wgs84, wgs84_to_gcj02
 from geo.nearest import GEOD, SCALED_REACH_DEG, scaled_bound_m, scaled_bound_slope_m
 from geo.planar_index import LayeredIndex, PlanarIndex, geodesic_distance_to_areas_m
 from services import nearest_held
@@ -174,6 +176,36 @@ def test_one_position_converts_exactly_as_an_array_of_them():
         one = wgs84_to_gcj02(float(lon[i]), float(lat[i]))
         assert one == (glon[i], glat[i]) and all(type(v) is float for v in one)
         assert gcj02_to_bd09(*one) == (blon[i], blat[i])
+
+
+@pytest.mark.parametrize(("src", "dst"), [("wgs84", "EPSG:4548"), ("EPSG:4548", "wgs84"), ("wgs84", "EPSG:32650"),
+                                        ("EPSG:32650", "wgs84"), ("EPSG:4549", "wgs84"), ("EPSG:4490", "wgs84"),
+                                        ("EPSG:2435", "wgs84")])
+def test_conversions_give_pyproj_s_own_numbers_in_every_thread(src, dst):
+    """Conversions between the CRS the project meets give exactly what pyproj's own search for the operation
+    gives, in the thread that set them up and in a new one (a new server thread must not set them up
+    differently); Beijing 1954's (EPSG:2435), which leaves PROJ a choice of operations, included."""
+    rng = np.random.default_rng(8)
+    lon, lat = rng.uniform(116.0, 118.5, 500), rng.uniform(34.0, 35.8, 500)
+    if src == "wgs84":
+        x, y = lon, lat
+    else:
+        x, y = Transformer.from_crs("EPSG:4326", src, always_xy=True).transform(lon, lat)
+    reference = Transformer.from_crs("EPSG:4326" if src == "wgs84" else src,
+                                     "EPSG:4326" if dst == "wgs84" else dst, always_xy=True).transform(x, y)
+
+    def convert():
+        if src == "wgs84":
+            return to_metric(x, y) if dst == "EPSG:4548" else from_wgs84(x, y, dst)
+        return from_metric(x, y) if src == "EPSG:4548" else to_wgs84(x, y, src)
+
+    got: list = []
+    here = convert()
+    thread = threading.Thread(target=lambda: got.append(convert()))
+    thread.start()
+    thread.join()
+    for answer in (here, got[0]):
+        assert np.array_equal(answer[0], reference[0]) and np.array_equal(answer[1], reference[1])
 
 
 def test_an_area_s_ground_distance_agrees_with_postgis_geography(engine):

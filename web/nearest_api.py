@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from geo.crs import POSITION_CRS
 from layers import layer_keys
-from services import nearest, nearest_held
+from services import nearest
 from web.database import get_engine
 from web.params import LAYER, Param, operation, parse
 from web.responses import body, errors
@@ -56,12 +56,12 @@ SEARCH_PARAMS = (
 
 
 def hold_nearest_facilities(app: Flask) -> str:
-    """Hold ``app``'s facilities for nearest now (:func:`services.nearest_held.hold`); what is held, in words.
+    """Hold what ``app``'s nearest answers from now (:func:`services.nearest.hold`); what is held, in words.
 
     The light lane's workers call it once at start, in the background (``web/lane.py``).
     """
     with app.app_context():
-        return nearest_held.hold(get_engine())
+        return nearest.hold(get_engine())
 
 
 def geojson(document: dict[str, Any]) -> Response:
