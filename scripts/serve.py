@@ -190,6 +190,8 @@ def _light_lane(state: dict, workers: int, threads: int, port: int) -> None:
     deadline = time.monotonic() + 60
     while not pid_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
             tail = (base / "light.log").read_text(errors="replace")[-2000:]
             fail(f"granian (light) did not start: {tail}")
         time.sleep(0.1)
@@ -240,11 +242,16 @@ def _answers(port: int, path: str = "/healthz") -> bool:
         return False
 
 
-def _wait(port: int, what: str, seconds: float = 120.0) -> None:
+def _wait(port: int, what: str, lane: str | None = None, seconds: float = 120.0) -> None:
+    """Until /healthz answers on ``port``; fail at once, with the end of its log, if ``lane``'s server exits."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if _answers(port):
             return
+        if lane and not _alive(_read_pid(front_dir() / f"{lane}.pid"), *PROGRAMS[lane]):
+            log_file = front_dir() / f"{lane}.log"
+            tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+            fail(f"{what} stopped before it answered (its workers could not start); the end of {log_file}:\n{tail}")
         time.sleep(0.3)
     fail(f"{what} did not answer /healthz on 127.0.0.1:{port} within {seconds:.0f} s; see {front_dir()}/*.log")
 
@@ -262,12 +269,16 @@ def start(args: argparse.Namespace) -> dict:
     state = {"dir": str(base), "tmp": str(tmp), "port": args.port, "light_port": _free_port(),
              "heavy_port": _free_port(), "heavy_limit": args.heavy_limit, "timeout": args.timeout}
     (base / "front.json").write_text(json.dumps(state, indent=2))
-    _light_lane(state, args.light_workers, args.light_threads, state["light_port"])
-    _heavy_lane(state, args.heavy_workers, state["heavy_port"])
-    _wait(state["light_port"], "the light lane")
-    _wait(state["heavy_port"], "the heavy lane")
-    _nginx(state)
-    _wait(args.port, "nginx")
+    try:
+        _light_lane(state, args.light_workers, args.light_threads, state["light_port"])
+        _heavy_lane(state, args.heavy_workers, state["heavy_port"])
+        _wait(state["light_port"], "the light lane", "light")
+        _wait(state["heavy_port"], "the heavy lane", "heavy")
+        _nginx(state)
+        _wait(args.port, "nginx")
+    except SystemExit:  # nothing is left running half-started (granian would start failing workers again)
+        stop(quiet=True)
+        raise
     log(f"serving on http://127.0.0.1:{args.port} (light lane {args.light_workers}x{args.light_threads}, "
         f"heavy lane {args.heavy_workers} workers, at most {args.heavy_limit} heavy requests at once)")
     return state

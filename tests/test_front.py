@@ -18,7 +18,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from tests.front import Front, running_front
+from db import libpq_url
+from tests.front import Front, free_port, running_front, serve
 
 NEAREST = "/api/nearest?" + urllib.parse.urlencode({"lon": 117.5566, "lat": 34.8640, "layer": "all", "k": 1})
 HEAVY = "/export/population.geojson"
@@ -237,3 +238,29 @@ def test_a_light_worker_that_dies_is_replaced_and_the_lane_keeps_answering(front
     # The ceiling is set as the app is loaded, before holding starts.
     assert re.search(r"Max address space\s+\d+", Path(f"/proc/{new}/limits").read_text()), "no ceiling"
     assert get(front, NEAREST)[0] == 200
+
+
+def test_a_front_whose_workers_cannot_start_says_why_and_leaves_nothing_running(database_url, tmp_path):
+    """A setting the workers cannot use (a memory budget that is not a number): `serve.py start` fails with
+    the workers' own error in its message, and no nginx, granian or gunicorn is left running."""
+    os.chmod(tmp_path, 0o755)
+    env = dict(os.environ, DATABASE_URL=libpq_url(database_url), MINSHENG_FRONT_DIR=str(tmp_path),
+               MINSHENG_WORKER_MEMORY_MB="lots")
+    started = serve("start", env, "--port", str(free_port()), "--light-workers", "1", "--light-threads", "1",
+                    "--heavy-workers", "1")
+    assert started.returncode != 0
+    assert "did not start" in started.stderr or "stopped before it answered" in started.stderr, started.stderr
+    assert "invalid literal for int() with base 10: 'lots'" in started.stderr, started.stderr[-3000:]
+    status = serve("status", env)
+    assert status.stdout.strip() == "nginx=stopped light=stopped heavy=stopped", status.stdout
+    left = [pid for pid in Path("/proc").glob("[0-9]*")
+            if str(tmp_path).encode() in _read_or_empty(pid / "cmdline") or
+            str(tmp_path).encode() in _read_or_empty(pid / "environ")]
+    assert not left, [(_read_or_empty(p / "cmdline")[:200]) for p in left]
+
+
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
