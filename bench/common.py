@@ -116,7 +116,7 @@ def start_light_lane(url: str, workers: int, threads: int) -> tuple[subprocess.P
     """
     port = _free_port()
     serving = _serving_script()
-    env = dict(serving._lane_env("light", threads), DATABASE_URL=url, MINSHENG_HOLD_INPUTS="1")
+    env = dict(serving.lane_env("light", threads), DATABASE_URL=url, MINSHENG_HOLD_INPUTS="1")
     proc = subprocess.Popen(serving.light_lane_argv(workers, threads, port), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     return _answering(proc, port, "the light lane (granian)")

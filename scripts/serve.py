@@ -157,7 +157,8 @@ def _temp_dir(base: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- processes
-def _lane_env(lane: str, threads: int) -> dict[str, str]:
+def lane_env(lane: str, threads: int) -> dict[str, str]:
+    """The environment of ``lane``'s workers (``threads`` app threads each)."""
     # Few malloc arenas and one BLAS thread per worker: many workers share two cores, and what a worker
     # reserves counts against its memory ceiling.
     return dict(os.environ, MINSHENG_LANE=lane, MINSHENG_LANE_THREADS=str(threads), MALLOC_ARENA_MAX="2",
@@ -185,7 +186,7 @@ def _light_lane(state: dict, workers: int, threads: int, port: int) -> None:
     pid_file.unlink(missing_ok=True)
     with open(base / "light.log", "ab") as out:
         proc = subprocess.Popen(light_lane_argv(workers, threads, port, pid_file), cwd=REPO,
-                                env=_lane_env("light", threads), stdin=subprocess.DEVNULL, stdout=out,
+                                env=lane_env("light", threads), stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while not pid_file.exists():
@@ -204,7 +205,7 @@ def _heavy_lane(state: dict, workers: int, port: int) -> None:
             "--timeout", str(state["timeout"]), "--pid", str(base / "heavy.pid"),
             "--access-logfile", str(base / "heavy-access.log"), "--error-logfile", str(base / "heavy.log"),
             "--daemon", "web:create_app()"]
-    res = subprocess.run(argv, cwd=REPO, env=_lane_env("heavy", 1), capture_output=True, text=True, timeout=60)
+    res = subprocess.run(argv, cwd=REPO, env=lane_env("heavy", 1), capture_output=True, text=True, timeout=60)
     if res.returncode != 0:
         fail(f"gunicorn (heavy) did not start: {res.stderr[-2000:]}")
 

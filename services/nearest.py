@@ -221,9 +221,9 @@ def hold(engine: Engine) -> str:
         return said
     for mode in TRAVEL_MODES:
         road_network(engine, mode, versions=held.versions)
-    # Routes are found in metres and drawn in degrees: the two conversions (pyproj takes about 80 ms to set
-    # up each, once per process).
-    from_metric(*to_metric(117.32, 34.81))
+    if held.facilities:  # routes are found in metres and drawn in degrees: pyproj sets up each conversion
+        first = held.facilities[0]  # once per process, in about 80 ms
+        from_metric(*to_metric(first["lon"], first["lat"]))
     return f"{said}; the {' and '.join(TRAVEL_MODES)} networks ({held.network_edges:,} edges) joined to them"
 
 
