@@ -205,9 +205,18 @@ def _heavy_lane(state: dict, workers: int, port: int) -> None:
             "--timeout", str(state["timeout"]), "--pid", str(base / "heavy.pid"),
             "--access-logfile", str(base / "heavy-access.log"), "--error-logfile", str(base / "heavy.log"),
             "--daemon", "web:create_app()"]
+    pid_file = base / "heavy.pid"
+    pid_file.unlink(missing_ok=True)
     res = subprocess.run(argv, cwd=REPO, env=lane_env("heavy", 1), capture_output=True, text=True, timeout=60)
     if res.returncode != 0:
         fail(f"gunicorn (heavy) did not start: {res.stderr[-2000:]}")
+    # The daemon writes its pid file a moment after the command returns: until then a stop could not find it.
+    deadline = time.monotonic() + 30
+    while not pid_file.exists():
+        if time.monotonic() > deadline:
+            tail = (base / "heavy.log").read_text(errors="replace")[-2000:] if (base / "heavy.log").exists() else ""
+            fail(f"gunicorn (heavy) did not start: {tail}")
+        time.sleep(0.05)
 
 
 #: What each process's command line says (a pid file can outlive its process, and the pid be reused).
@@ -257,6 +266,28 @@ def _wait(port: int, what: str, lane: str | None = None, seconds: float = 120.0)
     fail(f"{what} did not answer /healthz on 127.0.0.1:{port} within {seconds:.0f} s; see {front_dir()}/*.log")
 
 
+#: What a light worker's log line says once it has read what nearest needs (or found it cannot): web/lane.py.
+HELD_WORDS = ("nearest facilities held in", "nearest facilities not held")
+
+
+def _wait_held(light_log: Path, since: int, workers: int, seconds: float = 90.0) -> None:
+    """Until every light worker has said what it holds, so the first clicks do not wait for it (on the demo
+    city a worker reads the facilities and both road networks in about a second, 5 s while six workers start
+    at once on two cores). Past ``seconds`` the front is left serving, with a warning."""
+    if os.environ.get("MINSHENG_HOLD_INPUTS", "1") == "0":
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with open(light_log, "rb") as f:
+            f.seek(since)
+            said = f.read().decode(errors="replace")
+        if sum(said.count(words) for words in HELD_WORDS) >= workers:
+            return
+        time.sleep(0.2)
+    log(f"the light lane's workers are still reading what nearest answers from after {seconds:.0f} s; the first "
+        f"clicks may wait for it (see {light_log})")
+
+
 def start(args: argparse.Namespace) -> dict:
     if not os.environ.get("DATABASE_URL"):
         fail("DATABASE_URL is not set (make demo sets it to the private cluster's database)")
@@ -270,6 +301,8 @@ def start(args: argparse.Namespace) -> dict:
     state = {"dir": str(base), "tmp": str(tmp), "port": args.port, "light_port": _free_port(),
              "heavy_port": _free_port(), "heavy_limit": args.heavy_limit, "timeout": args.timeout}
     (base / "front.json").write_text(json.dumps(state, indent=2))
+    light_log = base / "light.log"
+    said_before = light_log.stat().st_size if light_log.exists() else 0
     try:
         _light_lane(state, args.light_workers, args.light_threads, state["light_port"])
         _heavy_lane(state, args.heavy_workers, state["heavy_port"])
@@ -280,6 +313,7 @@ def start(args: argparse.Namespace) -> dict:
     except SystemExit:  # nothing is left running half-started (granian would start failing workers again)
         stop(quiet=True)
         raise
+    _wait_held(light_log, said_before, args.light_workers)
     log(f"serving on http://127.0.0.1:{args.port} (light lane {args.light_workers}x{args.light_threads}, "
         f"heavy lane {args.heavy_workers} workers, at most {args.heavy_limit} heavy requests at once)")
     return state

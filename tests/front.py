@@ -22,12 +22,14 @@ SERVE = ROOT / "scripts" / "serve.py"
 
 @dataclass(frozen=True)
 class Front:
-    """A running front: its base URL and port, its directory (config, logs, pid files) and environment."""
+    """A running front: its base URL and port, its directory (config, logs, pid files) and environment, and
+    what the light lane's log said when ``serve.py start`` returned."""
 
     base: str
     port: int
     dir: Path
     env: dict[str, str]
+    light_log_at_start: str = ""
 
     def worker_pids(self, lane: str) -> list[int]:
         """The pids of the workers of ``lane`` (children of its main process)."""
@@ -68,7 +70,9 @@ def running_front(database_url: str, *args: str, extra_env: dict[str, str] | Non
     started = serve("start", env, "--port", str(port), *args)
     try:
         assert started.returncode == 0, started.stderr[-3000:]
-        yield Front(f"http://127.0.0.1:{port}", port, tmp, env)
+        light_log = tmp / "light.log"
+        yield Front(f"http://127.0.0.1:{port}", port, tmp, env,
+                    light_log.read_text(errors="replace") if light_log.exists() else "")
     finally:
         serve("stop", env)
         shutil.rmtree(tmp, ignore_errors=True)

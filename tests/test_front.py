@@ -190,6 +190,14 @@ def test_the_heavy_lane_holds_the_planning_inputs_as_it_starts(front, engine):
     assert "walk network" in held[0] and "drive network" in held[0], held
 
 
+def test_the_front_says_it_serves_only_once_every_light_worker_holds_what_nearest_needs(front):
+    """When `serve.py start` returns (`make demo` says "serving on …"), both light workers have already said
+    they hold the facilities and the road networks, so the first clicks wait for no read."""
+    said = [line for line in front.light_log_at_start.splitlines() if "nearest facilities held in" in line]
+    assert len(said) == 2, front.light_log_at_start[-2000:]
+    assert all("the walk and drive networks" in line for line in said), said
+
+
 def test_the_light_lane_holds_the_facilities_for_nearest_as_it_starts(front, engine):
     """Each light worker reads every active facility for nearest, and both road networks with the
     facilities joined to them, in the background as it starts; its log says what it holds."""

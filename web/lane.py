@@ -82,6 +82,7 @@ def _in_background(app: Flask, log: Any, what: str, hold: Callable[[Flask], str]
         except Exception as err:  # noqa: BLE001 (any failure here only means the first request reads them)
             log.warning("%s not held at start (%s: %s); %s", what, type(err).__name__, err, otherwise)
             return
+        # scripts/serve.py waits for these words from every light worker (HELD_WORDS) before it says it serves.
         log.info("%s held in %.2f s: %s", what, time.monotonic() - start, held)
 
     threading.Thread(target=run, name=f"hold-{what.replace(' ', '-')}", daemon=True).start()
