@@ -37,6 +37,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,6 +181,22 @@ def light_lane_argv(workers: int, threads: int, port: int, pid_file: Path | None
     return [*argv, "web.lane:light_app"]
 
 
+def _log_tail(path: Path) -> str:
+    """The end of a lane's log (where its workers' errors are), empty when there is none yet."""
+    return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+def _await_pid_file(base: Path, lane: str, program: str, gone: Callable[[], bool], seconds: float) -> None:
+    """Until ``lane``'s server has written its pid file (a stop finds the lane by it); fail with the end of the
+    lane's log when ``gone()`` says the server has exited, or after ``seconds``."""
+    pid_file = base / f"{lane}.pid"
+    deadline = time.monotonic() + seconds
+    while not pid_file.exists():
+        if gone() or time.monotonic() > deadline:
+            fail(f"{program} ({lane}) did not start: {_log_tail(base / f'{lane}.log')}")
+        time.sleep(0.05)
+
+
 def _light_lane(state: dict, workers: int, threads: int, port: int) -> None:
     base = Path(state["dir"])
     pid_file = base / "light.pid"
@@ -188,35 +205,28 @@ def _light_lane(state: dict, workers: int, threads: int, port: int) -> None:
         proc = subprocess.Popen(light_lane_argv(workers, threads, port, pid_file), cwd=REPO,
                                 env=lane_env("light", threads), stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not pid_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            tail = (base / "light.log").read_text(errors="replace")[-2000:]
-            fail(f"granian (light) did not start: {tail}")
-        time.sleep(0.1)
+    try:
+        _await_pid_file(base, "light", "granian", lambda: proc.poll() is not None, 60)
+    except SystemExit:
+        if proc.poll() is None:  # no pid file, so a stop would not find it
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
 
 
 def _heavy_lane(state: dict, workers: int, port: int) -> None:
     base = Path(state["dir"])
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--workers", str(workers),
-            "--threads", "1", "--bind", f"127.0.0.1:{port}", "--name", "minsheng-heavy",
-            "--timeout", str(state["timeout"]), "--pid", str(base / "heavy.pid"),
-            "--access-logfile", str(base / "heavy-access.log"), "--error-logfile", str(base / "heavy.log"),
-            "--daemon", "web:create_app()"]
     pid_file = base / "heavy.pid"
     pid_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--workers", str(workers),
+            "--threads", "1", "--bind", f"127.0.0.1:{port}", "--name", "minsheng-heavy",
+            "--timeout", str(state["timeout"]), "--pid", str(pid_file),
+            "--access-logfile", str(base / "heavy-access.log"), "--error-logfile", str(base / "heavy.log"),
+            "--daemon", "web:create_app()"]
     res = subprocess.run(argv, cwd=REPO, env=lane_env("heavy", 1), capture_output=True, text=True, timeout=60)
     if res.returncode != 0:
         fail(f"gunicorn (heavy) did not start: {res.stderr[-2000:]}")
     # The daemon writes its pid file a moment after the command returns: until then a stop could not find it.
-    deadline = time.monotonic() + 30
-    while not pid_file.exists():
-        if time.monotonic() > deadline:
-            tail = (base / "heavy.log").read_text(errors="replace")[-2000:] if (base / "heavy.log").exists() else ""
-            fail(f"gunicorn (heavy) did not start: {tail}")
-        time.sleep(0.05)
+    _await_pid_file(base, "heavy", "gunicorn", lambda: False, 30)
 
 
 #: What each process's command line says (a pid file can outlive its process, and the pid be reused).
@@ -260,8 +270,8 @@ def _wait(port: int, what: str, lane: str | None = None, seconds: float = 120.0)
             return
         if lane and not _alive(_read_pid(front_dir() / f"{lane}.pid"), *PROGRAMS[lane]):
             log_file = front_dir() / f"{lane}.log"
-            tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
-            fail(f"{what} stopped before it answered (its workers could not start); the end of {log_file}:\n{tail}")
+            fail(f"{what} stopped before it answered (its workers could not start); the end of {log_file}:\n"
+                 f"{_log_tail(log_file)}")
         time.sleep(0.3)
     fail(f"{what} did not answer /healthz on 127.0.0.1:{port} within {seconds:.0f} s; see {front_dir()}/*.log")
 
